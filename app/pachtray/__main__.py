@@ -1,0 +1,3 @@
+from pachtray.cli import main
+
+raise SystemExit(main())
