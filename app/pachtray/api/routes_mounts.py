@@ -1,0 +1,178 @@
+"""Repos and mounts: GET /repos /projects /mounts, PUT /_mount /_unmount /_commit /_unmount_all,
+and Pachtray's PUT /pachtray/v1/_discard (drop the staged changes of a rw mount)."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from pachtray.api import models
+from pachtray.api.routing import Router
+from pachtray.errors import ApiError
+from pachtray.pfs.auth import AUTH_OFF, authorization, rpc_error
+
+log = logging.getLogger(__name__)
+
+REPO_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "project": {"type": "string"},
+        "repo": {"type": "string"},
+        "branches": {"type": "array", "items": {"type": "string"}},
+        "authorization": {"type": "string", "enum": ["off", "none", "read", "write"]},
+    },
+}
+MOUNT_STATE_SCHEMA = {
+    "type": "object",
+    "properties": {k: {"type": "string"} for k in (
+        "name", "project", "repo", "branch", "commit", "mode", "state", "status", "mountpoint", "latest_commit")}
+    | {"paths": {"type": "array", "items": {"type": "string"}},
+       "how_many_commits_behind": {"type": "integer"},
+       "pending_changes": {"type": "integer"},
+       "authorization": {"type": "string"}},
+}
+MOUNTS_SCHEMA = {
+    "type": "object",
+    "properties": {"mounted": {"type": "array", "items": MOUNT_STATE_SCHEMA},
+                   "unmounted": {"type": "array", "items": REPO_SCHEMA}},
+}
+MOUNT_BODY = {
+    "type": "object", "required": ["mounts"],
+    "properties": {"mounts": {"type": "array", "items": {
+        "type": "object", "required": ["name", "repo"],
+        "properties": {"name": {"type": "string"}, "project": {"type": "string", "default": "default"},
+                       "repo": {"type": "string"}, "branch": {"type": "string"},
+                       "commit": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                       "paths": {"type": "array", "items": {"type": "string"}, "default": ["/"]},
+                       "mode": {"type": "string", "enum": ["ro", "rw"], "default": "ro"}}}}},
+}
+NAMES_BODY = {"type": "object", "required": ["mounts"],
+              "properties": {"mounts": {"type": "array", "items": {"type": "string"}}}}
+ONE_MOUNT_BODY = {"type": "object", "required": ["mount"], "properties": {"mount": {"type": "string"}}}
+
+
+def repo_entries(app) -> list[dict]:
+    """Every repo with its branches and the caller's access, in ONE ListRepo call."""
+    client = app.client()
+    auth_on = app.auth_state() != AUTH_OFF
+    out = []
+    for ri in client.pfs.list_repo(type="user"):
+        access = authorization(ri, auth_on)
+        out.append({
+            "project": ri.repo.project.name or "default",
+            "repo": ri.repo.name,
+            "branches": [b.name for b in ri.branches] if access != "none" else [],
+            "authorization": access,
+        })
+    return out
+
+
+def mounts_listing(app) -> dict:
+    """GET /mounts: the mounts, plus every repo as `unmounted` (as the reference lists them).
+
+    When the cluster is unreachable the mounts are still listed (they are local state), with no repos.
+    """
+    mounted = app.manager.mounted()
+    try:
+        repos = repo_entries(app)
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        repos = []  # not connected (only reachable from the Pachtray routes that do not need a cluster)
+    except (grpc.RpcError, ConnectionError) as e:
+        cause = rpc_error(e)
+        if cause is None or cause.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise
+        log.info("listing mounts without repos: the cluster is unreachable (%s)", cause.details())
+        repos = []
+    access = {(r["project"], r["repo"]): r["authorization"] for r in repos}
+    for m in mounted:
+        m.setdefault("authorization", access.get((m.get("project"), m.get("repo")), "off"))
+    return {"mounted": mounted, "unmounted": repos}
+
+
+def check_mount_access(app, requests) -> None:
+    """With auth on, refuse ro mounts without read access and rw mounts without write access."""
+    if app.auth_state() == AUTH_OFF:
+        return
+    from pachyderm_sdk.api import pfs
+
+    client = app.client()
+    for r in requests:
+        repo = pfs.Repo(name=r.repo, type="user", project=pfs.Project(name=r.project))
+        try:
+            info = client.pfs.inspect_repo(repo=repo)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                continue  # the manager says it does not exist, in the reference's words
+            raise
+        access = authorization(info, True)
+        if r.mode == "rw" and access != "write":
+            raise ApiError(403, f"cannot mount {r.project}/{r.repo} read-write as {r.name!r}: you have "
+                                f"{'read-only' if access == 'read' else 'no'} access to this repo "
+                                "(the repoWriter role is needed)")
+        if access == "none":
+            raise ApiError(403, f"cannot mount {r.project}/{r.repo} as {r.name!r}: you have no read access "
+                                "to this repo (the repoReader role is needed)")
+
+
+def list_repos(req, app):
+    return repo_entries(app)
+
+
+def list_projects(req, app):
+    import betterproto
+
+    return [p.to_dict(casing=betterproto.Casing.SNAKE) for p in app.client().pfs.list_project()]
+
+
+def list_mounts(req, app):
+    return mounts_listing(app)
+
+
+def mount(req, app):
+    requests = models.mount_requests(req)
+    check_mount_access(app, requests)
+    app.manager.mount(requests)
+    return mounts_listing(app)
+
+
+def unmount(req, app):
+    app.manager.unmount(models.unmount_names(req))
+    return mounts_listing(app)
+
+
+def commit(req, app):
+    app.manager.commit(models.single_mount(req))
+    return mounts_listing(app)
+
+
+def unmount_all(req, app):
+    app.manager.unmount_all()
+    return mounts_listing(app)
+
+
+def discard(req, app):
+    app.manager.discard(models.single_mount(req))
+    return mounts_listing(app)
+
+
+def register(router: Router) -> None:
+    router.add("GET", "/repos", list_repos, "Every repo with its branches and your access level (one ListRepo call)",
+               response_schema={"type": "array", "items": REPO_SCHEMA}, requires="auth")
+    router.add("GET", "/projects", list_projects, "Every project (ProjectInfo as JSON)",
+               response_schema={"type": "array", "items": {"type": "object"}}, requires="auth")
+    router.add("GET", "/mounts", list_mounts, "Mounted folders and every repo (as `unmounted`)",
+               response_schema=MOUNTS_SCHEMA, requires="auth")
+    router.add("PUT", "/_mount", mount, "Mount repos (ro: branch or commit, optionally a subset of paths; rw: branch)",
+               body_schema=MOUNT_BODY, response_schema=MOUNTS_SCHEMA, requires="auth")
+    router.add("PUT", "/_unmount", unmount, "Unmount by name (rw mounts commit their pending changes first)",
+               body_schema=NAMES_BODY, response_schema=MOUNTS_SCHEMA, requires="auth")
+    router.add("PUT", "/_commit", commit, "Commit every change of a rw mount since its last commit, as one commit",
+               body_schema=ONE_MOUNT_BODY, response_schema=MOUNTS_SCHEMA, requires="auth")
+    router.add("PUT", "/_unmount_all", unmount_all, "Unmount everything (and leave datum mode)",
+               body_schema={"type": "object"}, response_schema=MOUNTS_SCHEMA, requires="auth")
+    router.add("PUT", "/pachtray/v1/_discard", discard, "Drop the staged (uncommitted) changes of a rw mount "
+               "(works without a cluster: the changes are local)",
+               body_schema=ONE_MOUNT_BODY, response_schema=MOUNTS_SCHEMA)

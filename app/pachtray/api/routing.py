@@ -1,0 +1,105 @@
+"""A tiny router: exact paths, one handler per (method, path), documented for /openapi.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pachtray.errors import ApiError
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    transport: str = "tcp"  # "tcp" or "unix"
+
+    def json(self) -> Any:
+        """The body as JSON; 400 with the parser's reason when it is not JSON."""
+        if not self.body.strip():
+            raise ApiError(400, "request body is empty; expected JSON")
+        try:
+            text = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(400, "request body is not UTF-8 text") from None
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise ApiError(400, f"request body is not valid JSON: {e}") from None
+
+    def json_object(self) -> dict:
+        """The body as a JSON object (400 otherwise)."""
+        value = self.json()
+        if not isinstance(value, dict):
+            raise ApiError(400, f"request body must be a JSON object, got {_json_type(value)}")
+        return value
+
+
+@dataclass
+class Response:
+    """A handler's answer when it is not simply a JSON value (status 200)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200) -> "Response":
+        return cls(status, encode_json(value))
+
+    @classmethod
+    def text(cls, message: str, status: int) -> "Response":
+        return cls(status, (message.rstrip("\n") + "\n").encode(), "text/plain; charset=utf-8")
+
+
+def encode_json(value: Any) -> bytes:
+    """JSON as Go's encoder with SetEscapeHTML(false) writes it: no HTML escaping, trailing newline."""
+    return (json.dumps(value, ensure_ascii=False) + "\n").encode()
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+Handler = Callable[[Request, Any], Any]
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body_schema: dict | None
+    response_schema: dict | None
+    requires: str  # "": nothing; "cluster": a connection (else 404); "auth": also a signed-in user (else 401)
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], Route] = {}
+
+    def add(self, method: str, path: str, handler: Handler, summary: str = "", body_schema: dict | None = None,
+            response_schema: dict | None = None, requires: str = "") -> None:
+        key = (method.upper(), path)
+        if key in self.routes:
+            raise ValueError(f"route {method} {path} is already registered")
+        if requires not in ("", "cluster", "auth"):
+            raise ValueError(f"route {method} {path}: unknown requirement {requires!r}")
+        self.routes[key] = Route(key[0], path, handler, summary, body_schema, response_schema, requires)
+
+    def match(self, method: str, path: str) -> Route:
+        """The route for a request, or ApiError 404 (no such path) / 405 (path exists, other method)."""
+        path = path.rstrip("/") or "/"
+        route = self.routes.get((method.upper(), path))
+        if route:
+            return route
+        allowed = sorted(m for (m, p) in self.routes if p == path)
+        if allowed:
+            raise ApiError(405, f"method {method} not allowed on {path} (allowed: {', '.join(allowed)})")
+        raise ApiError(404, f"no such endpoint: {path}")

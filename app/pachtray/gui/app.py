@@ -1,0 +1,352 @@
+"""`pachtray [--window] [--headless]`: the tray app (attaches to or starts the daemon).
+
+With no display (or `--headless`) it runs the daemon in the foreground instead and says so on
+stderr. A second launch asks the first to show its window and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
+
+from pachtray import config
+from pachtray.errors import PachtrayError
+from pachtray.gui import daemon_process, dialogs, icons
+from pachtray.gui.client import DaemonClient
+from pachtray.gui.controller import Controller
+from pachtray.gui.daemon_process import ABSENT, FOREIGN, OURS
+from pachtray.gui.jupyter import ExtensionMissing, open_jupyterlab
+from pachtray.gui.login import LoginFlow, open_in_browser
+from pachtray.gui.settings_dialog import SettingsDialog, needs_restart
+from pachtray.gui.tray import Tray
+from pachtray.gui.window import MainWindow
+
+
+class ForeignServer(PachtrayError):
+    """The daemon's port or socket is held by something that is not Pachtray."""
+
+
+class PachtrayApp(QObject):
+    """Ties the controller, tray, window and dialogs together."""
+
+    quit_requested = Signal(int)  # exit code; main() quits the event loop on it
+
+    def __init__(self, settings: config.Settings, parent: QObject | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self.controller = Controller(DaemonClient(settings.api_port), self)
+        self.app_icon = icons.app_icon()
+        self.window: MainWindow | None = None
+        self.login: LoginFlow | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.quit_box: QMessageBox | None = None
+        self.open_url = open_in_browser  # the login flow opens the identity provider's page with it
+        self.attached = ""  # "attached" to a running daemon or "started" one
+        self.window_actions = {
+            "jupyter": self._qaction("Open JupyterLab", self.open_jupyterlab),
+            "settings": self._qaction("Settings…", self.open_settings),
+            "login": self._qaction("Log in…", self.start_login),
+        }
+        self.tray = Tray(self.controller, icons.tray_icons(), {
+            "window": self.show_window, "jupyter": self.open_jupyterlab, "login": self.start_login,
+            "settings": self.open_settings, "quit": self.request_quit,
+        }, self)
+        self.controller.notify.connect(self._on_notify)
+        self.controller.status_changed.connect(self._sync_login_action)
+
+    def _qaction(self, text: str, slot) -> QAction:
+        action = QAction(text, self)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    # ------------------------------------------------------------- start
+
+    def start(self, show_window: bool = False) -> None:
+        """Show the tray, then find or start the daemon on a worker."""
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray.show()
+        else:
+            show_window = True  # no tray host: the window is the only way in
+        if show_window:
+            self.show_window()
+        self.controller.tasks.run(self._find_or_start_daemon, self._daemon_ready, self._daemon_failed, busy=True)
+
+    def _find_or_start_daemon(self) -> str:
+        found = daemon_process.probe(self.settings.api_port, self.settings.sock_path)
+        if found.state == FOREIGN:
+            raise ForeignServer(daemon_process.foreign_message(found), title="Another server is in the way")
+        if found.state == OURS:
+            return "attached"
+        daemon_process.start_daemon(self.settings)
+        return "started"
+
+    def _daemon_ready(self, how: str) -> None:
+        self.attached = how
+        self.controller.start()
+
+    def _daemon_failed(self, error: Exception) -> None:
+        box = dialogs.error(self.window, getattr(error, "title", "Pachtray"), str(error))
+        if isinstance(error, ForeignServer):
+            box.finished.connect(lambda _r: self.quit_requested.emit(1))
+        else:
+            self.controller.start()  # keep trying: the user may start the daemon or fix Settings
+
+    # ------------------------------------------------------------- window and notifications
+
+    def show_window(self) -> MainWindow:
+        if self.window is None:
+            self.window = MainWindow(self.controller, self.app_icon, self.window_actions)
+        self.window.show()
+        self.window.raise_()
+        self.window.activateWindow()
+        return self.window
+
+    def _on_notify(self, title: str, message: str, is_error: bool) -> None:
+        if is_error:
+            dialogs.error(self.window if self.window and self.window.isVisible() else None, title, message)
+
+    def _sync_login_action(self) -> None:
+        status = self.controller.status
+        action = self.window_actions["login"]
+        if status.auth == "on":
+            action.setText(f"Log out ({status.user})")
+        else:
+            action.setText("Log in…")
+        action.setEnabled(status.auth in ("on", "unauthenticated"))
+
+    # ------------------------------------------------------------- login
+
+    def start_login(self) -> LoginFlow | None:
+        if self.controller.status.auth == "on":
+            self.controller.logout()
+            return None
+        if self.login is not None and self.login.active:
+            return self.login
+        self.login = LoginFlow(self.controller, self.window, open_url=self.open_url)
+        self.login.start()
+        return self.login
+
+    # ------------------------------------------------------------- JupyterLab
+
+    def open_jupyterlab(self) -> None:
+        s, info = self.settings, self.controller.status.info
+        mount_dir = info.get("mount_dir") or s.mount_dir
+        log_path = str(config.data_dir() / "jupyterlab.log")
+
+        def launch():
+            return open_jupyterlab(s.jupyter_path, mount_dir or s.effective_mount_dir(), s.sock_path, s.api_port,
+                                   log_path)
+
+        def started(result):
+            self.controller.notify.emit("JupyterLab starting",
+                                        f"{result.jupyter} lab (PFS_MOUNT_DIR={result.env['PFS_MOUNT_DIR']}); "
+                                        f"log: {log_path}", False)
+
+        def failed(error):
+            if isinstance(error, ExtensionMissing):
+                box = dialogs.error(self.window, error.title, str(error))
+                box.setTextInteractionFlags(box.textInteractionFlags() | _selectable())
+            else:
+                self.controller.notify.emit(getattr(error, "title", "Cannot open JupyterLab"), str(error), True)
+
+        self.controller.tasks.run(launch, started, failed, busy=True)
+
+    # ------------------------------------------------------------- settings
+
+    def open_settings(self) -> SettingsDialog:
+        if self.settings_dialog is not None and self.settings_dialog.isVisible():
+            self.settings_dialog.raise_()
+            return self.settings_dialog
+        self.settings_dialog = SettingsDialog(self.settings, self.controller.tasks.run, self._settings_saved, self.window)
+        self.settings_dialog.open()
+        return self.settings_dialog
+
+    def _settings_saved(self, old: config.Settings, new: config.Settings) -> None:
+        self.settings = new
+        if not needs_restart(old, new):
+            self.controller.notify.emit("Settings saved", "Your settings are saved.", False)
+            return
+        dialogs.confirm(self.window, "Restart the daemon?",
+                        "The new cluster, folder, port or cache settings take effect when the daemon restarts.",
+                        lambda: self.restart_daemon(old.api_port), yes="Restart now",
+                        informative="Mounts are unmounted; uncommitted read-write changes stay staged and are "
+                                    "offered again after the restart.")
+
+    def restart_daemon(self, old_port: int) -> None:
+        settings, client = self.settings, self.controller.client
+
+        def restart():
+            try:
+                client.put("/pachtray/v1/_shutdown", {})
+            except PachtrayError:
+                pass  # already gone
+            if not daemon_process.wait_stopped(old_port):
+                raise PachtrayError(f"The daemon on port {old_port} did not stop within a minute.",
+                                    title="Restart failed")
+            daemon_process.start_daemon(settings)
+
+        def restarted(_):
+            self.controller.set_client(DaemonClient(settings.api_port))
+            self.controller.notify.emit("Daemon restarted", "The daemon runs with your new settings.", False)
+
+        self.controller.tasks.run(restart, restarted,
+                                  lambda e: self.controller.notify.emit(getattr(e, "title", "Restart failed"),
+                                                                        str(e), True), busy=True)
+
+    # ------------------------------------------------------------- quit
+
+    def request_quit(self) -> QMessageBox:
+        """Ask: keep the mounts running in the daemon, or stop everything (warns about rw changes)."""
+        status = self.controller.status
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit Pachtray", "Keep your mounts running after quitting?",
+                          QMessageBox.StandardButton.NoButton, self.window)
+        details = []
+        if status.mounted:
+            details.append(f"{len(status.mounted)} mount(s) are active in {status.info.get('mount_dir', 'the mount folder')}.")
+        dirty = [m for m in status.mounted if int(m.get("pending_changes") or 0) > 0 or m.get("state") == "pending"]
+        if dirty:
+            names = ", ".join(f"{m['name']} ({m.get('pending_changes') or 0})" for m in dirty)
+            details.append(f"Uncommitted read-write changes: {names}. Stopping keeps them staged (not uploaded); "
+                           "they are offered again next time. Commit them first to upload them.")
+            box.setIcon(QMessageBox.Icon.Warning)
+        box.setInformativeText("\n\n".join(details) or "No mounts are active.")
+        keep = box.addButton("Keep mounts running", QMessageBox.ButtonRole.AcceptRole)
+        stop = box.addButton("Stop everything", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(keep)
+
+        def chosen(_result):
+            self.quit_box = None
+            if box.clickedButton() is keep:
+                self.quit(stop_daemon=False)
+            elif box.clickedButton() is stop:
+                self.quit(stop_daemon=True)
+
+        box.finished.connect(chosen)
+        self.quit_box = box
+        box.open()
+        return box
+
+    def quit(self, stop_daemon: bool) -> None:
+        """Leave; with stop_daemon the daemon unmounts and exits first, and no dead mount stays."""
+        if self.login is not None:
+            self.login.cancel()
+        if not stop_daemon:
+            self._leave()
+            return
+        port, client = self.settings.api_port, self.controller.client
+        mount_dir = self.controller.status.info.get("mount_dir", "")
+
+        def stop():
+            try:
+                client.put("/pachtray/v1/_shutdown", {})
+            except PachtrayError:
+                pass  # not running: nothing to stop
+            stopped = daemon_process.wait_stopped(port)
+            if stopped and mount_dir and os.path.ismount(mount_dir):
+                _lazy_unmount(mount_dir)  # the daemon died without unmounting: never leave a dead mount
+            return stopped
+
+        def done(stopped):
+            if not stopped:
+                dialogs.error(self.window, "Daemon still running",
+                              f"The daemon on port {port} did not stop within a minute; it keeps serving its mounts.")
+            self._leave()
+
+        self.controller.tasks.run(stop, done, lambda e: self._leave(), busy=True)
+
+    def _leave(self) -> None:
+        self.controller.stop()
+        self.tray.hide()
+        if self.window is not None:
+            self.window.close()
+        self.quit_requested.emit(0)
+
+
+def _selectable():
+    from PySide6.QtCore import Qt
+
+    return Qt.TextInteractionFlag.TextSelectableByMouse
+
+
+def _lazy_unmount(path: str) -> None:
+    for cmd in (["fusermount3", "-uz", path], ["fusermount", "-uz", path]):
+        if shutil.which(cmd[0]):
+            subprocess.run(cmd, capture_output=True, timeout=30)
+            if not os.path.ismount(path):
+                return
+
+
+# ----------------------------------------------------------------- command line
+
+def has_display() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True  # the user chose a platform (offscreen, xcb, wayland, vnc, ...)
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def headless(settings: config.Settings, reason: str) -> int:
+    """Run the daemon in the foreground (no GUI)."""
+    found = daemon_process.probe(settings.api_port, settings.sock_path)
+    if found.state == OURS:
+        print(f"pachtray: {reason}; a Pachtray daemon is already running on {found.where}; nothing to do.",
+              file=sys.stderr)
+        return 0
+    if found.state == FOREIGN:
+        print(f"pachtray: {daemon_process.foreign_message(found)}", file=sys.stderr)
+        return 1
+    print(f"pachtray: {reason}: running the daemon only (API on 127.0.0.1:{settings.api_port}"
+          f"{' and ' + settings.sock_path if settings.sock_path else ''}). Stop it with Ctrl-C.", file=sys.stderr)
+    from pachtray.daemon import daemon_main
+
+    argv = daemon_process.daemon_command(settings)
+    return daemon_main(argv[argv.index("daemon") + 1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pachtray", description="Pachyderm in your tray: mounts, browser, API.")
+    parser.add_argument("--window", action="store_true", help="open the main window at start")
+    parser.add_argument("--headless", action="store_true", help="run the daemon only (no GUI)")
+    args = parser.parse_args(argv)
+    try:
+        settings = config.Settings.load()
+    except ValueError as e:
+        print(f"pachtray: {e}; using default settings", file=sys.stderr)
+        settings = config.Settings()
+    if args.headless:
+        return headless(settings, "--headless given")
+    if not has_display():
+        return headless(settings, "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)")
+
+    qapp = QApplication.instance() or QApplication(sys.argv[:1])
+    qapp.setApplicationName("Pachtray")
+    qapp.setQuitOnLastWindowClosed(False)
+    from pachtray.gui.single_instance import SingleInstance
+
+    instance = SingleInstance()
+    if not instance.claim():
+        print("pachtray: already running; asked it to show its window.", file=sys.stderr)
+        return 0
+    app = PachtrayApp(settings)
+    qapp.setWindowIcon(app.app_icon)
+    instance.activated.connect(app.show_window)
+    app.quit_requested.connect(qapp.exit)
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        print("pachtray: no system tray found; showing the window instead (closing it quits the tray app, "
+              "the daemon keeps running).", file=sys.stderr)
+        qapp.setQuitOnLastWindowClosed(True)
+    app.start(show_window=args.window)
+    code = qapp.exec()
+    app.controller.stop()
+    instance.release()
+    app.controller.tasks.close(10000)
+    return code

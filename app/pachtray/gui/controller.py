@@ -1,0 +1,286 @@
+"""The GUI's model of the daemon: cached status, actions, notifications.
+
+The tray and the window only read the cached snapshot (no I/O on the GUI thread) and call the
+action methods here; each action is one REST call on a worker thread. The change feed
+(`/pachtray/v1/events`) and a slow periodic refresh keep the snapshot current, so changes made
+through the REST API by JupyterLab show up within a second or two.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from pachtray.errors import ApiError, PachtrayError
+from pachtray.gui.client import EXTRAS, DaemonClient
+from pachtray.gui.tasks import Poller, Tasks
+
+log = logging.getLogger(__name__)
+
+EVENT_WAIT = 20.0
+STATUS_INTERVAL_MS = 5000
+BUSY_STATES = {"mounting", "committing", "unmounting"}
+
+
+@dataclass
+class Status:
+    """What the daemon said last; `reachable` False means every other field is stale."""
+
+    reachable: bool = False
+    config: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    mounted: list[dict] = field(default_factory=list)
+
+    @property
+    def connection(self) -> str:
+        if not self.reachable:
+            return "daemon not running"
+        return self.info.get("connection") or ("connected" if self.config.get("cluster_status") not in (None, "INVALID")
+                                               else "disconnected")
+
+    @property
+    def cluster(self) -> str:
+        if self.info.get("local"):
+            return "Local (embedded)"
+        return self.config.get("pachd_address") or "no cluster"
+
+    @property
+    def user(self) -> str:
+        """The signed-in user as people write it: `alice` for `user:alice`, `robot:ci` as is."""
+        name = self.info.get("user", "")
+        return name.removeprefix("user:")
+
+    @property
+    def auth(self) -> str:
+        return self.info.get("auth", "off")
+
+    @property
+    def local(self) -> bool:
+        return bool(self.info.get("local"))
+
+    def pending_total(self) -> int:
+        return sum(int(m.get("pending_changes") or 0) for m in self.mounted)
+
+
+def mount_name(project: str, repo: str, branch: str | None = None, commit: str | None = None) -> str:
+    """The jupyterlab-pachyderm naming: `<project>_<repo>`, `_<branch>` unless master."""
+    name = f"{project}_{repo}"
+    if commit:
+        return f"{name}_{commit[:8]}"
+    if branch and branch != "master":
+        name += f"_{branch}"
+    return name
+
+
+class Controller(QObject):
+    """Owns the daemon client, the task pool, the change feed and the status snapshot."""
+
+    status_changed = Signal()
+    repos_changed = Signal()
+    notify = Signal(str, str, bool)  # title, message, is_error
+    busy_changed = Signal(bool)
+
+    def __init__(self, client: DaemonClient, parent: QObject | None = None):
+        super().__init__(parent)
+        self.client = client
+        self.tasks = Tasks(self)
+        self.tasks.busy_changed.connect(self.busy_changed)
+        self.status = Status()
+        self.repos: dict = {"projects": [], "repos": []}
+        self.repos_error = ""
+        self._generation = -1
+        self._refreshing = False
+        self._refresh_again = False
+        self._poller: Poller | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(STATUS_INTERVAL_MS)
+        self._timer.timeout.connect(self.refresh)
+
+    # ------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Begin following the daemon: first refresh now, then the feed and the timer."""
+        self.refresh()
+        self.refresh_repos()
+        self._poller = Poller(self._wait_change, self)
+        self._poller.answered.connect(self._on_generation)
+        self._poller.start()
+        self._timer.start()
+
+    def set_client(self, client: DaemonClient) -> None:
+        """Follow another daemon (after a restart on a new port)."""
+        self.client = client
+        self._generation = -1
+        self.refresh()
+        self.refresh_repos()
+
+    def stop(self) -> None:
+        self._timer.stop()
+        if self._poller is not None:
+            self._poller.stop()
+
+    def _wait_change(self) -> int:
+        return self.client.wait_change(self._generation, EVENT_WAIT)
+
+    def _on_generation(self, generation: int) -> None:
+        if generation != self._generation:
+            self._generation = generation
+            self.refresh()
+
+    # ------------------------------------------------------------- status
+
+    @property
+    def busy(self) -> bool:
+        return self.tasks.busy or any(m.get("state") in BUSY_STATES for m in self.status.mounted)
+
+    def state(self) -> str:
+        """The tray icon state: disconnected, connected, mounted, busy or error."""
+        status = self.status
+        if not status.reachable:
+            return "error"
+        if any(m.get("state") == "error" for m in status.mounted):
+            return "error"
+        if self.busy:
+            return "busy"
+        if status.connection != "connected":
+            return "disconnected"
+        return "mounted" if status.mounted else "connected"
+
+    def refresh(self) -> None:
+        """Fetch /config, /pachtray/v1/info and /mounts together (one refresh at a time)."""
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        self.tasks.run(self._fetch_status, self._apply_status, self._status_failed)
+
+    def _fetch_status(self) -> Status:
+        info = self.client.info()
+        try:
+            config = self.client.config()
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            config = {"cluster_status": "INVALID"}
+        try:
+            mounted = self.client.mounts().get("mounted", [])
+        except ApiError as e:
+            if e.status not in (401, 404):
+                raise
+            mounted = []
+        return Status(reachable=True, config=config, info=info, mounted=mounted)
+
+    def _apply_status(self, status: Status) -> None:
+        self._refresh_done()
+        was_reachable = self.status.reachable
+        self.status = status
+        if not was_reachable:
+            self.refresh_repos()
+        self.status_changed.emit()
+
+    def _status_failed(self, error: Exception) -> None:
+        self._refresh_done()
+        if not isinstance(error, PachtrayError):
+            log.warning("status refresh failed: %s", error)
+        if self.status.reachable:
+            self.notify.emit("Pachtray daemon unreachable", str(error), True)
+        self.status = Status(reachable=False)
+        self.status_changed.emit()
+
+    def _refresh_done(self) -> None:
+        self._refreshing = False
+        if self._refresh_again:
+            self._refresh_again = False
+            self.refresh()
+
+    def refresh_repos(self) -> None:
+        self.tasks.run(lambda: self.client.get(EXTRAS + "/repos"), self._apply_repos, self._repos_failed)
+
+    def _apply_repos(self, repos: dict) -> None:
+        self.repos = repos
+        self.repos_error = ""
+        self.repos_changed.emit()
+
+    def _repos_failed(self, error: Exception) -> None:
+        self.repos = {"projects": [], "repos": []}
+        self.repos_error = str(error)
+        self.repos_changed.emit()
+
+    # ------------------------------------------------------------- actions
+
+    def act(self, call, success: str | None, title: str, *, then=None, refresh_repos: bool = False) -> None:
+        """Run one REST call as a user action: busy state, notification, error dialog."""
+        def done(result):
+            if success:
+                self.notify.emit(title, success, False)
+            if then is not None:
+                then(result)
+            self.refresh()
+            if refresh_repos:
+                self.refresh_repos()
+
+        def failed(error: Exception):
+            heading = getattr(error, "title", "") or f"{title} failed"
+            self.notify.emit(heading, str(error), True)
+            self.refresh()
+
+        self.tasks.run(call, done, failed, busy=True)
+
+    def mount(self, project: str, repo: str, *, branch: str | None = None, commit: str | None = None,
+              mode: str = "ro", name: str | None = None) -> str:
+        name = name or mount_name(project, repo, branch, commit)
+        if mode == "rw" and any(m["name"] == name and m.get("mode") != "rw" for m in self.status.mounted):
+            name += "_rw"
+        request = {"name": name, "project": project, "repo": repo, "mode": mode}
+        if commit:
+            request["commit"] = commit
+        else:
+            request["branch"] = branch or "master"
+        source = f"{project}/{repo}@{commit or branch or 'master'}"
+        self.act(lambda: self.client.put("/_mount", {"mounts": [request]}),
+                 f"{source} mounted {'read-write' if mode == 'rw' else 'read-only'} as {name}", "Mounted")
+        return name
+
+    def unmount(self, name: str) -> None:
+        self.act(lambda: self.client.put("/_unmount", {"mounts": [name]}), f"{name} unmounted", "Unmounted")
+
+    def commit(self, name: str) -> None:
+        self.act(lambda: self.client.put("/_commit", {"mount": name}), f"Changes in {name} committed", "Committed")
+
+    def discard(self, name: str) -> None:
+        self.act(lambda: self.client.put(EXTRAS + "/_discard", {"mount": name}),
+                 f"Uncommitted changes in {name} discarded", "Discarded")
+
+    def refresh_mount(self, name: str) -> None:
+        self.act(lambda: self.client.put(EXTRAS + "/_refresh", {"mount": name}),
+                 f"{name} now shows the latest commit", "Refreshed")
+
+    def unmount_all(self, then=None) -> None:
+        self.act(lambda: self.client.put("/_unmount_all", {}), "Everything unmounted", "Unmounted", then=then)
+
+    def create_repo(self, project: str, repo: str, description: str = "") -> None:
+        body = {"project": project, "repo": repo, "description": description}
+        self.act(lambda: self.client.put(EXTRAS + "/_create_repo", body), f"Repo {project}/{repo} created",
+                 "Repo created", refresh_repos=True)
+
+    def delete_repo(self, project: str, repo: str) -> None:
+        body = {"project": project, "repo": repo}
+        self.act(lambda: self.client.put(EXTRAS + "/_delete_repo", body), f"Repo {project}/{repo} deleted",
+                 "Repo deleted", refresh_repos=True)
+
+    def create_branch(self, project: str, repo: str, branch: str, from_branch: str = "", then=None) -> None:
+        body = {"project": project, "repo": repo, "branch": branch}
+        if from_branch:
+            body["from"] = from_branch
+        self.act(lambda: self.client.put(EXTRAS + "/_create_branch", body),
+                 f"Branch {branch} created in {project}/{repo}", "Branch created", then=then, refresh_repos=True)
+
+    def delete_branch(self, project: str, repo: str, branch: str, then=None) -> None:
+        body = {"project": project, "repo": repo, "branch": branch}
+        self.act(lambda: self.client.put(EXTRAS + "/_delete_branch", body),
+                 f"Branch {branch} deleted from {project}/{repo}", "Branch deleted", then=then, refresh_repos=True)
+
+    def logout(self) -> None:
+        self.act(lambda: self.client.put("/auth/_logout", {}), "Logged out", "Logged out", refresh_repos=True)

@@ -1,0 +1,145 @@
+"""Find, identify and start the daemon the GUI talks to (no Qt: called from workers and tests).
+
+`probe()` tells apart our daemon, a foreign server (e.g. an old Go `mount-server` on 9002 or
+/tmp/pfs.sock) and nothing at all; `start_daemon()` spawns `pachtray daemon` in its own session
+so it survives the GUI (mounts keep running when the user quits the tray only).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from pachtray import config
+from pachtray.errors import PachtrayError
+
+OURS, FOREIGN, ABSENT = "pachtray", "foreign", "absent"
+INFO_PATH = "/pachtray/v1/info"
+
+
+@dataclass
+class Probe:
+    """What answers where the settings say the daemon lives."""
+
+    state: str  # OURS, FOREIGN or ABSENT
+    where: str = ""  # "127.0.0.1:9002" or the socket path that answered (for messages)
+    detail: str = ""
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+def _identify(conn: http.client.HTTPConnection) -> tuple[str, str]:
+    """GET our info route: a Pachtray daemon answers it, a foreign mount-server says 404."""
+    try:
+        conn.request("GET", INFO_PATH, headers={"Host": "localhost"})
+        resp = conn.getresponse()
+        body = resp.read()
+    except (OSError, http.client.HTTPException) as e:
+        return FOREIGN, f"it does not speak HTTP like a Pachtray daemon ({e})"
+    finally:
+        conn.close()
+    if resp.status == 200:
+        try:
+            if "pachtray" in json.loads(body):
+                return OURS, ""
+        except ValueError:
+            pass
+    server = resp.getheader("Server") or "unknown server"
+    return FOREIGN, f"it answered {INFO_PATH} with HTTP {resp.status} ({server})"
+
+
+def probe(port: int, sock_path: str = "", timeout: float = 3.0) -> Probe:
+    """Who holds the daemon's TCP port, else its socket."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            pass
+    except OSError:
+        pass
+    else:
+        state, detail = _identify(http.client.HTTPConnection("127.0.0.1", port, timeout=timeout))
+        return Probe(state, f"127.0.0.1:{port}", detail)
+    if sock_path and os.path.exists(sock_path):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                s.connect(sock_path)
+        except OSError:
+            return Probe(ABSENT)  # a stale socket file: the daemon removes it when it starts
+        state, detail = _identify(_UnixHTTPConnection(sock_path, timeout))
+        return Probe(state, sock_path, detail)
+    return Probe(ABSENT)
+
+
+def foreign_message(found: Probe) -> str:
+    """What the user reads when something else holds the daemon's address."""
+    return (f"Something that is not a Pachtray daemon is listening on {found.where}: {found.detail}.\n\n"
+            "This is usually an old Pachyderm mount-server (for example one started by jupyterlab-pachyderm "
+            "before Pachtray was installed). Stop it (its mounts are under its --mount-dir; unmount them with "
+            "`fusermount -u DIR`), or choose another API port and socket path in Settings, then start "
+            "Pachtray again.")
+
+
+def daemon_command(settings: config.Settings) -> list[str]:
+    """`pachtray daemon` with the settings that decide where it listens and mounts."""
+    base = [sys.executable, "daemon"] if getattr(sys, "frozen", False) else [sys.executable, "-m", "pachtray", "daemon"]
+    cmd = base + ["--port", str(settings.api_port), "--mount-dir", settings.effective_mount_dir(),
+                  "--sock-path", settings.sock_path]
+    if settings.cluster_address:
+        cmd += ["--pachd-address", settings.cluster_address]
+    return cmd
+
+
+def start_daemon(settings: config.Settings, timeout: float = 60.0) -> subprocess.Popen:
+    """Spawn the daemon detached from the GUI and wait until /health answers."""
+    data = config.data_dir()
+    data.mkdir(parents=True, exist_ok=True)
+    log_path = data / "daemon.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(daemon_command(settings), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PachtrayError(f"The Pachtray daemon exited with status {proc.returncode} while starting. "
+                                f"Last lines of {log_path}:\n{_tail(log_path)}", title="Daemon failed to start")
+        if probe(settings.api_port, timeout=1.0).state == OURS:
+            return proc
+        time.sleep(0.2)
+    raise PachtrayError(f"The Pachtray daemon did not answer on 127.0.0.1:{settings.api_port} within "
+                        f"{timeout:g} s. See {log_path}.", title="Daemon failed to start")
+
+
+def _tail(path, lines: int = 15) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+    except OSError as e:
+        return f"(cannot read the log: {e})"
+
+
+def wait_stopped(port: int, timeout: float = 60.0) -> bool:
+    """True once nothing answers on the port any more."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe(port, timeout=1.0).state == ABSENT:
+            return True
+        time.sleep(0.2)
+    return False

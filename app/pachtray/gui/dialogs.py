@@ -1,0 +1,78 @@
+"""Small non-blocking dialogs: they open with `open()` and call back, so the event loop (and the
+tray, and tests) keep running while they are shown."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QMessageBox, QWidget
+
+_open: list[QWidget] = []  # keeps Python wrappers alive while a dialog is shown
+
+
+def _keep(dialog: QWidget) -> None:
+    _open.append(dialog)
+    dialog.finished.connect(lambda *_: _open.remove(dialog) if dialog in _open else None)
+
+
+def open_dialogs() -> list[QWidget]:
+    """Dialogs currently shown (tests drive them through this)."""
+    return list(_open)
+
+
+def confirm(parent: QWidget | None, title: str, text: str, on_yes: Callable[[], None], *,
+            yes: str = "OK", informative: str = "", icon=QMessageBox.Icon.Question) -> QMessageBox:
+    box = QMessageBox(icon, title, text, QMessageBox.StandardButton.NoButton, parent)
+    box.setInformativeText(informative)
+    ok = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(ok)
+
+    def done(_result):
+        if box.clickedButton() is ok:
+            on_yes()
+
+    box.finished.connect(done)
+    _keep(box)
+    box.open()
+    return box
+
+
+def error(parent: QWidget | None, title: str, message: str) -> QMessageBox:
+    box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
+    box.setTextInteractionFlags(box.textInteractionFlags())
+    _keep(box)
+    box.open()
+    return box
+
+
+class FormDialog(QDialog):
+    """A few labelled text fields; `on_accept(values)` may return an error text to stay open."""
+
+    def __init__(self, parent: QWidget | None, title: str, fields: list[tuple[str, str, str]],
+                 on_accept: Callable[[dict], str | None]):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self._on_accept = on_accept
+        layout = QFormLayout(self)
+        self.edits: dict[str, QLineEdit] = {}
+        for key, label, value in fields:
+            edit = QLineEdit(value, self)
+            self.edits[key] = edit
+            layout.addRow(label, edit)
+        self.problem = QLabel("", self)
+        self.problem.setStyleSheet("color: #d93025")
+        self.problem.setWordWrap(True)
+        layout.addRow(self.problem)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        layout.addRow(buttons)
+        _keep(self)
+
+    def _accept(self) -> None:
+        problem = self._on_accept({k: e.text().strip() for k, e in self.edits.items()})
+        if problem:
+            self.problem.setText(problem)
+            return
+        self.accept()

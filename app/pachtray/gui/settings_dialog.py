@@ -1,0 +1,215 @@
+"""Settings: edited here, validated by `config.Settings.errors()`, saved on a worker thread.
+
+Start at login writes an XDG autostart entry on Linux ($XDG_CONFIG_HOME/autostart). On macOS a
+LaunchAgent plist and on Windows a shortcut in shell:startup do the same; see the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtWidgets import (
+    QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+    QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from pachtray import config
+
+AUTOSTART_NAME = "pachtray.desktop"
+# Fields whose change needs the daemon restarted (it listens, mounts and connects with them).
+RESTART_FIELDS = ("cluster_address", "tls_ca_file", "mount_dir", "api_port", "sock_path", "cache_size_mb")
+
+
+def autostart_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(base) / "autostart" / AUTOSTART_NAME
+
+
+def autostart_command() -> str:
+    if getattr(sys, "frozen", False):
+        return f'"{sys.executable}"'
+    return f'"{sys.executable}" -m pachtray'
+
+
+def apply_autostart(enabled: bool) -> None:
+    """Write or remove the XDG autostart entry (Linux desktops run it at login)."""
+    path = autostart_path()
+    if not enabled:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[Desktop Entry]\nType=Application\nName=Pachtray\n"
+                    "Comment=Pachyderm file system in your tray\n"
+                    f"Exec={autostart_command()}\nIcon=pachtray\nTerminal=false\n"
+                    "X-GNOME-Autostart-enabled=true\n", encoding="utf-8")
+
+
+def save_settings(settings: config.Settings) -> None:
+    """Persist the settings and the autostart entry (disk work: call from a worker)."""
+    settings.save()
+    apply_autostart(settings.start_at_login)
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of the settings; `on_saved(old, new)` runs after a successful save."""
+
+    def __init__(self, settings: config.Settings, run_task: Callable, on_saved: Callable, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Pachtray Settings")
+        self.setMinimumWidth(560)
+        self._original = settings
+        self._run_task = run_task
+        self._on_saved = on_saved
+        self.problems: dict[str, QLabel] = {}
+
+        outer = QVBoxLayout(self)
+        form = QFormLayout()
+        outer.addLayout(form)
+
+        self.local_radio = QRadioButton("Local (embedded)", self)
+        self.cluster_radio = QRadioButton("Cluster:", self)
+        group = QButtonGroup(self)
+        group.addButton(self.local_radio)
+        group.addButton(self.cluster_radio)
+        self.cluster_edit = QLineEdit(settings.cluster_address, self)
+        self.cluster_edit.setPlaceholderText("grpc://pachd.example.com:30650")
+        (self.cluster_radio if settings.cluster_address else self.local_radio).setChecked(True)
+        self.cluster_radio.toggled.connect(self._sync_enabled)
+        row = QHBoxLayout()
+        row.addWidget(self.local_radio)
+        row.addWidget(self.cluster_radio)
+        row.addWidget(self.cluster_edit, 1)
+        self._add(form, "Pachyderm", row, "cluster_address")
+
+        self.ca_edit = QLineEdit(settings.tls_ca_file, self)
+        self.ca_edit.setPlaceholderText("PEM file of the cluster's CA (for grpcs:// with a private CA)")
+        self._add(form, "TLS CA file", self._with_browse(self.ca_edit, file=True), "tls_ca_file")
+
+        self.mount_edit = QLineEdit(settings.mount_dir, self)
+        self.mount_edit.setPlaceholderText(f"default: {config.default_mount_dir()}")
+        self._add(form, "Mount folder", self._with_browse(self.mount_edit, file=False), "mount_dir")
+
+        self.port_edit = QLineEdit(str(settings.api_port), self)
+        self._add(form, "API port", self.port_edit, "api_port")
+        self.sock_edit = QLineEdit(settings.sock_path, self)
+        self._add(form, "API socket", self.sock_edit, "sock_path")
+
+        self.cache_spin = QSpinBox(self)
+        self.cache_spin.setRange(1, 1024 * 1024)
+        self.cache_spin.setSuffix(" MB")
+        self.cache_spin.setValue(settings.cache_size_mb)
+        self._add(form, "Read cache", self.cache_spin, "cache_size_mb")
+
+        self.jupyter_edit = QLineEdit(settings.jupyter_path, self)
+        self.jupyter_edit.setPlaceholderText("default: jupyter on PATH")
+        self._add(form, "Jupyter program", self._with_browse(self.jupyter_edit, file=True), "jupyter_path")
+
+        self.login_check = QCheckBox("Start Pachtray when I log in", self)
+        self.login_check.setChecked(settings.start_at_login)
+        form.addRow("", self.login_check)
+        self.restore_check = QCheckBox("Restore my mounts when Pachtray starts", self)
+        self.restore_check.setChecked(settings.restore_mounts)
+        form.addRow("", self.restore_check)
+
+        self.general_problem = QLabel("", self)
+        self.general_problem.setStyleSheet("color: #d93025")
+        self.general_problem.setWordWrap(True)
+        outer.addWidget(self.general_problem)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel,
+                                        self)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        outer.addWidget(self.buttons)
+        self._sync_enabled()
+
+    def _add(self, form: QFormLayout, label: str, field, key: str) -> None:
+        holder = QWidget(self)
+        v = QVBoxLayout(holder)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(2)
+        if isinstance(field, QHBoxLayout):
+            v.addLayout(field)
+        else:
+            v.addWidget(field)
+        problem = QLabel("", holder)
+        problem.setStyleSheet("color: #d93025")
+        problem.setWordWrap(True)
+        problem.hide()
+        v.addWidget(problem)
+        self.problems[key] = problem
+        form.addRow(label, holder)
+
+    def _with_browse(self, edit: QLineEdit, file: bool) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(edit, 1)
+        button = QPushButton("Browse…", self)
+
+        def browse():
+            if file:
+                path, _ = QFileDialog.getOpenFileName(self, "Choose a file", edit.text())
+            else:
+                path = QFileDialog.getExistingDirectory(self, "Choose a folder", edit.text())
+            if path:
+                edit.setText(path)
+
+        button.clicked.connect(browse)
+        row.addWidget(button)
+        return row
+
+    def _sync_enabled(self) -> None:
+        self.cluster_edit.setEnabled(self.cluster_radio.isChecked())
+        self.ca_edit.setEnabled(self.cluster_radio.isChecked())
+
+    def edited(self) -> tuple[config.Settings, dict[str, str]]:
+        """The settings as edited, and what is wrong with them (field -> message)."""
+        problems: dict[str, str] = {}
+        try:
+            port = int(self.port_edit.text().strip())
+        except ValueError:
+            port = 0
+            problems["api_port"] = f"must be a port number between 1 and 65535, not {self.port_edit.text()!r}"
+        cluster = self.cluster_edit.text().strip() if self.cluster_radio.isChecked() else ""
+        if self.cluster_radio.isChecked() and not cluster:
+            problems["cluster_address"] = "enter the cluster's address (grpc://host:port), or choose Local"
+        settings = dataclasses.replace(
+            self._original, cluster_address=cluster,
+            tls_ca_file=self.ca_edit.text().strip() if cluster else "",
+            mount_dir=self.mount_edit.text().strip(), api_port=port, sock_path=self.sock_edit.text().strip(),
+            cache_size_mb=self.cache_spin.value(), jupyter_path=self.jupyter_edit.text().strip(),
+            start_at_login=self.login_check.isChecked(), restore_mounts=self.restore_check.isChecked())
+        for key, message in settings.errors().items():
+            problems.setdefault(key, message)
+        return settings, problems
+
+    def show_problems(self, problems: dict[str, str]) -> None:
+        for key, label in self.problems.items():
+            label.setText(problems.get(key, ""))
+            label.setVisible(key in problems)
+        other = [f"{k}: {v}" for k, v in problems.items() if k not in self.problems]
+        self.general_problem.setText("\n".join(other))
+
+    def save(self) -> None:
+        settings, problems = self.edited()
+        self.show_problems(problems)
+        if problems:
+            return
+        self.buttons.setEnabled(False)
+        old = self._original
+
+        def saved(_):
+            self.accept()
+            self._on_saved(old, settings)
+
+        def failed(error):
+            self.buttons.setEnabled(True)
+            self.general_problem.setText(f"Could not save the settings: {error}")
+
+        self._run_task(lambda: save_settings(settings), saved, failed)
+
+
+def needs_restart(old: config.Settings, new: config.Settings) -> bool:
+    return any(getattr(old, f) != getattr(new, f) for f in RESTART_FIELDS)

@@ -1,0 +1,221 @@
+"""The tray icon and its menu, rebuilt from the cached status every time it opens."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import QObject, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QIcon
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
+
+from pachtray.gui import dialogs
+from pachtray.gui.controller import Controller
+
+MENU_REPO_LIMIT = 50  # per project; the window lists the rest
+STATE_TEXT = {
+    "disconnected": "not connected",
+    "connected": "connected",
+    "mounted": "connected",
+    "busy": "working…",
+    "error": "error",
+}
+
+
+class Tray(QObject):
+    """`actions` maps window/jupyter/login/settings/quit to callables of the app."""
+
+    def __init__(self, controller: Controller, icons: dict[str, QIcon], actions: dict[str, Callable],
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.icons = icons
+        self.actions = actions
+        self.icon = QSystemTrayIcon(icons["disconnected"], self)
+        self.menu = QMenu()
+        self._submenus: list[QMenu] = []
+        self.menu.aboutToShow.connect(self._about_to_show)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._on_activated)
+        controller.status_changed.connect(self.update_icon)
+        controller.busy_changed.connect(lambda _busy: self.update_icon())
+        controller.notify.connect(self.show_message)
+        self.update_icon()
+        self.rebuild()
+
+    @property
+    def state(self) -> str:
+        return self.controller.state()
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def hide(self) -> None:
+        self.icon.hide()
+
+    def update_icon(self) -> None:
+        state = self.state
+        self.icon.setIcon(self.icons[state])
+        status = self.controller.status
+        if not status.reachable:
+            tip = "Pachtray — daemon not running"
+        else:
+            count = len(status.mounted)
+            tip = f"Pachtray — {status.cluster} ({status.connection})\n{count} mount{'s' if count != 1 else ''}"
+            pending = status.pending_total()
+            if pending:
+                tip += f", {pending} uncommitted change{'s' if pending != 1 else ''}"
+        self.icon.setToolTip(tip)
+
+    def show_message(self, title: str, message: str, is_error: bool) -> None:
+        icon = QSystemTrayIcon.MessageIcon.Critical if is_error else QSystemTrayIcon.MessageIcon.Information
+        if self.icon.isVisible() and QSystemTrayIcon.supportsMessages():
+            self.icon.showMessage(title, message, icon, 8000 if is_error else 4000)
+
+    def _on_activated(self, reason) -> None:
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
+            self.actions["window"]()
+
+    def _about_to_show(self) -> None:
+        self.rebuild()
+        self.controller.refresh()
+
+    # ------------------------------------------------------------- menu
+
+    def _submenu(self, parent: QMenu, title: str) -> QMenu:
+        sub = QMenu(title, parent)
+        parent.addMenu(sub)
+        self._submenus.append(sub)
+        return sub
+
+    def rebuild(self) -> None:
+        for sub in self._submenus:
+            sub.deleteLater()
+        self._submenus = []
+        self.menu.clear()
+        status = self.controller.status
+        m = self.menu
+        if status.reachable:
+            header = f"{status.cluster} — {status.connection}"
+        else:
+            header = "Pachtray daemon not running"
+        m.addAction(header).setEnabled(False)
+        if status.auth == "on":
+            m.addAction(f"Signed in as {status.user}").setEnabled(False)
+        elif status.auth == "unauthenticated":
+            m.addAction("Not logged in").setEnabled(False)
+        m.addSeparator()
+        self._add_mounts(m)
+        self._add_mount_menu(m)
+        m.addSeparator()
+        self._action(m, "Open window", self.actions["window"])
+        self._action(m, "Open JupyterLab", self.actions["jupyter"])
+        if status.auth == "on":
+            self._action(m, f"Log out ({status.user})", self.controller.logout)
+        else:
+            login = self._action(m, "Log in…", self.actions["login"])
+            login.setEnabled(status.auth == "unauthenticated")
+            if status.auth != "unauthenticated":
+                login.setToolTip("The cluster has no authentication")
+        self._action(m, "Settings…", self.actions["settings"])
+        m.addSeparator()
+        self._action(m, "Quit", self.actions["quit"])
+
+    def _action(self, menu: QMenu, text: str, slot: Callable) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def _add_mounts(self, m: QMenu) -> None:
+        mounted = self.controller.status.mounted
+        if not mounted:
+            m.addAction("No mounts").setEnabled(False)
+            return
+        for mount in mounted:
+            name, mode, state = mount["name"], mount.get("mode", "ro"), mount.get("state", "")
+            pending = int(mount.get("pending_changes") or 0)
+            title = f"{name} ({mode})" + (f" — {state}" if state != "mounted" else "")
+            if pending:
+                title += f" • {pending} uncommitted"
+            sub = self._submenu(m, title)
+            opener = self._action(sub, "Open folder", lambda p=mount.get("mountpoint", ""): open_folder(p))
+            opener.setEnabled(bool(mount.get("mountpoint")) and state == "mounted")
+            if mode == "rw" or state == "pending":
+                commit = self._action(sub, f"Commit… ({pending} pending)", lambda n=name, c=pending: self.confirm_commit(n, c))
+                commit.setEnabled(pending > 0 or state == "pending")
+            if state == "pending":
+                self._action(sub, "Discard changes…", lambda n=name, c=pending: self.confirm_discard(n, c))
+            if mode == "ro" and mount.get("branch") and mount.get("how_many_commits_behind"):
+                self._action(sub, "Update to latest commit", lambda n=name: self.controller.refresh_mount(n))
+            self._action(sub, "Unmount", lambda n=name: self.controller.unmount(n))
+
+    def _add_mount_menu(self, m: QMenu) -> None:
+        mount_menu = self._submenu(m, "Mount")
+        listing = self.controller.repos
+        if not self.controller.status.reachable or self.controller.status.connection != "connected":
+            mount_menu.setEnabled(False)
+            return
+        if self.controller.repos_error:
+            mount_menu.addAction(f"Cannot list repos: {self.controller.repos_error}").setEnabled(False)
+            return
+        by_project: dict[str, list[dict]] = {p["name"]: [] for p in listing.get("projects", [])}
+        for r in listing.get("repos", []):
+            by_project.setdefault(r["project"], []).append(r)
+        if not any(by_project.values()):
+            mount_menu.addAction("No repos").setEnabled(False)
+            return
+        for project in sorted(by_project):
+            repos = by_project[project]
+            if not repos:
+                continue
+            psub = self._submenu(mount_menu, project)
+            for repo in repos[:MENU_REPO_LIMIT]:
+                self._add_repo(psub, repo)
+            if len(repos) > MENU_REPO_LIMIT:
+                self._action(psub, f"{len(repos) - MENU_REPO_LIMIT} more… (open window)", self.actions["window"])
+
+    def _add_repo(self, psub: QMenu, repo: dict) -> None:
+        access = repo.get("authorization", "off")
+        rsub = self._submenu(psub, repo["repo"])
+        if access == "none":
+            rsub.setEnabled(False)
+            rsub.menuAction().setToolTip(repo.get("access_reason", "no access"))
+            return
+        branches = repo.get("branches") or []
+        for branch in branches or ["master"]:
+            bsub = self._submenu(rsub, branch if branches else "master (new)")
+            ro = self._action(bsub, "Read-only", lambda r=repo, b=branch: self.controller.mount(
+                r["project"], r["repo"], branch=b, mode="ro"))
+            ro.setEnabled(bool(branches))
+            rw = self._action(bsub, "Read-write", lambda r=repo, b=branch: self.controller.mount(
+                r["project"], r["repo"], branch=b, mode="rw"))
+            rw.setEnabled(access in ("off", "write"))
+            if access == "read":
+                rw.setToolTip(repo.get("access_reason", "read-only access"))
+
+    def confirm_commit(self, name: str, pending: int, parent: QWidget | None = None):
+        return dialogs.confirm(parent, "Commit changes", f"Commit {pending} change(s) in {name}?",
+                               lambda: self.controller.commit(name), yes="Commit")
+
+    def confirm_discard(self, name: str, pending: int, parent: QWidget | None = None):
+        return dialogs.confirm(parent, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",
+                               lambda: self.controller.discard(name), yes="Discard",
+                               informative="This cannot be undone.")
+
+
+def open_folder(path: str) -> None:
+    if path:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+
+def find_action(menu: QMenu, path: list[str]) -> QAction | None:
+    """The action at a path of menu texts (prefix match on the last item's text is not used)."""
+    head, rest = path[0], path[1:]
+    for action in menu.actions():
+        if action.text() != head:
+            continue
+        if not rest:
+            return action
+        sub = action.menu()
+        if sub is not None:
+            return find_action(sub, rest)
+    return None

@@ -1,0 +1,646 @@
+"""The main window: repo browser (projects ▸ repos, branches, commits, file preview) and mounts."""
+
+from __future__ import annotations
+
+import re
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMainWindow, QProgressBar,
+    QPushButton, QSplitter, QTableView, QTableWidget, QTableWidgetItem, QTabWidget, QToolBar, QTreeView,
+    QVBoxLayout, QWidget,
+)
+
+from pachtray.gui import dialogs
+from pachtray.gui.client import EXTRAS
+from pachtray.gui.controller import Controller
+from pachtray.gui.models import PAGE, BranchesModel, CommitsModel, FilesModel, RepoTreeModel
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+UPLOAD_POLL_MS = 300
+MOUNT_COLUMNS = ("Name", "Source", "Mode", "State", "Behind", "Pending")
+
+
+def _name_problem(value: str, what: str) -> str | None:
+    if not value:
+        return f"Enter a {what} name."
+    if not NAME_RE.match(value):
+        return f"A {what} name uses 1-63 letters, digits, '_' or '-'."
+    return None
+
+
+def mount_source(m: dict) -> str:
+    """`project/repo@branch=commit` (Pachyderm's notation; either part may be missing)."""
+    ref = "=".join(x for x in (m.get("branch") or "", (m.get("commit") or "")[:12]) if x)
+    return f"{m.get('project') or 'default'}/{m.get('repo', '')}@{ref}"
+
+
+class BranchTable(QTableView):
+    """The branch list; dropping local files or folders on a branch uploads them there."""
+
+    files_dropped = Signal(int, list)  # row, local paths
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.uploads_enabled = False
+
+    def _paths(self, event) -> list[str]:
+        mime = event.mimeData()
+        if not self.uploads_enabled or not mime.hasUrls():
+            return []
+        urls = mime.urls()
+        return [u.toLocalFile() for u in urls] if urls and all(u.isLocalFile() for u in urls) else []
+
+    def dragEnterEvent(self, event) -> None:
+        if self._paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        row = self.indexAt(event.position().toPoint()).row()
+        if self._paths(event) and (row >= 0 or self.currentIndex().isValid()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:
+        paths = self._paths(event)
+        row = self.indexAt(event.position().toPoint()).row()
+        if row < 0:
+            row = self.currentIndex().row()
+        if paths and row >= 0:
+            event.acceptProposedAction()
+            self.files_dropped.emit(row, paths)
+        else:
+            event.ignore()
+
+
+def _table(model, parent, widths: tuple[int | None, ...]) -> QTableView:
+    view = QTableView(parent)
+    _setup_table(view, model, widths)
+    return view
+
+
+def _setup_table(view: QTableView, model, widths: tuple[int | None, ...]) -> None:
+    """Fixed widths (None = this column takes the rest): no per-row measuring on huge models."""
+    view.setModel(model)
+    header = view.horizontalHeader()
+    for column, width in enumerate(widths):
+        if width is None:
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        else:
+            header.resizeSection(column, width)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(22)
+    view.setAlternatingRowColors(True)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: Controller, icon: QIcon | None = None, actions: dict | None = None):
+        super().__init__()
+        self.controller = controller
+        self.setWindowTitle("Pachtray")
+        if icon is not None:
+            self.setWindowIcon(icon)
+        self.resize(1180, 720)
+        self._repo: dict | None = None
+        self._branch: str | None = None
+        self._commit: str | None = None
+        self._folder = "/"
+        self._upload_job: str | None = None
+
+        self.tabs = QTabWidget(self)
+        self.setCentralWidget(self.tabs)
+        self.tabs.addTab(self._build_browser(), "Repositories")
+        self.tabs.addTab(self._build_mounts(), "Mounts")
+        self._build_toolbar(actions or {})
+        self._build_status_bar()
+
+        self._upload_timer = QTimer(self)
+        self._upload_timer.setInterval(UPLOAD_POLL_MS)
+        self._upload_timer.timeout.connect(self._poll_upload)
+
+        controller.status_changed.connect(self._on_status)
+        controller.repos_changed.connect(self._on_repos)
+        self._on_status()
+        self._on_repos()
+
+    # ------------------------------------------------------------- layout
+
+    def _build_toolbar(self, actions: dict) -> None:
+        bar = QToolBar("Main", self)
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        refresh = QAction("Refresh", self)
+        refresh.triggered.connect(self.refresh)
+        bar.addAction(refresh)
+        for key in ("jupyter", "settings", "login"):
+            if key in actions:
+                bar.addAction(actions[key])
+        self.addToolBar(bar)
+
+    def _build_browser(self) -> QWidget:
+        page = QWidget(self)
+        split = QSplitter(Qt.Orientation.Horizontal, page)
+        outer = QVBoxLayout(page)
+        outer.addWidget(split)
+
+        left = QWidget(split)
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        self.filter_edit = QLineEdit(left)
+        self.filter_edit.setPlaceholderText("Filter projects and repos…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._on_filter)
+        lv.addWidget(self.filter_edit)
+        self.repo_model = RepoTreeModel(self)
+        self.repo_tree = QTreeView(left)
+        self.repo_tree.setModel(self.repo_model)
+        self.repo_tree.setUniformRowHeights(True)
+        self.repo_tree.setAlternatingRowColors(True)
+        self.repo_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.repo_tree.setColumnWidth(0, 190)
+        self.repo_tree.setColumnWidth(1, 80)
+        self.repo_tree.setColumnWidth(2, 80)
+        self.repo_tree.selectionModel().currentChanged.connect(self._on_repo_selected)
+        lv.addWidget(self.repo_tree)
+        self.repos_label = QLabel("", left)
+        self.repos_label.setWordWrap(True)
+        lv.addWidget(self.repos_label)
+        row = QHBoxLayout()
+        self.new_repo_button = QPushButton("New repo…", left)
+        self.new_repo_button.clicked.connect(self.new_repo)
+        self.delete_repo_button = QPushButton("Delete repo…", left)
+        self.delete_repo_button.clicked.connect(self.delete_repo)
+        row.addWidget(self.new_repo_button)
+        row.addWidget(self.delete_repo_button)
+        row.addStretch(1)
+        lv.addLayout(row)
+
+        right = QSplitter(Qt.Orientation.Vertical, split)
+        # branches
+        box = QGroupBox("Branches", right)
+        bv = QVBoxLayout(box)
+        self.branches_model = BranchesModel(self.controller.tasks, self)
+        self.branch_table = BranchTable(box)
+        _setup_table(self.branch_table, self.branches_model, (140, 110, 150, None))
+        self.branch_table.selectionModel().currentRowChanged.connect(self._on_branch_selected)
+        self.branch_table.files_dropped.connect(self._on_files_dropped)
+        bv.addWidget(self.branch_table)
+        row = QHBoxLayout()
+        self.mount_ro_button = QPushButton("Mount read-only", box)
+        self.mount_ro_button.clicked.connect(lambda: self.mount_branch("ro"))
+        self.mount_rw_button = QPushButton("Mount read-write", box)
+        self.mount_rw_button.clicked.connect(lambda: self.mount_branch("rw"))
+        self.new_branch_button = QPushButton("New branch…", box)
+        self.new_branch_button.clicked.connect(self.new_branch)
+        self.delete_branch_button = QPushButton("Delete branch…", box)
+        self.delete_branch_button.clicked.connect(self.delete_branch)
+        for b in (self.mount_ro_button, self.mount_rw_button, self.new_branch_button, self.delete_branch_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        bv.addLayout(row)
+        self.drop_hint = QLabel("", box)
+        self.drop_hint.setStyleSheet("color: #5f6368")
+        bv.addWidget(self.drop_hint)
+        # commits
+        box = QGroupBox("Commits", right)
+        cv = QVBoxLayout(box)
+        self.commits_model = CommitsModel(self.controller.tasks, self)
+        self.commit_table = _table(self.commits_model, box, (110, 150, None, 90))
+        self.commit_table.selectionModel().currentRowChanged.connect(self._on_commit_selected)
+        cv.addWidget(self.commit_table)
+        row = QHBoxLayout()
+        self.mount_commit_button = QPushButton("Mount this commit", box)
+        self.mount_commit_button.clicked.connect(self.mount_commit)
+        row.addWidget(self.mount_commit_button)
+        row.addStretch(1)
+        cv.addLayout(row)
+        # files
+        box = QGroupBox("Files", right)
+        fv = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.up_button = QPushButton("Up", box)
+        self.up_button.clicked.connect(self.folder_up)
+        self.folder_label = QLabel("", box)
+        row.addWidget(self.up_button)
+        row.addWidget(self.folder_label, 1)
+        fv.addLayout(row)
+        self.files_model = FilesModel(self.controller.tasks, self)
+        self.file_table = _table(self.files_model, box, (None, 70, 90))
+        self.file_table.doubleClicked.connect(self._on_file_activated)
+        fv.addWidget(self.file_table)
+        for model in (self.branches_model, self.commits_model, self.files_model):
+            model.failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
+
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([460, 720])
+        right.setSizes([200, 240, 280])
+        self._update_buttons()
+        return page
+
+    def _build_mounts(self) -> QWidget:
+        page = QWidget(self)
+        v = QVBoxLayout(page)
+        self.mount_table = QTableWidget(0, len(MOUNT_COLUMNS), page)
+        self.mount_table.setHorizontalHeaderLabels(MOUNT_COLUMNS)
+        self.mount_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.mount_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.mount_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.mount_table.verticalHeader().setVisible(False)
+        header = self.mount_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.mount_table.itemSelectionChanged.connect(self._update_mount_buttons)
+        v.addWidget(self.mount_table)
+        self.mount_status = QLabel("", page)
+        self.mount_status.setWordWrap(True)
+        v.addWidget(self.mount_status)
+        row = QHBoxLayout()
+        self.mount_buttons = {}
+        for key, label in (("refresh", "Refresh"), ("commit", "Commit…"), ("discard", "Discard…"),
+                           ("unmount", "Unmount"), ("open", "Open folder")):
+            button = QPushButton(label, page)
+            button.clicked.connect(lambda _=False, k=key: self._mount_action(k))
+            self.mount_buttons[key] = button
+            row.addWidget(button)
+        row.addStretch(1)
+        v.addLayout(row)
+        return page
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.cluster_label = QLabel("", self)
+        self.user_label = QLabel("", self)
+        self.upload_bar = QProgressBar(self)
+        self.upload_bar.setMaximumWidth(260)
+        self.upload_bar.setTextVisible(True)
+        self.upload_bar.hide()
+        bar.addPermanentWidget(self.upload_bar)
+        bar.addPermanentWidget(self.user_label)
+        bar.addPermanentWidget(self.cluster_label)
+
+    # ------------------------------------------------------------- status and repos
+
+    def refresh(self) -> None:
+        self.controller.refresh()
+        self.controller.refresh_repos()
+        if self._repo is not None:
+            self._load_branches()
+
+    def _on_status(self) -> None:
+        status = self.controller.status
+        title = f"Pachtray — {status.cluster}" if status.reachable else "Pachtray — daemon not running"
+        self.setWindowTitle(title)
+        self.cluster_label.setText(f"Cluster: {status.cluster} ({status.connection})")
+        if status.auth == "on":
+            self.user_label.setText(f"User: {status.user}")
+        elif status.auth == "unauthenticated":
+            self.user_label.setText("Not logged in")
+        else:
+            self.user_label.setText("Auth off")
+        self.repo_tree.setColumnHidden(2, status.auth == "off")
+        self._fill_mounts(status.mounted)
+        self._update_buttons()
+
+    def _on_repos(self) -> None:
+        listing = self.controller.repos
+        keep = (self._repo["project"], self._repo["repo"]) if self._repo else None
+        self.repo_model.set_listing(listing)
+        if self.repo_model.rowCount() <= 20:
+            self.repo_tree.expandAll()
+        total = len(listing.get("repos", []))
+        if self.controller.repos_error:
+            self.repos_label.setText(f"Cannot list repos: {self.controller.repos_error}")
+        else:
+            self.repos_label.setText(f"{total} repos in {len(listing.get('projects', []))} projects")
+        if keep:
+            index = self.repo_model.index_of(*keep)
+            if index.isValid():
+                self.repo_tree.selectionModel().setCurrentIndex(
+                    index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+            else:
+                self._select_repo(None)
+
+    def _on_filter(self, text: str) -> None:
+        self.repo_model.set_filter(text)
+        if self.repo_model.rowCount() <= 20:
+            self.repo_tree.expandAll()
+
+    def select_repo(self, project: str, repo: str) -> bool:
+        """Select a repo in the tree (used by the tray's 'Open window' and by tests)."""
+        index = self.repo_model.index_of(project, repo)
+        if not index.isValid():
+            return False
+        self.repo_tree.setCurrentIndex(index)
+        return True
+
+    # ------------------------------------------------------------- selection chain
+
+    def _on_repo_selected(self, current: QModelIndex, _previous=None) -> None:
+        self._select_repo(self.repo_model.repo_at(current))
+
+    def _select_repo(self, repo: dict | None) -> None:
+        if repo is not None and repo.get("authorization") == "none":
+            self.statusBar().showMessage(repo.get("access_reason", "no access"), 10000)
+            repo = None
+        same = repo is not None and self._repo is not None and (repo["project"], repo["repo"]) == (
+            self._repo["project"], self._repo["repo"])
+        self._repo = repo
+        if same:
+            return
+        self._branch = self._commit = None
+        self._load_branches()
+        self.commits_model.reset(None)
+        self.files_model.reset(None)
+        self._folder = "/"
+        self._update_buttons()
+
+    def _load_branches(self) -> None:
+        repo = self._repo
+        if repo is None:
+            self.branches_model.reset(None)
+            return
+        client = self.controller.client
+
+        def load(_cursor):
+            return client.get(EXTRAS + "/branches", project=repo["project"], repo=repo["repo"])["branches"], None
+
+        self.branches_model.reset(load)
+
+    def _on_branch_selected(self, current: QModelIndex, _previous=None) -> None:
+        if not current.isValid() or self._repo is None:
+            return
+        self._branch = self.branches_model.row(current.row())["name"]
+        self._commit = None
+        repo, branch, client = self._repo, self._branch, self.controller.client
+
+        def load(offset):
+            page = client.get(EXTRAS + "/commits", project=repo["project"], repo=repo["repo"], branch=branch,
+                              offset=offset or 0, limit=PAGE)
+            return page["commits"], page["next_offset"]
+
+        self.commits_model.reset(load)
+        self._show_files(None, "/")
+        self._update_buttons()
+
+    def _on_commit_selected(self, current: QModelIndex, _previous=None) -> None:
+        if not current.isValid():
+            return
+        self._commit = self.commits_model.row(current.row())["id"]
+        self._show_files(self._commit, "/")
+        self._update_buttons()
+
+    def _show_files(self, commit: str | None, folder: str) -> None:
+        """List a folder of a commit (or of the selected branch's head when no commit is chosen)."""
+        self._folder = folder
+        repo, branch, client = self._repo, self._branch, self.controller.client
+        if repo is None or (commit is None and branch is None):
+            self.files_model.reset(None)
+            self.folder_label.setText("")
+            return
+        source = {"commit": commit} if commit else {"branch": branch}
+        where = commit[:12] if commit else f"{branch} (head)"
+        self.folder_label.setText(f"{repo['repo']}@{where}:{folder}")
+
+        def load(after):
+            page = client.get(EXTRAS + "/files", project=repo["project"], repo=repo["repo"], path=folder,
+                              after=after, limit=PAGE, **source)
+            return page["files"], page["next"]
+
+        self.files_model.reset(load)
+        self.up_button.setEnabled(folder != "/")
+
+    def _on_file_activated(self, index: QModelIndex) -> None:
+        row = self.files_model.row(index.row())
+        if row["type"] == "dir":
+            self._show_files(self._commit, row["path"].rstrip("/") or "/")
+
+    def folder_up(self) -> None:
+        parent = self._folder.rstrip("/").rsplit("/", 1)[0] or "/"
+        self._show_files(self._commit, parent)
+
+    # ------------------------------------------------------------- actions
+
+    def _update_buttons(self) -> None:
+        status = self.controller.status
+        local = status.local and status.reachable
+        has_repo = self._repo is not None
+        writable = has_repo and self._repo.get("authorization") in ("off", "write")
+        self.new_repo_button.setEnabled(local)
+        self.delete_repo_button.setEnabled(local and has_repo)
+        for b in (self.new_repo_button, self.delete_repo_button, self.new_branch_button, self.delete_branch_button):
+            b.setToolTip("" if local else "Only on the embedded local server")
+        self.mount_ro_button.setEnabled(has_repo and self._branch is not None)
+        self.mount_rw_button.setEnabled(has_repo and writable)
+        self.new_branch_button.setEnabled(local and has_repo)
+        self.delete_branch_button.setEnabled(local and self._branch is not None)
+        self.mount_commit_button.setEnabled(self._commit is not None)
+        self.branch_table.uploads_enabled = local and writable
+        self.drop_hint.setText("Drop files or folders on a branch to commit them there." if local and has_repo else "")
+        self.up_button.setEnabled(self._folder != "/")
+
+    def mount_branch(self, mode: str) -> None:
+        if self._repo is None:
+            return
+        self.controller.mount(self._repo["project"], self._repo["repo"], branch=self._branch or "master", mode=mode)
+
+    def mount_commit(self) -> None:
+        if self._repo is not None and self._commit:
+            self.controller.mount(self._repo["project"], self._repo["repo"], commit=self._commit, mode="ro")
+
+    def new_repo(self) -> None:
+        project = self.repo_model.project_at(self.repo_tree.currentIndex()) or "default"
+
+        def accept(values):
+            problem = _name_problem(values["project"], "project") or _name_problem(values["repo"], "repo")
+            if not problem:
+                self.controller.create_repo(values["project"], values["repo"], values["description"])
+            return problem
+
+        dialog = dialogs.FormDialog(self, "New repo", [("project", "Project", project), ("repo", "Repo name", ""),
+                                                       ("description", "Description", "")], accept)
+        dialog.open()
+        return dialog
+
+    def delete_repo(self):
+        if self._repo is None:
+            return None
+        project, repo = self._repo["project"], self._repo["repo"]
+        return dialogs.confirm(self, "Delete repo", f"Delete {project}/{repo} and all its commits?",
+                               lambda: self.controller.delete_repo(project, repo), yes="Delete",
+                               informative="This cannot be undone.", icon=dialogs.QMessageBox.Icon.Warning)
+
+    def new_branch(self):
+        if self._repo is None:
+            return None
+        project, repo = self._repo["project"], self._repo["repo"]
+
+        def accept(values):
+            problem = _name_problem(values["branch"], "branch")
+            if values["from"]:
+                problem = problem or _name_problem(values["from"], "branch")
+            if not problem:
+                self.controller.create_branch(project, repo, values["branch"], values["from"],
+                                              then=lambda _: self._load_branches())
+            return problem
+
+        dialog = dialogs.FormDialog(self, "New branch", [("branch", "Branch name", ""),
+                                                         ("from", "Start at branch", self._branch or "")], accept)
+        dialog.open()
+        return dialog
+
+    def delete_branch(self):
+        if self._repo is None or self._branch is None:
+            return None
+        project, repo, branch = self._repo["project"], self._repo["repo"], self._branch
+        return dialogs.confirm(self, "Delete branch", f"Delete branch {branch} of {project}/{repo}?",
+                               lambda: self.controller.delete_branch(project, repo, branch,
+                                                                     then=lambda _: self._load_branches()),
+                               yes="Delete", informative="The commits stay; only the branch name goes.",
+                               icon=dialogs.QMessageBox.Icon.Warning)
+
+    # ------------------------------------------------------------- upload (drag and drop)
+
+    def _on_files_dropped(self, row: int, paths: list[str]) -> None:
+        self.upload(self.branches_model.row(row)["name"], paths)
+
+    def upload(self, branch: str, paths: list[str]) -> None:
+        if self._repo is None or self._upload_job is not None:
+            if self._upload_job is not None:
+                self.statusBar().showMessage("An upload is already running.", 5000)
+            return
+        body = {"project": self._repo["project"], "repo": self._repo["repo"], "branch": branch, "paths": paths}
+        self.upload_bar.setRange(0, 0)
+        self.upload_bar.setFormat(f"Uploading to {branch}…")
+        self.upload_bar.show()
+        client = self.controller.client
+
+        def started(job):
+            self._upload_job = job["job"]
+            self._show_upload(job)
+            self._upload_timer.start()
+
+        def failed(error):
+            self.upload_bar.hide()
+            self.controller.notify.emit(getattr(error, "title", "Upload failed"), str(error), True)
+
+        self.controller.tasks.run(lambda: client.put(EXTRAS + "/_upload", body), started, failed, busy=True)
+
+    def _poll_upload(self) -> None:
+        job_id, client = self._upload_job, self.controller.client
+        if job_id is None:
+            self._upload_timer.stop()
+            return
+        self._upload_timer.stop()  # one poll in flight at a time
+        self.controller.tasks.run(lambda: client.get(EXTRAS + "/upload", job=job_id), self._show_upload,
+                                  lambda e: self._upload_finished({"state": "error", "error": str(e)}))
+
+    def _show_upload(self, job: dict) -> None:
+        if job["state"] != "running":
+            self._upload_finished(job)
+            return
+        total = max(1, job["bytes_total"])
+        self.upload_bar.setRange(0, 1000)
+        self.upload_bar.setValue(int(1000 * job["bytes_done"] / total))
+        self.upload_bar.setFormat(f"Uploading {job['files_done']}/{job['files_total']} files… %p%")
+        self._upload_timer.start()
+
+    def _upload_finished(self, job: dict) -> None:
+        self._upload_job = None
+        self._upload_timer.stop()
+        self.upload_bar.hide()
+        if job["state"] == "done":
+            self.controller.notify.emit("Upload finished", f"{job['files_total']} file(s) committed to "
+                                        f"{job['repo']}@{job['branch']} as {job['commit'][:12]}", False)
+            self.controller.refresh_repos()
+            self._load_branches()
+        else:
+            self.controller.notify.emit("Upload failed", job.get("error") or "unknown error", True)
+
+    @property
+    def uploading(self) -> bool:
+        return self._upload_job is not None or self.upload_bar.isVisible()
+
+    # ------------------------------------------------------------- mounts tab
+
+    def _fill_mounts(self, mounted: list[dict]) -> None:
+        selected = self.selected_mount()
+        keep = selected["name"] if selected else None
+        self.mount_table.setRowCount(len(mounted))
+        for r, m in enumerate(mounted):
+            source = mount_source(m)
+            pending = m.get("pending_changes")
+            values = (m["name"], source, m.get("mode", ""), m.get("state", ""),
+                      str(m.get("how_many_commits_behind") or 0), "" if pending is None else str(pending))
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, m["name"])
+                item.setToolTip(m.get("status", ""))
+                self.mount_table.setItem(r, c, item)
+            if m["name"] == keep:
+                self.mount_table.selectRow(r)
+        if keep is None and mounted:
+            self.mount_table.selectRow(0)
+        self.tabs.setTabText(1, f"Mounts ({len(mounted)})" if mounted else "Mounts")
+        self._update_mount_buttons()
+
+    def selected_mount(self) -> dict | None:
+        rows = self.mount_table.selectionModel().selectedRows() if self.mount_table.selectionModel() else []
+        if not rows:
+            return None
+        name = self.mount_table.item(rows[0].row(), 0).text()
+        return next((m for m in self.controller.status.mounted if m["name"] == name), None)
+
+    def select_mount(self, name: str) -> bool:
+        for r in range(self.mount_table.rowCount()):
+            if self.mount_table.item(r, 0).text() == name:
+                self.mount_table.selectRow(r)
+                return True
+        return False
+
+    def _update_mount_buttons(self) -> None:
+        m = self.selected_mount()
+        state = m.get("state") if m else None
+        rw = bool(m) and (m.get("mode") == "rw" or state == "pending")
+        pending = int((m or {}).get("pending_changes") or 0)
+        self.mount_buttons["refresh"].setEnabled(bool(m) and m.get("mode") == "ro" and bool(m.get("branch")))
+        self.mount_buttons["commit"].setEnabled(rw and (pending > 0 or state == "pending"))
+        self.mount_buttons["discard"].setEnabled(rw and (pending > 0 or state == "pending"))
+        self.mount_buttons["unmount"].setEnabled(bool(m))
+        self.mount_buttons["open"].setEnabled(bool(m) and bool(m.get("mountpoint")) and state == "mounted")
+        self.mount_status.setText(m.get("status", "") if m else "")
+
+    def _mount_action(self, key: str):
+        m = self.selected_mount()
+        if m is None:
+            return None
+        name = m["name"]
+        pending = int(m.get("pending_changes") or 0)
+        if key == "refresh":
+            self.controller.refresh_mount(name)
+        elif key == "commit":
+            return dialogs.confirm(self, "Commit changes", f"Commit {pending} change(s) in {name} to "
+                                   f"{m.get('repo')}@{m.get('branch') or 'master'}?",
+                                   lambda: self.controller.commit(name), yes="Commit")
+        elif key == "discard":
+            return dialogs.confirm(self, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",
+                                   lambda: self.controller.discard(name), yes="Discard",
+                                   informative="The files go back to the last commit; this cannot be undone.",
+                                   icon=dialogs.QMessageBox.Icon.Warning)
+        elif key == "unmount":
+            if pending:
+                return dialogs.confirm(self, "Unmount", f"{name} has {pending} uncommitted change(s). Unmounting "
+                                       "commits them first.", lambda: self.controller.unmount(name),
+                                       yes="Commit and unmount")
+            self.controller.unmount(name)
+        elif key == "open":
+            QDesktopServices.openUrl(QUrl.fromLocalFile(m["mountpoint"]))
+        return None

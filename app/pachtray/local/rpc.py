@@ -1,0 +1,108 @@
+"""grpcio plumbing: generic handlers built from pachyderm_sdk's generated service descriptions.
+
+The SDK's `ApiBase` classes name every RPC with its request class and streaming shape; we reuse
+that (never hand-written protocol code) and route each RPC to a method of the same name on our
+implementation, serializing responses with `bytes(msg)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import grpc
+
+log = logging.getLogger("pachtray.local")
+
+
+class RpcFailure(Exception):
+    """An error the client sees as a gRPC status (code + message)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def not_found(message: str) -> RpcFailure:
+    return RpcFailure(grpc.StatusCode.NOT_FOUND, message)
+
+
+def already_exists(message: str) -> RpcFailure:
+    return RpcFailure(grpc.StatusCode.ALREADY_EXISTS, message)
+
+
+def invalid(message: str) -> RpcFailure:
+    return RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def precondition(message: str) -> RpcFailure:
+    return RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+def unknown(message: str) -> RpcFailure:
+    """pachd's plain (un-coded) errors reach clients as UNKNOWN."""
+    return RpcFailure(grpc.StatusCode.UNKNOWN, message)
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception, method: str):
+    if isinstance(exc, RpcFailure):
+        context.abort(exc.code, exc.message)
+    log.exception("internal error in %s", method)
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {exc}")
+
+
+def _serialize(msg) -> bytes:
+    return bytes(msg)
+
+
+def _wrap(fn: Callable, method: str, streaming_response: bool, before: Callable | None):
+    if streaming_response:
+        def stream_handler(request, context):
+            try:
+                if before:
+                    before(method, context)
+                yield from fn(request, context)
+            except Exception as exc:  # noqa: BLE001 - mapped to a gRPC status
+                _abort(context, exc, method)
+        return stream_handler
+
+    def unary_handler(request, context):
+        try:
+            if before:
+                before(method, context)
+            return fn(request, context)
+        except Exception as exc:  # noqa: BLE001 - mapped to a gRPC status
+            _abort(context, exc, method)
+    return unary_handler
+
+
+def _unimplemented(method: str) -> Callable:
+    def fn(request, context):
+        raise RpcFailure(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not supported by the Pachtray local server")
+    return fn
+
+
+def generic_handler(base_cls: type, impl: object, before: Callable | None = None) -> grpc.GenericRpcHandler:
+    """Route every RPC of the SDK service ``base_cls`` to ``impl.<RpcName>(request, context)``.
+
+    ``before(method, context)`` runs first (authentication); RPCs ``impl`` lacks answer UNIMPLEMENTED.
+    """
+    service = base_cls.__proto_path__
+    handlers = {}
+    for name, spec in base_cls().__rpc_methods__.items():
+        method = f"/{service}/{name}"
+        fn = getattr(impl, name, None) or _unimplemented(method)
+        wrapped = _wrap(fn, method, spec.response_streaming, before)
+        deser = spec.request_deserializer
+        if spec.request_streaming and spec.response_streaming:
+            h = grpc.stream_stream_rpc_method_handler(wrapped, deser, _serialize)
+        elif spec.request_streaming:
+            h = grpc.stream_unary_rpc_method_handler(wrapped, deser, _serialize)
+        elif spec.response_streaming:
+            h = grpc.unary_stream_rpc_method_handler(wrapped, deser, _serialize)
+        else:
+            h = grpc.unary_unary_rpc_method_handler(wrapped, deser, _serialize)
+        handlers[name] = h
+    return grpc.method_handlers_generic_handler(service, handlers)
+

@@ -1,0 +1,552 @@
+"""The FUSE file system: one mount, each top-level folder a view (a commit, a branch, a folder).
+
+libfuse3's high-level API through mfusepy. Immutable commit views let the kernel keep file pages
+across opens (`keep_cache`) and cache attributes and entries for a long time; when a view goes
+away or its content changes, the kernel's cached attributes, pages and names under it are invalidated.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import itertools
+import logging
+import os
+import posixpath
+import shutil
+import subprocess
+import threading
+import time
+
+os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
+
+from pachtray.errors import PachtrayError  # noqa: E402
+from pachtray.mount.cache import ChunkCache  # noqa: E402
+from pachtray.mount.reader import ClientFn, CommitTree, ReadState, norm, reader_for  # noqa: E402
+from pachtray.mount.staging import RwView  # noqa: E402
+
+__all__ = ["FuseMount", "CommitView", "RwView", "LocalDirView", "MountError", "clean_stale_mount"]
+
+log = logging.getLogger(__name__)
+
+ATTR_TIMEOUT = 60.0
+MAX_READ = 1024 * 1024
+READ_AHEAD_KB = 4096
+RO_FILE, RO_DIR = 0o100444, 0o040555
+SEEN_PATHS_KEPT = 200_000
+
+
+class MountError(PachtrayError):
+    def __init__(self, message: str):
+        super().__init__(message, "Mount failed")
+
+
+def _fusermount() -> str:
+    return shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
+
+
+def clean_stale_mount(mount_dir: str) -> None:
+    """Unmount a dead FUSE left at `mount_dir` by a killed process; refuse a live mount.
+
+    A dead FUSE answers ENOTCONN, but only to calls the kernel does not serve from its caches
+    (a stat may still succeed), so the probe is a directory listing.
+    """
+    try:
+        os.listdir(mount_dir)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno != errno.ENOTCONN:
+            raise MountError(f"cannot use mount dir {mount_dir}: {e.strerror}") from None
+        cmd = [_fusermount(), "-uz", mount_dir]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0 and os.path.ismount(mount_dir):
+            raise MountError(f"a stale mount is left at {mount_dir} and could not be removed "
+                             f"({r.stderr.strip()}); run: {' '.join(cmd)}") from None
+        log.info("removed a stale mount at %s", mount_dir)
+        return
+    if os.path.ismount(mount_dir):
+        raise MountError(f"{mount_dir} is already a mount point (another Pachtray or mount-server?); "
+                         f"unmount it with: {_fusermount()} -u {mount_dir}")
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _attrs(mode: int, size: int = 0, mtime: float | None = None) -> dict:
+    ns = _now_ns() if mtime is None else int(mtime * 1e9)
+    return {"st_mode": mode, "st_nlink": 2 if mode & 0o040000 else 1, "st_size": size,
+            "st_blocks": (size + 511) // 512, "st_mtime": ns, "st_ctime": ns, "st_atime": ns,
+            "st_uid": os.getuid(), "st_gid": os.getgid()}
+
+
+def _erofs(*_args, **_kw):
+    raise OSError(errno.EROFS, "read-only mount")
+
+
+class _ReadOnly:
+    """Every change to a read-only view fails with EROFS."""
+
+    writable = False
+    invalidate = None
+    create = mkdir = unlink = rmdir = rename = truncate = chmod = utimens = _erofs
+
+    def statfs(self) -> dict:
+        return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
+                "f_files": 0, "f_ffree": 0, "f_favail": 0, "f_namemax": 255}
+
+
+class _TreeHandle:
+    def __init__(self, tree: CommitTree, path: str, size: int, mtime: float):
+        self.tree, self.path, self.size, self.mtime = tree, path, size, mtime
+        self.state = ReadState()
+
+    def read(self, size: int, offset: int) -> bytes:
+        return self.tree.read(self.path, self.size, offset, size, self.state)
+
+    def stat(self) -> dict:
+        return _attrs(RO_FILE, self.size, self.mtime)
+
+    def write(self, data, offset):
+        _erofs()
+
+    def fsync(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+class CommitView(_ReadOnly):
+    """A finished commit, read-only and lazy; `paths` limits what is visible (their parents show too)."""
+
+    keep_cache = True
+
+    def __init__(self, client_fn: ClientFn, project: str, repo: str, commit_id: str | None,
+                 paths: list[str] | tuple[str, ...] = ("/",), cache: ChunkCache | None = None):
+        if cache is None:
+            raise TypeError("CommitView needs the mount's ChunkCache")
+        self.tree = CommitTree(client_fn, project, repo, commit_id, reader_for(cache))
+        self.paths = sorted({norm(p) for p in paths} or {"/"})
+        self._everything = "/" in self.paths
+        self._allowed = set(self.paths)
+        self._ancestors = {a for p in self.paths for a in self._parents(p)}
+
+    @staticmethod
+    def _parents(path: str):
+        while path != "/":
+            path = posixpath.dirname(path)
+            yield path
+
+    def _visible(self, path: str) -> bool:
+        if self._everything or path in self._allowed or path in self._ancestors:
+            return True
+        return any(a in self._allowed for a in self._parents(path))
+
+    def _entry(self, path: str):
+        e = self.tree.stat(path) if self._visible(path) else None
+        if e is None:
+            raise OSError(errno.ENOENT, path)
+        return e
+
+    def getattr(self, path: str, handle=None) -> dict:
+        if handle is not None:
+            return handle.stat()
+        e = self._entry(path)
+        return _attrs(RO_DIR if e.is_dir else RO_FILE, 0 if e.is_dir else e.size, e.mtime)
+
+    def readdir(self, path: str) -> list[tuple[str, dict]]:
+        if not self._entry(path).is_dir:
+            raise OSError(errno.ENOTDIR, path)
+        return [(name, {"st_mode": RO_DIR if e.is_dir else RO_FILE})
+                for name, e in sorted(self.tree.list(path).items())
+                if self._visible(posixpath.join(path, name))]
+
+    def open(self, path: str, flags: int) -> _TreeHandle:
+        if (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC:
+            _erofs()
+        e = self._entry(path)
+        if e.is_dir:
+            raise OSError(errno.EISDIR, path)
+        return _TreeHandle(self.tree, path, e.size, e.mtime)
+
+
+class _FdHandle:
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def read(self, size: int, offset: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def write(self, data: bytes, offset: int) -> int:
+        return os.pwrite(self.fd, data, offset)
+
+    def stat(self) -> dict:
+        st = os.fstat(self.fd)
+        return _attrs(st.st_mode, st.st_size, st.st_mtime)
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+class LocalDirView:
+    """A local folder shown as is (the datum `out` folder)."""
+
+    writable = True
+    keep_cache = False
+    invalidate = None
+
+    def __init__(self, path: str | os.PathLike):
+        self.root = os.path.abspath(path)
+        os.makedirs(self.root, exist_ok=True)
+
+    def _real(self, path: str) -> str:
+        return self.root + norm(path) if norm(path) != "/" else self.root
+
+    def getattr(self, path: str, handle=None) -> dict:
+        if handle is not None:
+            return handle.stat()
+        st = os.lstat(self._real(path))
+        return _attrs(st.st_mode, st.st_size, st.st_mtime)
+
+    def readdir(self, path: str) -> list[tuple[str, dict]]:
+        with os.scandir(self._real(path)) as it:
+            return [(e.name, {"st_mode": e.stat(follow_symlinks=False).st_mode}) for e in it]
+
+    def open(self, path: str, flags: int) -> _FdHandle:
+        return _FdHandle(os.open(self._real(path), flags & ~os.O_CREAT))
+
+    def create(self, path: str, mode: int, flags: int) -> _FdHandle:
+        return _FdHandle(os.open(self._real(path), flags | os.O_CREAT, mode & 0o7777))
+
+    def truncate(self, path: str, length: int) -> None:
+        os.truncate(self._real(path), length)
+
+    def mkdir(self, path: str, mode: int) -> None:
+        os.mkdir(self._real(path), mode & 0o7777)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(self._real(path))
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(self._real(path))
+
+    def rename(self, old: str, new: str) -> None:
+        os.rename(self._real(old), self._real(new))
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(self._real(path), mode & 0o7777)
+
+    def utimens(self, path: str, times) -> None:
+        if times is None:
+            os.utime(self._real(path))
+        else:
+            os.utime(self._real(path), ns=times)
+
+    def statfs(self) -> dict:
+        st = os.statvfs(self.root)
+        return {k: getattr(st, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+                                             "f_files", "f_ffree", "f_favail", "f_namemax")}
+
+
+_libfuse = fuse._libfuse
+_libfuse.fuse_invalidate_path.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+_libfuse.fuse_invalidate_path.restype = ctypes.c_int
+_libfuse.fuse_get_session.argtypes = [ctypes.c_void_p]
+_libfuse.fuse_get_session.restype = ctypes.c_void_p
+_libfuse.fuse_lowlevel_notify_inval_entry.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p,
+                                                      ctypes.c_size_t]
+_libfuse.fuse_lowlevel_notify_inval_entry.restype = ctypes.c_int
+ROOT_NODE_ID = 1
+
+
+class _Ops(fuse.Operations):
+    """FUSE callbacks: route a path to its view, keep the table of open handles."""
+
+    use_ns = True
+
+    def __init__(self, mount: "FuseMount"):
+        self.m = mount
+        self._handles: dict[int, tuple[object, object]] = {}
+        self._ids = itertools.count(1)
+
+    def _route(self, path: str):
+        name, _, rest = path.lstrip("/").partition("/")
+        view = self.m._views.get(name)
+        if view is None:
+            raise OSError(errno.ENOENT, path)
+        return name, view, "/" + rest
+
+    def _handle(self, fi):
+        try:
+            return self._handles[fi.fh][1]
+        except KeyError:
+            raise OSError(errno.EBADF, "unknown file handle") from None
+
+    def _register(self, view, handle, fi) -> int:
+        fh = next(self._ids)
+        self._handles[fh] = (view, handle)
+        fi.fh = fh
+        fi.keep_cache = 1 if view.keep_cache else 0
+        return 0
+
+    def init_with_config(self, conn, config) -> None:
+        conn.max_read = MAX_READ  # must match the max_read mount option
+        self.m._fuse_ptr = _libfuse.fuse_get_context().contents.fuse
+
+    def getattr(self, path, fh=None):
+        if fh is not None and fh.fh in self._handles:
+            return self._handle(fh).stat()
+        if path == "/":
+            return _attrs(0o040755, 0, self.m.started)
+        name, view, sub = self._route(path)
+        attrs = view.getattr(sub)
+        self.m._seen_path(name, path)
+        return attrs
+
+    def readdir(self, path, fh):
+        if path == "/":
+            names = [(n, {"st_mode": 0o040755}, 0) for n in sorted(self.m.views())]
+        else:
+            _, view, sub = self._route(path)
+            names = [(n, a, 0) for n, a in view.readdir(sub)]
+        return [".", "..", *names]
+
+    def access(self, path, amode):
+        if path == "/":
+            return 0
+        _, view, sub = self._route(path)
+        view.getattr(sub)
+        if amode & os.W_OK and not view.writable:
+            raise OSError(errno.EROFS, path)
+        return 0
+
+    def open(self, path, fi):
+        _, view, sub = self._route(path)
+        return self._register(view, view.open(sub, fi.flags), fi)
+
+    def create(self, path, mode, fi):
+        view, sub = self._writable_route(path)
+        return self._register(view, view.create(sub, mode, fi.flags), fi)
+
+    def read(self, path, size, offset, fi):
+        return self._handle(fi).read(size, offset)
+
+    def write(self, path, data, offset, fi):
+        return self._handle(fi).write(data, offset)
+
+    def flush(self, path, fi):
+        return 0
+
+    def fsync(self, path, datasync, fi):
+        self._handle(fi).fsync()
+        return 0
+
+    def release(self, path, fi):
+        entry = self._handles.pop(fi.fh, None)
+        if entry is not None:
+            entry[1].release()
+        return 0
+
+    def _writable_route(self, path: str):
+        if posixpath.dirname(path) == "/":
+            if path.lstrip("/") in self.m._views:
+                raise OSError(errno.EBUSY, f"{path} is a mount")
+            raise OSError(errno.EACCES, "only mounts live at the top of the mount dir")
+        _, view, sub = self._route(path)
+        return view, sub
+
+    def truncate(self, path, length, fh=None):
+        view, sub = self._writable_route(path)
+        view.truncate(sub, length)
+        return 0
+
+    def mkdir(self, path, mode):
+        view, sub = self._writable_route(path)
+        view.mkdir(sub, mode)
+        return 0
+
+    def unlink(self, path):
+        view, sub = self._writable_route(path)
+        view.unlink(sub)
+        return 0
+
+    def rmdir(self, path):
+        view, sub = self._writable_route(path)
+        view.rmdir(sub)
+        return 0
+
+    def rename(self, old, new):
+        view, sub_old = self._writable_route(old)
+        view_new, sub_new = self._writable_route(new)
+        if view is not view_new:
+            raise OSError(errno.EXDEV, "cannot move between mounts")
+        view.rename(sub_old, sub_new)
+        return 0
+
+    def chmod(self, path, mode):
+        view, sub = self._writable_route(path)
+        view.chmod(sub, mode)
+        return 0
+
+    def chown(self, path, uid, gid):
+        return 0
+
+    def utimens(self, path, times=None):
+        view, sub = self._writable_route(path)
+        view.utimens(sub, times)
+        return 0
+
+    def statfs(self, path):
+        if path == "/":
+            return _ReadOnly().statfs()
+        _, view, _ = self._route(path)
+        return view.statfs()
+
+
+class FuseMount:
+    """One FUSE mount at `mount_dir` whose top-level folders are the views.
+
+    libfuse installs handlers for SIGTERM, SIGINT and SIGHUP where they are at their default,
+    so a process that wants its own must install them before `start()`.
+    """
+
+    def __init__(self, mount_dir: str | os.PathLike, *, allow_other: bool = False):
+        self.mount_dir = os.path.abspath(mount_dir)
+        self.allow_other = allow_other
+        self.started = time.time()
+        self._views: dict[str, object] = {}
+        self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._fuse_ptr: int | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        clean_stale_mount(self.mount_dir)
+        os.makedirs(self.mount_dir, exist_ok=True)
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="fuse", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(self.mount_dir):
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise MountError(f"could not mount FUSE at {self.mount_dir}: {self._error or 'timed out'}")
+            time.sleep(0.02)
+        self._raise_read_ahead()
+
+    def _run(self) -> None:
+        options = {"fsname": "pachtray", "subtype": "pachtray", "attr_timeout": ATTR_TIMEOUT,
+                   "entry_timeout": ATTR_TIMEOUT, "negative_timeout": 0, "max_read": MAX_READ,
+                   "hard_remove": True}
+        if self.allow_other:
+            options["allow_other"] = True
+        try:
+            fuse.FUSE(_Ops(self), self.mount_dir, raw_fi=True, foreground=True, **options)
+        except BaseException as e:  # reported by start() or seen as the mount going away
+            self._error = e
+            log.error("FUSE loop at %s ended: %s", self.mount_dir, e)
+
+    def _raise_read_ahead(self) -> None:
+        """Let the kernel read ahead in big requests (1 MiB instead of 128 KiB per round trip)."""
+        dev = os.stat(self.mount_dir).st_dev
+        knob = f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+        try:
+            with open(knob, "w") as f:
+                f.write(str(READ_AHEAD_KB))
+        except OSError as e:
+            log.info("cannot raise %s: %s", knob, e)
+
+    def stop(self) -> None:
+        """Unmount; a busy mount is detached lazily so stopping never hangs."""
+        if self._thread is None:
+            return
+        if os.path.ismount(self.mount_dir):
+            r = subprocess.run([_fusermount(), "-u", self.mount_dir], capture_output=True, text=True)
+            if r.returncode != 0:
+                log.warning("unmount of %s failed (%s); detaching it lazily", self.mount_dir, r.stderr.strip())
+                subprocess.run([_fusermount(), "-uz", self.mount_dir], capture_output=True)
+        self._thread.join(15)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- views --------------------------------------------------------------------------------
+    def add_view(self, name: str, view) -> None:
+        if not name or "/" in name or name in (".", "..") or "\0" in name:
+            raise ValueError(f"bad mount name {name!r}")
+        with self._lock:
+            self._views[name] = view
+        view.invalidate = lambda: self._invalidate(name)
+        self._invalidate(name)
+
+    def remove_view(self, name: str):
+        with self._lock:
+            view = self._views.pop(name, None)
+        self._invalidate(name)
+        return view
+
+    def views(self) -> dict[str, object]:
+        with self._lock:
+            return dict(self._views)
+
+    def _seen_path(self, name: str, path: str) -> None:
+        seen = self._seen.setdefault(name, set())
+        if len(seen) < SEEN_PATHS_KEPT:
+            seen.add(path)
+
+    def _invalidate(self, name: str) -> None:
+        """Make the kernel forget what it cached under /name (never call this from a FUSE op).
+
+        Attributes and pages of every path looked up there are dropped; the entries (names)
+        too, unless a process has its cwd or a file there: forgetting the entry of a folder in
+        use would break that process's getcwd().
+        """
+        ptr = self._fuse_ptr
+        paths = self._seen.pop(name, set()) | {"/" + name}
+        if ptr is None or not self.running:
+            return
+        for p in paths:
+            _libfuse.fuse_invalidate_path(ptr, p.encode("utf-8", "surrogateescape"))
+        if not self.busy_holders(name):
+            raw = name.encode("utf-8", "surrogateescape")
+            _libfuse.fuse_lowlevel_notify_inval_entry(_libfuse.fuse_get_session(ptr), ROOT_NODE_ID, raw, len(raw))
+
+    def busy_holders(self, name: str) -> list[str]:
+        """Processes with an open file or their cwd under the view, as 'bash (pid 123)'."""
+        top = os.path.join(self.mount_dir, name)
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            if self._holds(pid, top):
+                try:
+                    with open(f"/proc/{pid}/comm") as f:
+                        comm = f.read().strip()
+                except OSError:
+                    continue
+                found.append(f"{comm} (pid {pid})")
+        return found
+
+    @staticmethod
+    def _holds(pid: str, top: str) -> bool:
+        def inside(link: str) -> bool:
+            try:
+                target = os.readlink(link)
+            except OSError:
+                return False
+            return target == top or target.startswith(top + "/")
+
+        if inside(f"/proc/{pid}/cwd") or inside(f"/proc/{pid}/root"):
+            return True
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            return False
+        return any(inside(f"/proc/{pid}/fd/{fd}") for fd in fds)

@@ -1,0 +1,304 @@
+"""Lazy access to one commit: listings a folder at a time, file bytes a chunk at a time.
+
+A listing fetches only that folder's entries (paginated ListFile); a read fetches only the
+chunks that cover the bytes asked for (GetFile from an offset, cancelled once the chunk is
+complete), plus a few chunks ahead when a reader goes sequentially. Chunks land in the shared
+on-disk ChunkCache; `STATS` counts every byte received so tests can prove laziness.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import posixpath
+import threading
+import time
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import grpc
+from pachyderm_sdk import Client
+from pachyderm_sdk.api import pfs
+
+from pachtray.mount.cache import ChunkCache, content_key
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 4 * 1024 * 1024
+READAHEAD_CHUNKS = 2
+PAGE_SIZE = 1000
+LISTINGS_KEPT = 4096
+
+ClientFn = Callable[[], Client | None]
+
+
+class _QuietOnPurposeCancels(logging.Filter):
+    """A chunk read cancels the rest of its GetFile stream; the SDK's interceptor then fails in
+    a done-callback and gRPC logs that as an error. Those cancels are ours, not errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "FutureCancelledError" not in record.getMessage()
+
+
+logging.getLogger("grpc._channel").addFilter(_QuietOnPurposeCancels())
+
+
+class FetchStats:
+    """Bytes and GetFile calls actually received from pachd (process-wide)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.bytes = 0
+        self.requests = 0
+
+    def add(self, nbytes: int = 0, requests: int = 0) -> None:
+        with self._lock:
+            self.bytes += nbytes
+            self.requests += requests
+
+
+STATS = FetchStats()
+
+
+def os_error(e: Exception, what: str) -> OSError:
+    """The errno a FUSE caller should see for a failed pachd call."""
+    code = e.code() if isinstance(e, grpc.RpcError) and hasattr(e, "code") else None
+    num = {grpc.StatusCode.NOT_FOUND: errno.ENOENT, grpc.StatusCode.PERMISSION_DENIED: errno.EACCES,
+           grpc.StatusCode.UNAUTHENTICATED: errno.EACCES}.get(code, errno.EIO)
+    if num == errno.EIO:
+        log.warning("%s failed: %s", what, e.details() if code is not None else e)
+    return OSError(num, f"{what}: {errno.errorcode[num]}")
+
+
+def is_not_found(e: Exception) -> bool:
+    return isinstance(e, grpc.RpcError) and hasattr(e, "code") and e.code() == grpc.StatusCode.NOT_FOUND
+
+
+def norm(path: str) -> str:
+    """'/a/b' form of a path inside a view ('' and '.' mean the root)."""
+    p = posixpath.normpath("/" + (path or "").strip("/"))
+    return "/" if p in ("/", "//") else p
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    is_dir: bool
+    size: int = 0
+    mtime: float = 0.0
+
+
+def make_commit(project: str, repo: str, commit_id: str) -> pfs.Commit:
+    return pfs.Commit(repo=pfs.Repo(name=repo, type="user", project=pfs.Project(name=project)), id=commit_id)
+
+
+def require_client(client_fn: ClientFn, what: str) -> Client:
+    c = client_fn()
+    if c is None:
+        raise OSError(errno.EIO, f"{what}: not connected to a cluster")
+    return c
+
+
+@dataclass
+class ReadState:
+    """Per open file: where the last read ended, to spot sequential readers."""
+
+    next_offset: int = 0
+    streak: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ChunkReader:
+    """Fetches and caches chunks; one fetch per chunk however many readers want it."""
+
+    def __init__(self, cache: ChunkCache, chunk_size: int = CHUNK_SIZE, readahead: int = READAHEAD_CHUNKS):
+        self.cache = cache
+        self.chunk_size = chunk_size
+        self.readahead = readahead
+        self._lock = threading.Lock()
+        self._inflight: dict[tuple[str, int], Future] = {}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pfs-readahead")
+
+    def read(self, client_fn: ClientFn, commit: pfs.Commit, path: str, size: int, offset: int, length: int,
+             state: ReadState | None = None) -> bytes:
+        if offset >= size or length <= 0:
+            return b""
+        length = min(length, size - offset)
+        key = content_key(commit.repo.project.name, commit.repo.name, commit.id, path)
+        cs = self.chunk_size
+        if state is not None:
+            self._maybe_readahead(client_fn, commit, path, key, size, offset, length, state)
+        parts = []
+        pos, end = offset, offset + length
+        while pos < end:
+            idx, within = divmod(pos, cs)
+            n = min(end - pos, cs - within)
+            data = self.cache.read(key, idx, within, n)
+            if data is None or len(data) < n:
+                chunk = self._chunk(client_fn, commit, path, key, idx, size)
+                data = chunk[within:within + n]
+            if not data:
+                break
+            parts.append(data)
+            pos += len(data)
+        return b"".join(parts)
+
+    def _maybe_readahead(self, client_fn, commit, path, key, size, offset, length, state: ReadState) -> None:
+        with state.lock:
+            state.streak = state.streak + length if offset == state.next_offset else length
+            state.next_offset = offset + length
+            # more than one chunk in a row: more than the kernel's own read-ahead of one small read
+            sequential = state.streak > self.chunk_size
+        if not sequential:
+            return
+        first = (offset + length) // self.chunk_size + 1
+        for idx in range(first, first + self.readahead):
+            if idx * self.chunk_size >= size or self.cache.contains(key, idx):
+                continue
+            fut, owner = self._claim(key, idx)
+            if owner:
+                self._pool.submit(self._fill, fut, client_fn, commit, path, key, idx, size)
+
+    def _claim(self, key: str, idx: int) -> tuple[Future, bool]:
+        """The future of chunk `idx`; True if the caller must fill it."""
+        with self._lock:
+            fut = self._inflight.get((key, idx))
+            if fut is not None:
+                return fut, False
+            fut = self._inflight[(key, idx)] = Future()
+            return fut, True
+
+    def _chunk(self, client_fn: ClientFn, commit: pfs.Commit, path: str, key: str, idx: int, size: int) -> bytes:
+        fut, owner = self._claim(key, idx)
+        if owner:
+            self._fill(fut, client_fn, commit, path, key, idx, size)
+        return fut.result()
+
+    def _fill(self, fut: Future, client_fn: ClientFn, commit: pfs.Commit, path: str, key: str, idx: int,
+              size: int) -> None:
+        try:
+            want = min(self.chunk_size, size - idx * self.chunk_size)
+            data = self.cache.read(key, idx, 0, want)  # cached while this fill was queued?
+            if data is None or len(data) < want:
+                data = self._fetch(client_fn, commit, path, idx * self.chunk_size, want)
+                self.cache.put(key, idx, data)
+            fut.set_result(data)
+        except BaseException as e:
+            fut.set_exception(e)
+        finally:
+            with self._lock:
+                self._inflight.pop((key, idx), None)
+
+    def _fetch(self, client_fn: ClientFn, commit: pfs.Commit, path: str, offset: int, want: int) -> bytes:
+        what = f"read {commit.repo.name}@{commit.id}:{path}"
+        client = require_client(client_fn, what)
+        buf = bytearray()
+        STATS.add(requests=1)
+        stream = client.pfs.get_file(file=pfs.File(commit=commit, path=path), offset=offset)
+        try:
+            for msg in stream:
+                STATS.add(len(msg.value))
+                buf += msg.value
+                if len(buf) >= want:
+                    break
+        except (grpc.RpcError, ConnectionError) as e:
+            raise os_error(e, what) from None
+        finally:
+            stream.close()  # cancels the rest of the download
+        return bytes(buf[:want])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+_readers: "weakref.WeakKeyDictionary[ChunkCache, ChunkReader]" = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def reader_for(cache: ChunkCache) -> ChunkReader:
+    """The one ChunkReader of a cache, so views of the same data share fetches in flight."""
+    with _readers_lock:
+        reader = _readers.get(cache)
+        if reader is None:
+            reader = _readers[cache] = ChunkReader(cache)
+        return reader
+
+
+class CommitTree:
+    """Listings (cached: the commit is immutable) and reads of one commit; None id = empty."""
+
+    def __init__(self, client_fn: ClientFn, project: str, repo: str, commit_id: str | None, reader: ChunkReader):
+        self.client_fn = client_fn
+        self.commit = make_commit(project, repo, commit_id) if commit_id else None
+        self.reader = reader
+        self.mtime = time.time()
+        self._lock = threading.Lock()
+        self._listings: collections.OrderedDict[str, dict[str, Entry]] = collections.OrderedDict()
+
+    def list(self, directory: str) -> dict[str, Entry]:
+        """The entries of `directory` ({} if it does not exist or is a file)."""
+        directory = norm(directory)
+        if self.commit is None:
+            return {}
+        with self._lock:
+            found = self._listings.get(directory)
+            if found is not None:
+                self._listings.move_to_end(directory)
+                return found
+        found = self._fetch_listing(directory)
+        with self._lock:
+            self._listings[directory] = found
+            while len(self._listings) > LISTINGS_KEPT:
+                self._listings.popitem(last=False)
+        return found
+
+    def _fetch_listing(self, directory: str) -> dict[str, Entry]:
+        what = f"list {self.commit.repo.name}@{self.commit.id}:{directory}"
+        client = require_client(self.client_fn, what)
+        entries: dict[str, Entry] = {}
+        marker = None
+        try:
+            while True:
+                page = list(client.pfs.list_file(file=pfs.File(commit=self.commit, path=directory),
+                                                 number=PAGE_SIZE, pagination_marker=marker))
+                fresh = 0
+                for info in page:
+                    p = info.file.path
+                    if posixpath.dirname(p.rstrip("/")) != directory:
+                        continue
+                    name = posixpath.basename(p.rstrip("/"))
+                    if not name or name in entries:
+                        continue
+                    fresh += 1
+                    mtime = info.committed.timestamp() if info.committed else self.mtime
+                    entries[name] = Entry(name, info.file_type == pfs.FileType.DIR, info.size_bytes, mtime)
+                if len(page) < PAGE_SIZE or not fresh:
+                    return entries
+                marker = pfs.File(commit=self.commit, path=page[-1].file.path)
+        except (grpc.RpcError, ConnectionError) as e:
+            if is_not_found(e):
+                return {}
+            raise os_error(e, what) from None
+
+    def stat(self, path: str) -> Entry | None:
+        path = norm(path)
+        if path == "/":
+            return Entry("", True, 0, self.mtime)
+        return self.list(posixpath.dirname(path)).get(posixpath.basename(path))
+
+    def read(self, path: str, size: int, offset: int, length: int, state: ReadState | None = None) -> bytes:
+        if self.commit is None:
+            return b""
+        return self.reader.read(self.client_fn, self.commit, norm(path), size, offset, length, state)
+
+    def walk_files(self, directory: str):
+        """Every file path under `directory` (metadata only)."""
+        for name, e in self.list(directory).items():
+            p = posixpath.join(directory, name)
+            if e.is_dir:
+                yield from self.walk_files(p)
+            else:
+                yield p

@@ -1,0 +1,628 @@
+"""Read-write views: changes staged on disk, uploaded as one commit.
+
+The staging dir holds `journal.sqlite` (one row per changed path) and `files/` (the content of
+written files). Rows overlay the base commit (the branch head when the changes started):
+
+- `file`: a file whose content is the blob `files/<blob>`, or the base file `src` (a rename
+  of a file that was never written, so nothing is downloaded);
+- `dir`: a folder; with `src` its contents are the base folder `src` (a renamed folder), without
+  it the folder is new and starts empty (PFS keeps no empty folders, so these stay local until
+  a file appears in them);
+- `gone`: the base path is deleted.
+
+A path without a row is what its nearest ancestor row says: nothing under a `gone`, a file or a
+new `dir`; the base folder under a renamed `dir`; else the base commit itself. Rows are written
+(synchronously) before an operation returns and blobs are plain files, so a killed process
+finds every change that was closed or fsync'ed on restart. A commit sends the rows, parents
+first, as one ModifyFile stream on the branch: pachd applies such a stream all or nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import posixpath
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from pachyderm_sdk.api import pfs
+
+from pachtray.errors import PachtrayError
+from pachtray.mount.cache import ChunkCache
+from pachtray.mount.reader import ClientFn, CommitTree, ReadState, make_commit, norm, reader_for, require_client
+
+log = logging.getLogger(__name__)
+
+UPLOAD_CHUNK = 1024 * 1024
+COPY_CHUNK = 4 * 1024 * 1024
+FILE_MODE = 0o100644
+DIR_MODE = 0o040755
+
+
+class CommitFailed(PachtrayError):
+    """The upload did not happen; every change is still staged."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "Commit failed")
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str  # "file" | "dir" | "gone"
+    blob: str | None = None
+    src: str | None = None
+    clean: bool = False  # content already committed; kept only while a handle has it open
+
+
+@dataclass(frozen=True)
+class Node:
+    is_dir: bool
+    row: Row | None = None
+    base_path: str | None = None  # where the content comes from in the base commit
+    size: int = 0
+    mtime: float = 0.0
+
+
+def _parent(path: str) -> str:
+    return posixpath.dirname(path)
+
+
+def _under(path: str, top: str) -> bool:
+    return top == "/" or path.startswith(top + "/")
+
+
+def _disk_error(e: Exception, what: str, staging_dir: Path | None = None) -> OSError:
+    full = isinstance(e, sqlite3.OperationalError) and (
+        "full" in str(e) or (staging_dir is not None and os.statvfs(staging_dir).f_bavail == 0))
+    if full:
+        return OSError(errno.ENOSPC, f"{what}: staging disk full")
+    if isinstance(e, OSError) and e.errno:
+        return OSError(e.errno, f"{what}: {e.strerror}")
+    return OSError(errno.EIO, f"{what}: {e}")
+
+
+class Journal:
+    """The rows and blobs of one staging dir (SQLite, synchronous=FULL)."""
+
+    def __init__(self, staging_dir: str | os.PathLike):
+        self.dir = Path(staging_dir)
+        self.files = self.dir / "files"
+        self.files.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.dir / "journal.sqlite", check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS rows (path TEXT PRIMARY KEY, kind TEXT NOT NULL, blob TEXT,"
+                        " src TEXT, clean INTEGER NOT NULL DEFAULT 0)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+
+    def load(self) -> dict[str, Row]:
+        return {p: Row(k, b, s, bool(c)) for p, k, b, s, c in self.db.execute(
+            "SELECT path, kind, blob, src, clean FROM rows")}
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def write(self, changes: dict[str, Row | None]) -> None:
+        """Apply {path: row or None (delete)} in one transaction."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for path, row in changes.items():
+                if row is None:
+                    self.db.execute("DELETE FROM rows WHERE path=?", (path,))
+                else:
+                    self.db.execute("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
+                                    (path, row.kind, row.blob, row.src, int(row.clean)))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def blob_path(self, blob: str) -> Path:
+        return self.files / blob
+
+    def new_blob(self) -> str:
+        blob = uuid.uuid4().hex
+        fd = os.open(self.blob_path(blob), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        return blob
+
+    def drop_blob(self, blob: str) -> None:
+        self.blob_path(blob).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _BlobHandle:
+    def __init__(self, view: "RwView", blob: str, writable: bool):
+        self.view = view
+        self.blob = blob
+        self.fd = os.open(view.journal.blob_path(blob), os.O_RDWR if writable else os.O_RDONLY)
+
+    def read(self, size: int, offset: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def write(self, data: bytes, offset: int) -> int:
+        return self.view._write(self, data, offset)
+
+    def stat(self) -> dict:
+        st = os.fstat(self.fd)
+        return self.view._attrs(False, st.st_size, st.st_mtime)
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
+
+    def release(self) -> None:
+        os.close(self.fd)
+        self.view._released(self.blob)
+
+
+class _BaseHandle:
+    """A file read straight from the base commit (opened read-only and never written)."""
+
+    def __init__(self, view: "RwView", base_path: str, size: int, mtime: float):
+        self.view, self.base_path, self.size, self.mtime = view, base_path, size, mtime
+        self.state = ReadState()
+
+    def read(self, size: int, offset: int) -> bytes:
+        return self.view.base.read(self.base_path, self.size, offset, size, self.state)
+
+    def write(self, data: bytes, offset: int) -> int:
+        raise OSError(errno.EBADF, "file not open for writing")
+
+    def stat(self) -> dict:
+        return self.view._attrs(False, self.size, self.mtime)
+
+    def fsync(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+class RwView:
+    """A branch, writable; see the module docstring for how changes are kept."""
+
+    writable = True
+    keep_cache = False
+
+    def __init__(self, staging_dir: str | os.PathLike, client_fn: ClientFn, project: str, repo: str, branch: str,
+                 base_commit_id: str | None, cache: ChunkCache):
+        self.client_fn = client_fn
+        self.project, self.repo, self.branch = project, repo, branch
+        self.journal = Journal(staging_dir)
+        self.reader = reader_for(cache)
+        self._mut = threading.RLock()  # held by every change and for a whole commit: writes wait
+        self._lock = threading.RLock()  # guards the in-memory rows
+        self.rows = self.journal.load()
+        self._children: dict[str, set[str]] = collections.defaultdict(set)
+        for p in self.rows:
+            self._children[_parent(p)].add(posixpath.basename(p))
+        self._open: collections.Counter[str] = collections.Counter()
+        self._clean_blobs = {r.blob for r in self.rows.values() if r.clean}
+        # Changes are relative to the base they were made on, so a resumed journal keeps its own.
+        stored = self.journal.meta("base_commit")
+        if stored is not None and self.rows:
+            base_commit_id = stored or None
+        self.journal.set_meta("base_commit", base_commit_id or "")
+        self.base = CommitTree(client_fn, project, repo, base_commit_id, self.reader)
+        self.invalidate = None  # set by FuseMount: drops the kernel's cached view of this mount
+
+    @property
+    def base_commit_id(self) -> str | None:
+        return self.base.commit.id if self.base.commit else None
+
+    # --- resolution ---------------------------------------------------------------------------
+    def _attrs(self, is_dir: bool, size: int, mtime: float) -> dict:
+        ns = int(mtime * 1e9)
+        return {"st_mode": DIR_MODE if is_dir else FILE_MODE, "st_nlink": 2 if is_dir else 1,
+                "st_size": 0 if is_dir else size, "st_blocks": (size + 511) // 512,
+                "st_mtime": ns, "st_ctime": ns, "st_atime": ns,
+                "st_uid": os.getuid(), "st_gid": os.getgid()}
+
+    def _base_path(self, path: str) -> str | None:
+        """Where `path` comes from in the base when it has no row itself (None: hidden)."""
+        a = path
+        while a != "/":
+            a = _parent(a)
+            row = self.rows.get(a)
+            if row is None:
+                continue
+            if row.kind == "dir" and row.src is not None:
+                return norm(row.src + path[len(a):])
+            return None
+        return path
+
+    def _node(self, path: str) -> Node | None:
+        if path == "/":
+            return Node(True, None, "/", 0, self.base.mtime)
+        with self._lock:
+            row = self.rows.get(path)
+            base_path = self._base_path(path) if row is None else row.src
+        if row is not None:
+            if row.kind == "gone":
+                return None
+            if row.kind == "dir":
+                return Node(True, row, row.src, 0, self.base.mtime)
+            if row.blob is not None:
+                try:
+                    st = os.stat(self.journal.blob_path(row.blob))
+                except FileNotFoundError:
+                    return None
+                return Node(False, row, None, st.st_size, st.st_mtime)
+        if base_path is None:
+            return None
+        e = self.base.stat(base_path)
+        if e is None or (row is not None and e.is_dir):
+            return None
+        return Node(e.is_dir, row, base_path, e.size, e.mtime)
+
+    def _need(self, path: str) -> Node:
+        node = self._node(path)
+        if node is None:
+            raise OSError(errno.ENOENT, path)
+        return node
+
+    def _need_dir(self, path: str) -> Node:
+        node = self._need(path)
+        if not node.is_dir:
+            raise OSError(errno.ENOTDIR, path)
+        return node
+
+    def _list(self, path: str, node: Node) -> dict[str, bool]:
+        """name -> is_dir of the folder `path`."""
+        names = {}
+        if node.base_path is not None:
+            names = {n: e.is_dir for n, e in self.base.list(node.base_path).items()}
+        with self._lock:
+            staged = list(self._children.get(path, ()))
+        for name in staged:
+            child = self._node(posixpath.join(path, name))
+            if child is None:
+                names.pop(name, None)
+            else:
+                names[name] = child.is_dir
+        return names
+
+    # --- view interface: reading --------------------------------------------------------------
+    def getattr(self, path: str, handle=None) -> dict:
+        if handle is not None:
+            return handle.stat()
+        node = self._need(path)
+        return self._attrs(node.is_dir, node.size, node.mtime)
+
+    def readdir(self, path: str) -> list[tuple[str, dict]]:
+        node = self._need_dir(path)
+        return [(n, {"st_mode": DIR_MODE if d else FILE_MODE}) for n, d in sorted(self._list(path, node).items())]
+
+    def open(self, path: str, flags: int):
+        writing = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
+        if not writing:
+            node = self._need(path)
+            if node.is_dir:
+                raise OSError(errno.EISDIR, path)
+            if node.row is not None and node.row.blob is not None:
+                return self._blob_handle(node.row.blob, False)
+            return _BaseHandle(self, node.base_path, node.size, node.mtime)
+        with self._mut:
+            blob = self._materialize(path, truncate_to=0 if flags & os.O_TRUNC else None)
+            return self._blob_handle(blob, True)
+
+    def _blob_handle(self, blob: str, writable: bool) -> _BlobHandle:
+        with self._lock:
+            self._open[blob] += 1
+        try:
+            return _BlobHandle(self, blob, writable)
+        except OSError:
+            self._released(blob)
+            raise
+
+    def _released(self, blob: str) -> None:
+        with self._lock:
+            self._open[blob] -= 1
+            if self._open[blob] > 0:
+                return
+            del self._open[blob]
+            clean = [p for p, r in self.rows.items() if r.blob == blob and r.clean]
+        if clean:
+            with self._mut:
+                self._apply({p: None for p in clean})
+                self.journal.drop_blob(blob)
+
+    def statfs(self) -> dict:
+        st = os.statvfs(self.journal.dir)
+        return {k: getattr(st, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+                                             "f_files", "f_ffree", "f_favail", "f_namemax")}
+
+    # --- view interface: changing -------------------------------------------------------------
+    def _apply(self, changes: dict[str, Row | None], freeable: set[str] = frozenset()) -> None:
+        """Journal first, then memory: a failed journal write changes nothing.
+
+        On a full disk the blobs in `freeable` (content being deleted anyway) are emptied to make
+        room for the journal, so deleting a file is always possible.
+        """
+        try:
+            self.journal.write(changes)
+        except (sqlite3.Error, OSError) as e:
+            err = _disk_error(e, "staging journal", self.journal.dir)
+            if err.errno != errno.ENOSPC or not freeable:
+                raise err from None
+            for b in freeable:
+                os.truncate(self.journal.blob_path(b), 0)
+            try:
+                self.journal.write(changes)
+            except (sqlite3.Error, OSError) as e2:
+                raise _disk_error(e2, "staging journal", self.journal.dir) from None
+        with self._lock:
+            for path, row in changes.items():
+                if row is None:
+                    self.rows.pop(path, None)
+                    kids = self._children.get(_parent(path))
+                    if kids is not None:
+                        kids.discard(posixpath.basename(path))
+                else:
+                    self.rows[path] = row
+                    self._children[_parent(path)].add(posixpath.basename(path))
+                    if row.clean:
+                        self._clean_blobs.add(row.blob)
+                    elif row.blob:
+                        self._clean_blobs.discard(row.blob)
+
+    def _hide(self, path: str, changes: dict[str, Row | None]) -> None:
+        """Add to `changes` what removes `path` (and everything under it) from the view."""
+        with self._lock:
+            for p in self.rows:
+                if p == path or _under(p, path):
+                    changes[p] = None
+            base_path = self._base_path(path)  # depends on ancestors' rows only
+        if base_path is not None and self.base.stat(base_path) is not None:
+            changes[path] = Row("gone")
+
+    def _check_parent(self, path: str) -> None:
+        if path == "/":
+            raise OSError(errno.EEXIST, path)
+        self._need_dir(_parent(path))
+
+    def _materialize(self, path: str, truncate_to: int | None) -> str:
+        """The blob holding `path`'s content, copying it from the base on first write."""
+        node = self._need(path)
+        if node.is_dir:
+            raise OSError(errno.EISDIR, path)
+        row = node.row
+        if row is not None and row.blob is not None:
+            if row.clean:
+                self._apply({path: Row("file", row.blob)})
+            if truncate_to is not None:
+                os.truncate(self.journal.blob_path(row.blob), truncate_to)
+            return row.blob
+        blob = self.journal.new_blob()
+        try:
+            if truncate_to != 0:
+                self._copy_from_base(node, blob)
+            if truncate_to:
+                os.truncate(self.journal.blob_path(blob), truncate_to)
+            self._apply({path: Row("file", blob)})
+        except BaseException as e:
+            self.journal.drop_blob(blob)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, f"{path}: staging disk full") from None
+            raise
+        return blob
+
+    def _copy_from_base(self, node: Node, blob: str) -> None:
+        state = ReadState()
+        with open(self.journal.blob_path(blob), "r+b") as f:
+            pos = 0
+            while pos < node.size:
+                data = self.base.read(node.base_path, node.size, pos, COPY_CHUNK, state)
+                if not data:
+                    break
+                f.write(data)
+                pos += len(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _write(self, handle: _BlobHandle, data: bytes, offset: int) -> int:
+        with self._mut:
+            if handle.blob in self._clean_blobs:
+                with self._lock:
+                    dirty = {p: Row("file", r.blob) for p, r in self.rows.items() if r.blob == handle.blob}
+                self._apply(dirty)
+            try:
+                return os.pwrite(handle.fd, data, offset)
+            except OSError as e:
+                raise _disk_error(e, "write", self.journal.dir) from None
+
+    def create(self, path: str, mode: int, flags: int):
+        with self._mut:
+            self._check_parent(path)
+            existing = self._node(path)
+            if existing is not None:
+                return self._blob_handle(self._materialize(path, truncate_to=0), True)
+            try:
+                blob = self.journal.new_blob()
+            except OSError as e:
+                raise _disk_error(e, "create") from None
+            try:
+                self._apply({path: Row("file", blob)})
+            except BaseException:
+                self.journal.drop_blob(blob)
+                raise
+            return self._blob_handle(blob, True)
+
+    def truncate(self, path: str, length: int) -> None:
+        with self._mut:
+            blob = self._materialize(path, truncate_to=length)
+            os.utime(self.journal.blob_path(blob))
+
+    def mkdir(self, path: str, mode: int) -> None:
+        with self._mut:
+            self._check_parent(path)
+            if self._node(path) is not None:
+                raise OSError(errno.EEXIST, path)
+            self._apply({path: Row("dir")})
+
+    def unlink(self, path: str) -> None:
+        with self._mut:
+            if self._need(path).is_dir:
+                raise OSError(errno.EISDIR, path)
+            self._remove(path)
+
+    def rmdir(self, path: str) -> None:
+        with self._mut:
+            node = self._need_dir(path)
+            if path == "/":
+                raise OSError(errno.EBUSY, path)
+            if self._list(path, node):
+                raise OSError(errno.ENOTEMPTY, path)
+            self._remove(path)
+
+    def _remove(self, path: str) -> None:
+        changes: dict[str, Row | None] = {}
+        self._hide(path, changes)
+        self._apply_dropping_blobs(changes)
+
+    def _apply_dropping_blobs(self, changes: dict[str, Row | None]) -> None:
+        """Apply `changes`, then delete the blobs no row refers to any more."""
+        with self._lock:
+            before = {self.rows[p].blob for p in changes if p in self.rows and self.rows[p].blob}
+        after = {r.blob for r in changes.values() if r is not None and r.blob}
+        self._apply(changes, freeable=before - after)
+        for b in before - after:
+            self.journal.drop_blob(b)
+
+    def rename(self, old: str, new: str) -> None:
+        if old == new:
+            return
+        if _under(new, old):
+            raise OSError(errno.EINVAL, f"cannot move {old} into itself")
+        with self._mut:
+            src = self._need(old)
+            self._check_parent(new)
+            dst = self._node(new)
+            if dst is not None:
+                if src.is_dir and not dst.is_dir:
+                    raise OSError(errno.ENOTDIR, new)
+                if not src.is_dir and dst.is_dir:
+                    raise OSError(errno.EISDIR, new)
+                if dst.is_dir and self._list(new, dst):
+                    raise OSError(errno.ENOTEMPTY, new)
+            changes: dict[str, Row | None] = {}
+            if dst is not None:
+                self._hide(new, changes)
+            with self._lock:
+                moved = {new + p[len(old):]: Row(r.kind, r.blob, r.src) for p, r in self.rows.items()
+                         if _under(p, old)}
+            if src.row is not None:
+                top = Row(src.row.kind, src.row.blob, src.row.src)
+            elif src.is_dir:
+                top = Row("dir", src=src.base_path)
+            else:
+                top = Row("file", src=src.base_path)
+            self._hide(old, changes)
+            changes.update(moved)
+            changes[new] = top
+            self._apply_dropping_blobs(changes)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self._need(path)  # PFS has no modes
+
+    def utimens(self, path: str, times) -> None:
+        self._need(path)
+
+    # --- commit -------------------------------------------------------------------------------
+    def pending_count(self) -> int:
+        """Changed paths that a commit would upload (new empty folders are not changes to PFS)."""
+        with self._lock:
+            return sum(1 for r in self.rows.values()
+                       if not r.clean and (r.kind != "dir" or r.src is not None))
+
+    def _requests(self, commit: pfs.Commit, plan: list[tuple[str, Row]]):
+        base = self.base.commit
+        yield pfs.ModifyFileRequest(set_commit=commit)
+        for path, row in plan:
+            yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
+            if row.kind == "gone" or (row.kind == "dir" and row.src is None):
+                continue
+            if row.blob is None:
+                yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(
+                    dst=path, src=pfs.File(commit=base, path=row.src)))
+                continue
+            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=b""))
+            with open(self.journal.blob_path(row.blob), "rb") as f:
+                while data := f.read(UPLOAD_CHUNK):
+                    yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=data))
+
+    def commit(self, description: str = "") -> str | None:
+        """Upload every change as one commit on the branch; returns its id (None: nothing to do).
+
+        pachd makes a ModifyFile stream on a branch without an open commit into one new commit,
+        all or nothing, so a failure leaves the branch as it was and the changes staged. Such
+        one-off commits carry no description; `description` is logged with the commit id.
+        """
+        with self._mut:
+            with self._lock:
+                plan = sorted((p, r) for p, r in self.rows.items() if not r.clean)
+            if not any(r.kind != "dir" or r.src is not None for _, r in plan):
+                return None
+            where = f"{self.project}/{self.repo}@{self.branch}"
+            branch = pfs.Branch(repo=make_commit(self.project, self.repo, "").repo, name=self.branch)
+            try:
+                client = require_client(self.client_fn, f"commit to {where}")
+                client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan))
+                head = client.pfs.inspect_branch(branch=branch).head.id
+            except (grpc.RpcError, ConnectionError, OSError) as e:
+                detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
+                raise CommitFailed(f"commit to {where} failed, changes kept: {detail}") from None
+            log.info("committed %d changes to %s as %s %s", len(plan), where, head, description)
+            self._reset(head)
+            return head
+
+    def _reset(self, base_commit_id: str | None) -> None:
+        """Drop the staged rows (the base now has them), except open files and empty new dirs."""
+        self.base = CommitTree(self.client_fn, self.project, self.repo, base_commit_id, self.reader)
+        with self._lock:
+            rows = dict(self.rows)
+            open_blobs = {b for b, n in self._open.items() if n > 0}
+        changes: dict[str, Row | None] = {}
+        for p, r in rows.items():
+            if r.kind == "file" and r.blob in open_blobs:
+                changes[p] = Row("file", r.blob, clean=True)
+            elif r.kind == "dir" and r.src is None and self._base_node_missing(p):
+                changes[p] = r
+            else:
+                changes[p] = None
+        self.journal.set_meta("base_commit", base_commit_id or "")
+        self._apply_dropping_blobs(changes)
+
+    def _base_node_missing(self, path: str) -> bool:
+        try:
+            return self.base.stat(path) is None
+        except OSError:
+            return True
+
+    def discard(self) -> None:
+        """Forget every staged change; the view shows the base again."""
+        with self._mut:
+            with self._lock:
+                blobs = [r.blob for r in self.rows.values() if r.blob]
+                changes = {p: None for p in self.rows}
+            self._apply(changes)
+            for b in blobs:
+                self.journal.drop_blob(b)
+        if self.invalidate is not None:
+            self.invalidate()
+
+    def close(self) -> None:
+        with self._mut:
+            self.journal.close()

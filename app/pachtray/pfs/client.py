@@ -1,0 +1,274 @@
+"""Cluster addresses and a pachyderm_sdk Client whose every RPC has a deadline.
+
+The SDK's own Client waits forever on a dead or hung cluster; a FUSE read or an HTTP handler
+must instead fail within seconds, so unary calls get a deadline and streams a per-message idle
+deadline (a long download is fine as long as messages keep arriving).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import grpc
+from pachyderm_sdk import Client
+from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
+from pachyderm_sdk.interceptor import MetadataClientInterceptor
+
+DEFAULT_PORT = 30650
+BAD_ADDRESS = "either empty or poorly formatted cluster endpoint"
+_SCHEMES = {"grpc": False, "http": False, "grpcs": True, "https": True}
+
+# Reconnect quickly after a cluster restart (gRPC's default backoff grows to two minutes),
+# and notice a silently dead connection through keepalive pings.
+CHANNEL_OPTIONS = [
+    *GRPC_CHANNEL_OPTIONS,
+    ("grpc.initial_reconnect_backoff_ms", 300),
+    ("grpc.min_reconnect_backoff_ms", 300),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.keepalive_time_ms", 15000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 0),
+]
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+    tls: bool = False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'grpcs' if self.tls else 'grpc'}://{host}:{self.port}"
+
+    @property
+    def target(self) -> str:
+        """host:port as gRPC wants it."""
+        return self.url.split("://", 1)[1]
+
+
+def parse_address(text: str) -> Address:
+    """Parse `host[:port]`, `grpc://host[:port]` or `grpcs://...` (also http/https), as pachctl does."""
+    text = (text or "").strip()
+    if not text:
+        raise ValueError(BAD_ADDRESS)
+    if "://" not in text:
+        text = "grpc://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(BAD_ADDRESS) from None
+    if (parts.scheme not in _SCHEMES or not parts.hostname or parts.path not in ("", "/")
+            or parts.query or parts.fragment or parts.username or parts.password):
+        raise ValueError(BAD_ADDRESS)
+    return Address(parts.hostname, port or DEFAULT_PORT, _SCHEMES[parts.scheme])
+
+
+class RpcIdleTimeout(grpc.RpcError):
+    """A stream delivered no message (or consumed no request) within the idle deadline."""
+
+    def __init__(self, method: str, seconds: float):
+        super().__init__(f"{method}: no message from pachd within {seconds:g}s")
+        self._details = str(self)
+
+    def code(self):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def details(self):
+        return self._details
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+        grpc.ClientCallDetails):
+    pass
+
+
+def _with_timeout(details, timeout: float | None) -> _CallDetails:
+    return _CallDetails(details.method, timeout, details.metadata, details.credentials,
+                        getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+
+class _Watchdog:
+    """One thread for all streams: cancels a call that waited longer than its idle deadline."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._watched: weakref.WeakSet[_Watched] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watched: "_Watched") -> None:
+        with self._lock:
+            self._watched.add(watched)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="grpc-idle-watchdog", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            with self._lock:
+                watched = list(self._watched)
+            for w in watched:
+                w.check(now)
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _Watched:
+    """Idle bookkeeping of one streaming call."""
+
+    def __init__(self, call, method: str, idle: float):
+        self.call = call
+        self.method = method
+        self.idle = idle
+        self.waiting_since: float | None = None
+        self.timed_out = False
+        self.done = False
+
+    def check(self, now: float) -> None:
+        since = self.waiting_since
+        if not self.done and self.call is not None and since is not None and now - since > self.idle:
+            self.timed_out = True
+            self.call.cancel()
+
+    def error(self, e: Exception) -> Exception:
+        return RpcIdleTimeout(self.method, self.idle) if self.timed_out else e
+
+
+class _IdleStream:
+    """Iterator over a streaming response that is cancelled if a message takes too long."""
+
+    def __init__(self, call, method: str, idle: float):
+        self._call = call
+        self._w = _Watched(call, method, idle)
+        _WATCHDOG.add(self._w)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self._w.waiting_since = time.monotonic()
+        try:
+            return next(self._call)
+        except StopIteration:
+            self._w.done = True
+            raise
+        except grpc.RpcError as e:
+            self._w.done = True
+            raise self._w.error(e) from None
+        finally:
+            self._w.waiting_since = None
+
+    def cancel(self) -> bool:
+        self._w.done = True
+        return self._call.cancel()
+
+    def __getattr__(self, name):
+        return getattr(self._call, name)
+
+    def __del__(self):
+        if not self._w.done:
+            self._call.cancel()
+
+
+class _IdleUpload:
+    """Future of a client-streaming call whose request iterator must keep moving.
+
+    Only the `.future()` form of a call can be cancelled while it runs; the blocking form
+    returns a finished outcome, so there the keepalive pings are what notices a dead peer.
+    """
+
+    def __init__(self, continuation, details, requests, method: str, idle: float):
+        self._w = _Watched(None, method, idle)
+        self._w.waiting_since = time.monotonic()
+        self._call = continuation(details, self._pump(requests))
+        self._w.call = self._call
+        self._call.add_done_callback(lambda _f: setattr(self._w, "done", True))
+        _WATCHDOG.add(self._w)
+
+    def _pump(self, requests):
+        for r in requests:
+            self._w.waiting_since = time.monotonic()
+            yield r
+        self._w.waiting_since = time.monotonic()
+
+    def result(self, timeout=None):
+        try:
+            return self._call.result(timeout)
+        except grpc.RpcError as e:
+            raise self._w.error(e) from None
+
+    def __getattr__(self, name):
+        return getattr(self._call, name)
+
+
+class DeadlineInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                          grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Unary calls: a deadline of `timeout` s; streams: at most `timeout` s between messages."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+
+    def intercept_unary_unary(self, continuation, details, request):
+        if details.timeout is None:
+            details = _with_timeout(details, self.timeout)
+        return continuation(details, request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return _IdleStream(continuation(details, request), details.method, self.timeout)
+
+    def intercept_stream_unary(self, continuation, details, request_iterator):
+        return _IdleUpload(continuation, details, request_iterator, details.method, self.timeout)
+
+    def intercept_stream_stream(self, continuation, details, request_iterator):
+        return _IdleStream(continuation(details, request_iterator), details.method, self.timeout)
+
+
+class PachClient(Client):
+    """The SDK Client on a channel with deadlines, fast reconnects and an explicit close()."""
+
+    def __init__(self, address: Address, *, token: str | None, root_certs: bytes | None, rpc_timeout: float):
+        self.rpc_timeout = rpc_timeout
+        self.pachd_address = address
+        self._raw_channel: grpc.Channel | None = None
+        self._ours: grpc.Channel | None = None
+        super().__init__(host=address.host, port=address.port, auth_token=token, root_certs=root_certs,
+                         tls=address.tls)
+
+    def _init_api(self):
+        # Called by the SDK after every (re)build of its channel; replace that channel by ours.
+        if getattr(self, "_channel", None) is not None and self._channel is not self._ours:
+            self._channel.close()
+        if self.root_certs is not None:
+            creds = grpc.ssl_channel_credentials(root_certificates=self.root_certs)
+            raw = grpc.secure_channel(self.pachd_address.target, creds, options=CHANNEL_OPTIONS)
+        else:
+            raw = grpc.insecure_channel(self.pachd_address.target, options=CHANNEL_OPTIONS)
+        old, self._raw_channel = self._raw_channel, raw
+        if old is not None:
+            old.close()
+        self._channel = self._ours = grpc.intercept_channel(
+            raw, MetadataClientInterceptor(self._metadata), DeadlineInterceptor(self.rpc_timeout))
+        super()._init_api()
+
+    def close(self) -> None:
+        if self._raw_channel is not None:
+            self._raw_channel.close()
+
+
+def connect(address: Address | str, *, token: str | None = None, root_certs: bytes | None = None,
+            rpc_timeout: float = 10.0) -> PachClient:
+    """A Client for `address`; gRPC connects lazily, so this never blocks on the network."""
+    if isinstance(address, str):
+        address = parse_address(address)
+    return PachClient(address, token=token, root_certs=root_certs, rpc_timeout=rpc_timeout)

@@ -1,0 +1,105 @@
+"""Session tokens: kept in the OS keychain per cluster address, never in logs or error messages.
+
+Where no keychain is usable (headless Linux: keyring's fail/null backends) tokens fall back to the
+pachctl config file, as pachctl itself keeps them; `storage()` says which one is in use so the
+API and GUI can tell the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pachtray import config
+
+SERVICE = "pachtray"
+log = logging.getLogger(__name__)
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def remember(token: str | None) -> None:
+    """Register a token so that redact() hides it wherever it would appear."""
+    if token:
+        with _lock:
+            _secrets.add(token)
+
+
+def redact(text: str) -> str:
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that hides every remembered token in the formatted message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def _keyring():
+    """The keyring module when a real backend is usable, else None."""
+    import keyring
+    from keyring.backends import fail, null
+
+    backend = keyring.get_keyring()
+    if isinstance(backend, (fail.Keyring, null.Keyring)):
+        return None
+    if getattr(backend, "backends", None) == []:  # a chainer with nothing behind it
+        return None
+    return keyring
+
+
+def storage() -> str:
+    """Where tokens go: `keyring (<backend>)` or `file (<pachctl config path>)`."""
+    kr = _keyring()
+    if kr is not None:
+        return f"keyring ({type(kr.get_keyring()).__module__})"
+    return f"file ({config.pachctl_config_path()})"
+
+
+def load(address: str) -> str | None:
+    """The keychain's token for a cluster address (None when none or no keychain)."""
+    kr = _keyring()
+    if kr is None:
+        return None
+    try:
+        token = kr.get_password(SERVICE, address)
+    except Exception as e:  # noqa: BLE001 - a locked or broken keychain must not stop the daemon
+        log.warning("cannot read the token for %s from the keychain: %s", address, e)
+        return None
+    remember(token)
+    return token
+
+
+def save(address: str, token: str) -> str:
+    """Keep ``token`` for ``address``; returns where it went (see storage())."""
+    remember(token)
+    kr = _keyring()
+    if kr is not None:
+        try:
+            kr.set_password(SERVICE, address, token)
+            return storage()
+        except Exception as e:  # noqa: BLE001 - fall back to the file rather than lose the login
+            log.warning("cannot store the token for %s in the keychain (%s); using the pachctl config", address, e)
+    config.set_context_token(address, token)
+    return f"file ({config.pachctl_config_path()})"
+
+
+def forget(address: str) -> None:
+    """Remove the token for ``address`` from the keychain and the pachctl config."""
+    kr = _keyring()
+    if kr is not None:
+        try:
+            kr.delete_password(SERVICE, address)
+        except Exception as e:  # noqa: BLE001 - PasswordDeleteError when there was none
+            log.debug("no keychain token to delete for %s: %s", address, e)
+    config.set_context_token(address, None)

@@ -1,0 +1,422 @@
+"""The seven benchmarks of issue #8, each measured against a baseline taken in the same run.
+
+Every ratio is "higher is better": baseline time / measured time for speed, so 1.0 means as fast
+as the limit we compare with. Data is generated (random bytes, so no compression or dedup helps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pachyderm_sdk.api import pfs
+
+import harness
+from grpc_proxy import CountingProxy
+
+MiB = 2**20
+GiB = 2**30
+READ_BLOCK = MiB
+
+
+@dataclass(frozen=True)
+class Sizes:
+    big_file: int           # benchmarks 1-2
+    many_files: int         # benchmarks 3 and 7: files in the big repo
+    many_folders: int
+    repos: int              # benchmark 4
+    rw_files: int           # benchmark 5
+    idle_seconds: float     # benchmark 6
+    repeats: int
+
+
+FULL = Sizes(big_file=GiB, many_files=100_000, many_folders=1_000,
+             repos=1_000, rw_files=10_000, idle_seconds=10, repeats=5)
+QUICK = Sizes(big_file=32 * MiB, many_files=2_000, many_folders=20,
+              repos=50, rw_files=200, idle_seconds=2, repeats=3)
+
+
+@dataclass
+class Row:
+    benchmark: str
+    measured: str
+    baseline: str
+    ratio: float | None
+    target: str
+    met: bool | None  # None: the issue sets no target, the figure is reported
+
+
+def seconds(t: float) -> str:
+    return f"{t * 1000:.1f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def rate(nbytes: int, t: float) -> str:
+    return f"{nbytes / MiB / t:.0f} MiB/s ({seconds(t)})"
+
+
+def timed(fn) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t0, value
+
+
+def read_all(path: Path) -> int:
+    """Sequential read with a fixed 1 MiB buffer, the way `cat`/`cp` read; returns bytes read."""
+    buf = bytearray(READ_BLOCK)
+    total = 0
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            total += n
+    return total
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(4 * MiB):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sdk_download(client, uri: str) -> int:
+    total = 0
+    for msg in client.pfs.get_file(file=pfs.File.from_uri(uri)):
+        total += len(msg.value)
+    return total
+
+
+def put_many(client, repo: str, files: dict[str, bytes]) -> pfs.Commit:
+    """One commit, one ModifyFile stream: the fastest way the SDK offers to put many files."""
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri(f"{repo}@master"))
+
+    def ops():
+        yield pfs.ModifyFileRequest(set_commit=commit)
+        for path, data in files.items():
+            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=data))
+
+    client.pfs.modify_file(ops())
+    client.pfs.finish_commit(commit=commit)
+    client.pfs.wait_commit(commit)
+    return commit
+
+
+def tree_files(n_files: int, n_folders: int) -> dict[str, bytes]:
+    per = n_files // n_folders
+    return {f"/d{d:04d}/f{i:05d}.txt": f"{d}/{i}\n".encode() for d in range(n_folders) for i in range(per)}
+
+
+class Context:
+    """What the benchmarks share: one local server, one daemon on it, temp space, the sizes."""
+
+    def __init__(self, tmp: Path, sizes: Sizes, log, profile_dir: Path | None):
+        self.tmp, self.sizes, self.log, self.profile_dir = tmp, sizes, log, profile_dir
+        self.server = harness.LocalServer(tmp).start()
+        self.client = self.server.client()
+        self._daemon: harness.Daemon | None = None
+        self.big_repo = self.small_repo = None
+        self.started: list = [self.server]
+
+    @property
+    def daemon(self) -> harness.Daemon:
+        if self._daemon is None:
+            self._daemon = self.track(harness.Daemon(self.tmp, self.server.address).start())
+        return self._daemon
+
+    def track(self, thing):
+        self.started.append(thing)
+        return thing
+
+    def close(self) -> None:
+        for thing in reversed(self.started):
+            thing.stop()
+
+    def create_repo(self, name: str) -> str:
+        self.client.pfs.create_repo(repo=pfs.Repo.from_uri(name))
+        return name
+
+    @property
+    def small_folders(self) -> int:
+        """The twin repo: 100x fewer folders of the same size, enough to read from unlisted ones."""
+        return max(self.sizes.repeats + 1, self.sizes.many_folders // 100)
+
+    @property
+    def small_files(self) -> int:
+        return self.small_folders * (self.sizes.many_files // self.sizes.many_folders)
+
+    def tree_repos(self) -> tuple[str, str]:
+        """The many-files repo and its smaller twin (benchmarks 3 and 7 share them)."""
+        if self.big_repo is None:
+            s = self.sizes
+            for name, n, folders in (("many-files", s.many_files, s.many_folders),
+                                     ("few-files", self.small_files, self.small_folders)):
+                self.create_repo(name)
+                t, _ = timed(lambda: put_many(self.client, name, tree_files(n, folders)))
+                self.log(f"  created {name}: {n} files in {folders} folders in {seconds(t)}")
+            self.big_repo, self.small_repo = "many-files", "few-files"
+        return self.big_repo, self.small_repo
+
+    @contextmanager
+    def profiled(self, name: str, pid: int):
+        """With --profile: py-spy samples ``pid`` (and children) while the block runs."""
+        if self.profile_dir is None:
+            yield
+            return
+        out = self.profile_dir / f"{name}.txt"
+        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+                                "--subprocesses", "--format", "raw", "--rate", "200", "--nonblocking",
+                                "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        time.sleep(1)  # py-spy needs a moment to attach before the measured work starts
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+
+
+# 7 --------------------------------------------------------------------------------------------
+
+def bench_server_commit(ctx: Context) -> list[Row]:
+    """Commit one changed file: cost must not grow with the number of files in the repo."""
+    big, small = ctx.tree_repos()
+
+    def one_commit(repo: str, i: int) -> float:
+        def run():
+            with ctx.client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as c:
+                c.put_file_from_bytes(f"/d0000/f00000.txt", f"changed {i}\n".encode())
+            c.wait()
+        return timed(run)[0]
+
+    small_t = statistics.median(one_commit(small, i) for i in range(ctx.sizes.repeats))
+    with ctx.profiled("7-server-commit", ctx.server.proc.pid):
+        big_t = statistics.median(one_commit(big, i) for i in range(ctx.sizes.repeats))
+    ratio = small_t / big_t
+    return [Row(f"7. local server: commit 1 changed file, {ctx.sizes.many_files:,}-file repo",
+                seconds(big_t), f"{seconds(small_t)} ({ctx.small_files:,}-file repo)",
+                ratio, "≥ 0.5 (flat in repo size)", ratio >= 0.5)]
+
+
+# 4 --------------------------------------------------------------------------------------------
+
+def bench_list_repos(ctx: Context) -> list[Row]:
+    """GET /repos with many repos: wall time vs one SDK ListRepo, and RPCs per request."""
+    server = ctx.track(harness.LocalServer(ctx.tmp).start())
+    client = server.client()
+    for i in range(ctx.sizes.repos):
+        client.pfs.create_repo(repo=pfs.Repo.from_uri(f"repo-{i:04d}"))
+    proxy = ctx.track(CountingProxy(f"127.0.0.1:{server.port}").start())
+    daemon = ctx.track(harness.Daemon(ctx.tmp, proxy.address).start())
+    daemon.get("/repos")  # connection set-up and first-call costs are not what we measure
+    from pachyderm_sdk import Client
+
+    proxied = Client(host="127.0.0.1", port=proxy.port)  # the baseline takes the same path
+
+    def sdk_list():
+        return len(list(proxied.pfs.list_repo()))
+
+    base_t = statistics.median(timed(sdk_list)[0] for _ in range(ctx.sizes.repeats))
+    times, counts = [], []
+    with ctx.profiled("4-list-repos", daemon.proc.pid):
+        for _ in range(ctx.sizes.repeats):
+            proxy.reset()
+            t, repos = timed(lambda: daemon.get("/repos"))
+            counts.append(proxy.counts())
+            times.append(t)
+    if len(repos) != ctx.sizes.repos:
+        raise AssertionError(f"GET /repos returned {len(repos)} repos, expected {ctx.sizes.repos}")
+    t = statistics.median(times)
+    list_repo = max(c.get("/pfs_v2.API/ListRepo", 0) for c in counts)
+    total = max(sum(c.values()) for c in counts)
+    others = sorted({m.rsplit("/", 1)[1] for c in counts for m in c if not m.endswith("/ListRepo")})
+    return [
+        Row(f"4. GET /repos, {ctx.sizes.repos:,} repos: wall time", seconds(t), f"{seconds(base_t)} (SDK list_repo)",
+            base_t / t, "report", None),
+        Row(f"4. GET /repos, {ctx.sizes.repos:,} repos: RPCs", f"{list_repo} ListRepo, {total} in all"
+            + (f" ({', '.join(others)})" if others else ""), "1 ListRepo", None, "1 ListRepo", list_repo == 1),
+    ]
+
+
+# 1 and 2 --------------------------------------------------------------------------------------
+
+def bench_big_file(ctx: Context) -> list[Row]:
+    """Cold read through the mount vs SDK get_file; warm re-read vs a local file in the page cache."""
+    size = ctx.sizes.big_file
+    local = ctx.tmp / "big.bin"
+    h = hashlib.sha256()
+    with open(local, "wb") as f:
+        for _ in range(size // (4 * MiB)):
+            block = os.urandom(4 * MiB)
+            h.update(block)
+            f.write(block)
+    digest = h.hexdigest()
+    repo = ctx.create_repo("big-file")
+    with ctx.client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as c, open(local, "rb") as f:
+        c.put_file_from_file(path="/big.bin", file=f)
+    c.wait()
+
+    base_t, n = timed(lambda: sdk_download(ctx.client, f"{repo}@master:/big.bin"))
+    if n != size:
+        raise AssertionError(f"SDK get_file returned {n} bytes, expected {size}")
+    d = ctx.daemon
+    d.mount("big", repo)
+    path = d.mount_dir / "big" / "big.bin"
+    with ctx.profiled("1-cold-read", d.proc.pid):
+        cold_t, n = timed(lambda: read_all(path))
+    if n != size:
+        raise AssertionError(f"cold read through the mount returned {n} bytes, expected {size}")
+    warm_t, _ = timed(lambda: read_all(path))
+    read_all(local)  # into the page cache, like the mounted file
+    local_t, _ = timed(lambda: read_all(local))
+    if sha256_of(path) != digest:
+        raise AssertionError("the file read through the mount differs from the one put")
+    local.unlink()
+    label = f"{size / GiB:g} GiB" if size >= GiB else f"{size // MiB} MiB"
+    return [
+        Row(f"1. cold sequential read, {label}, mount", rate(size, cold_t), f"{rate(size, base_t)} (SDK get_file)",
+            base_t / cold_t, "≥ 0.8", base_t / cold_t >= 0.8),
+        Row(f"2. warm re-read, {label}, mount", rate(size, warm_t), f"{rate(size, local_t)} (local file, cached)",
+            local_t / warm_t, "≥ 0.9", local_t / warm_t >= 0.9),
+    ]
+
+
+# 3 --------------------------------------------------------------------------------------------
+
+def bench_many_files(ctx: Context) -> list[Row]:
+    """Mount + first ls of one folder, and one small file, vs downloading the whole commit."""
+    big, small = ctx.tree_repos()
+    d = ctx.daemon
+    s = ctx.sizes
+
+    def mount_and_ls(name: str, repo: str, folder: str) -> tuple[float, int]:
+        def run():
+            d.mount(name, repo)
+            return len(os.listdir(d.mount_dir / name / folder))
+        return timed(run)
+
+    with ctx.profiled("3-mount-ls", d.proc.pid):
+        big_ls_t, n = mount_and_ls("many", big, f"d{s.many_folders // 2:04d}")
+    per_folder = s.many_files // s.many_folders
+    if n != per_folder:
+        raise AssertionError(f"ls of one folder listed {n} entries, expected {per_folder}")
+    small_ls_t, _ = mount_and_ls("few", small, "d0000")
+
+    def read_small(name: str, folder: int, i: int) -> float:
+        path = d.mount_dir / name / f"d{folder:04d}" / f"f{i:05d}.txt"
+        t, data = timed(path.read_bytes)
+        if data != f"{folder}/{i}\n".encode():
+            raise AssertionError(f"{path} read {data!r}")
+        return t
+
+    # Each read is of a file in a folder not listed yet: nothing of it is cached.
+    file_t = statistics.median(read_small("many", s.many_folders - 1 - k, 1) for k in range(s.repeats))
+    small_file_t = statistics.median(read_small("few", ctx.small_folders - 1 - k, 1) for k in range(s.repeats))
+
+    def download_commit() -> int:
+        total = 0
+        for msg in ctx.client.pfs.get_file_tar(file=pfs.File.from_uri(f"{big}@master:/")):
+            total += len(msg.value)
+        return total
+
+    base_t, _ = timed(download_commit)
+    return [
+        Row(f"3. {s.many_files:,} files: mount + first ls of a folder", seconds(big_ls_t),
+            f"{seconds(base_t)} (download whole commit)", base_t / big_ls_t, "< 0.2 s", big_ls_t < 0.2),
+        Row(f"3. {s.many_files:,} files: read one small file", seconds(file_t),
+            f"{seconds(base_t)} (download whole commit)", base_t / file_t, "< 0.1 s", file_t < 0.1),
+        Row("3. size independence: mount + ls", seconds(big_ls_t),
+            f"{seconds(small_ls_t)} ({ctx.small_files:,} files)", small_ls_t / big_ls_t, "≥ 0.5",
+            small_ls_t / big_ls_t >= 0.5),
+        Row("3. size independence: one small file", seconds(file_t),
+            f"{seconds(small_file_t)} ({ctx.small_files:,} files)", small_file_t / file_t, "≥ 0.5",
+            small_file_t / file_t >= 0.5),
+    ]
+
+
+# 5 --------------------------------------------------------------------------------------------
+
+def bench_rw_commit(ctx: Context) -> list[Row]:
+    """Write many small files into an rw mount and /_commit vs the same files in one SDK commit."""
+    n = ctx.sizes.rw_files
+    folders = max(1, n // 100)
+    files = {f"/w{i % folders:03d}/file-{i:05d}.bin": os.urandom(1024) for i in range(n)}
+    sdk_repo, mount_repo = ctx.create_repo("rw-sdk"), ctx.create_repo("rw-mount")
+    base_t, _ = timed(lambda: put_many(ctx.client, sdk_repo, files))
+    d = ctx.daemon
+    d.mount("rw", mount_repo, mode="rw")
+    root = d.mount_dir / "rw"
+
+    def write_and_commit():
+        for path, data in files.items():
+            target = root / path[1:]
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(data)
+        d.put("/_commit", {"mount": "rw"})
+
+    with ctx.profiled("5-rw-commit", d.proc.pid):
+        t, _ = timed(write_and_commit)
+    head = ctx.client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{mount_repo}@master"), wait=pfs.CommitState.FINISHED)
+    count = sum(1 for info in ctx.client.pfs.walk_file(file=pfs.File(commit=head.commit, path="/"))
+                if info.file_type == pfs.FileType.FILE)
+    if count != n:
+        raise AssertionError(f"the rw commit holds {count} files, expected {n}")
+    return [Row(f"5. rw mount: write {n:,} × 1 KiB + /_commit", seconds(t), f"{seconds(base_t)} (SDK, one commit)",
+                base_t / t, "≥ 0.8", base_t / t >= 0.8)]
+
+
+# 6 --------------------------------------------------------------------------------------------
+
+def bench_app(ctx: Context) -> list[Row]:
+    """Start to healthy API (with the embedded server), idle RSS with 5 mounts, idle CPU."""
+    server_start, _ = timed(lambda: ctx.track(harness.LocalServer(ctx.tmp)).start())
+    port = harness.free_port()
+    d = ctx.track(harness.Daemon(ctx.tmp, None, ["--local-pachd-port", str(port)]))
+    t0 = d.launch()
+    d.wait_healthy()
+    harness.wait_for(lambda: d.session.get(d.url + "/repos", timeout=5).ok, 60, "GET /repos of the new daemon",
+                     interval=0.01)
+    start_t = time.monotonic() - t0
+
+    from pachyderm_sdk import Client
+
+    client = Client(host="127.0.0.1", port=port)
+    for i in range(5):
+        repo = f"idle-{i}"
+        client.pfs.create_repo(repo=pfs.Repo.from_uri(repo))
+        with client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as c:
+            c.put_file_from_bytes("/hello.txt", b"hello\n")
+        c.wait()
+        d.mount(repo, repo)
+        (d.mount_dir / repo / "hello.txt").read_bytes()
+    time.sleep(2)  # let start-up work (threads, caches) settle before calling it idle
+    tree = harness.process_tree(d.proc.pid)
+    rss = sum(harness.rss_bytes(p) for p in tree)
+    cpu0 = sum(harness.cpu_seconds(p) for p in tree)
+    time.sleep(ctx.sizes.idle_seconds)
+    cpu = (sum(harness.cpu_seconds(p) for p in tree) - cpu0) / ctx.sizes.idle_seconds
+
+    bare = subprocess.Popen([sys.executable, "-c", "import grpc, pachyderm_sdk, sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    try:
+        time.sleep(3)
+        bare_rss = harness.rss_bytes(bare.pid)
+    finally:
+        bare.communicate(b"")
+    return [
+        Row("6. start to healthy API (embedded server)", seconds(start_t),
+            f"{seconds(server_start)} (embedded server alone)", server_start / start_t, "report", None),
+        Row(f"6. idle RSS, 5 mounts ({len(tree)} processes)", f"{rss / MiB:.0f} MiB",
+            f"{bare_rss / MiB:.0f} MiB (python + SDK imported)", bare_rss / rss, "report", None),
+        Row(f"6. idle CPU over {ctx.sizes.idle_seconds:g} s", f"{cpu * 100:.2f} % of a core", "0 %", None,
+            "~0 (< 1 %)", cpu < 0.01),
+    ]
+
+
+BENCHMARKS = {"7": bench_server_commit, "4": bench_list_repos, "1": bench_big_file, "3": bench_many_files,
+              "5": bench_rw_commit, "6": bench_app}

@@ -1,0 +1,41 @@
+"""A keyring backend for tests: a JSON file at $PACHTRAY_TEST_KEYRING stands in for the OS keychain.
+
+The daemon loads it with PYTHON_KEYRING_BACKEND=file_keyring.FileKeyring and this folder on PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+
+
+class FileKeyring(KeyringBackend):
+    priority = 1
+
+    @property
+    def path(self) -> Path:
+        return Path(os.environ["PACHTRAY_TEST_KEYRING"])
+
+    def _load(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self._load().get(f"{service}|{username}")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        data = self._load()
+        data[f"{service}|{username}"] = password
+        self.path.write_text(json.dumps(data))
+
+    def delete_password(self, service: str, username: str) -> None:
+        data = self._load()
+        if data.pop(f"{service}|{username}", None) is None:
+            raise PasswordDeleteError(f"no password for {service}/{username}")
+        self.path.write_text(json.dumps(data))

@@ -1,0 +1,139 @@
+"""Nothing lost, fails fast, recovers: a killed daemon, a cluster that goes away, busy mounts, restore."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import pytest
+from apihelpers import unix_request
+from conftest import wait_for
+from pachyderm_sdk.api import pfs
+
+
+def _repo_with(client, name: str, files: dict[str, bytes]) -> pfs.Repo:
+    repo = pfs.Repo(name=name, type="user", project=pfs.Project(name="default"))
+    client.pfs.create_repo(repo=repo)
+    with client.pfs.commit(branch=pfs.Branch(repo=repo, name="master")) as c:
+        for path, data in files.items():
+            c.put_file_from_bytes(path=path, data=data)
+    return repo
+
+
+def _files(client, repo: pfs.Repo) -> dict[str, bytes]:
+    head = pfs.Commit(branch=pfs.Branch(repo=repo, name="master"))
+    return {fi.file.path: b"".join(m.value for m in client.pfs.get_file(file=fi.file))
+            for fi in client.pfs.walk_file(file=pfs.File(commit=head, path="/")) if fi.file_type == pfs.FileType.FILE}
+
+
+def _mount_state(d, name: str) -> dict | None:
+    return next((m for m in d.get("/mounts").json()["mounted"] if m["name"] == name), None)
+
+
+def _kill_during_writes(d, names: list[str], complete: int) -> None:
+    """Write ``complete`` whole files into each mount, start one more and kill -9 the daemon mid-write."""
+    for name in names:
+        for i in range(complete):
+            (d.mount_dir / name / f"f{i}.txt").write_bytes(f"content {i}".encode() * 100)
+    partial = open(d.mount_dir / names[-1] / "partial.bin", "wb")
+    partial.write(b"x" * 65536)
+    partial.flush()
+    d.kill()
+    try:
+        partial.close()
+    except OSError:
+        pass  # the file system went away with the daemon
+
+
+def test_killed_daemon_leaves_pending_changes_that_can_be_committed_or_discarded(
+        daemon_factory, pachd, client, unique_name):
+    keep, drop = unique_name("keep"), unique_name("drop")
+    repos = {n: _repo_with(client, n, {"/base.txt": b"base"}) for n in (keep, drop)}
+    d = daemon_factory(pachd.address)
+    body = {"mounts": [{"name": n, "repo": n, "mode": "rw"} for n in (keep, drop)]}
+    assert d.put("/_mount", json=body).status_code == 200
+    _kill_during_writes(d, [keep, drop], complete=3)
+
+    # Same data dir, mount dir and socket: the stale FUSE mount and socket are cleaned at start.
+    again = daemon_factory(pachd.address, tmp=d.tmp)
+    assert unix_request(again.sock_path, "GET", "/health").status == 200
+    kept = wait_for(lambda: _mount_state(again, keep), 30, what="recovered mount")
+    dropped = wait_for(lambda: _mount_state(again, drop), 30, what="recovered mount")
+    assert kept["state"] == dropped["state"] == "pending"
+    assert kept["pending_changes"] == 3 and "3" in kept["status"]
+    assert dropped["pending_changes"] in (3, 4)  # the interrupted file may or may not have been staged
+
+    assert again.put("/_commit", json={"mount": keep}).status_code == 200
+    assert again.put("/pachtray/v1/_discard", json={"mount": drop}).status_code == 200
+    expected = {f"/f{i}.txt": f"content {i}".encode() * 100 for i in range(3)} | {"/base.txt": b"base"}
+    assert _files(client, repos[keep]) == expected
+    assert _files(client, repos[drop]) == {"/base.txt": b"base"}
+    for name in (keep, drop):
+        after = _mount_state(again, name)
+        assert after is None or after["pending_changes"] == 0
+
+
+def test_cluster_outage_fails_fast_then_recovers_without_remount(daemon_factory, local_pachd_factory, unique_name):
+    server = local_pachd_factory()
+    name = unique_name("outage")
+    _repo_with(server.client(), name, {"/cached.txt": b"seen before", "/later.txt": b"read after restart",
+                                       "/sub/x.txt": b"x"})
+    d = daemon_factory(server.address)
+    assert d.put("/_mount", json={"mounts": [{"name": name, "repo": name}]}).status_code == 200
+    root = d.mount_dir / name
+    assert (root / "cached.txt").read_bytes() == b"seen before"
+
+    server.stop()
+    with pytest.raises(OSError) as failed:
+        (root / "later.txt").read_bytes()
+    assert failed.value.errno == errno.EIO
+    with pytest.raises(OSError):
+        os.listdir(root / "sub")
+    wait_for(lambda: d.get("/config").status_code == 200 and d.get("/config").json()["connection"] == "disconnected",
+             30, what="connection shown as disconnected")
+    assert (root / "cached.txt").read_bytes() == b"seen before"
+
+    local_pachd_factory(port=server.port, data_dir=server.data_dir)
+    wait_for(lambda: d.get("/config").json()["connection"] == "connected", 60, what="reconnected")
+    assert wait_for(lambda: (root / "later.txt").read_bytes(), 60, what="read after restart") == b"read after restart"
+    assert os.listdir(root / "sub") == ["x.txt"]
+
+
+def test_unmounting_a_busy_mount_says_what_holds_it(daemon_factory, pachd, client, unique_name):
+    name = unique_name("busy")
+    _repo_with(client, name, {"/f.txt": b"f"})
+    d = daemon_factory(pachd.address)
+    assert d.put("/_mount", json={"mounts": [{"name": name, "repo": name}]}).status_code == 200
+    holder = open(d.mount_dir / name / "f.txt", "rb")
+    try:
+        reply = d.put("/_unmount", json={"mounts": [name]})
+        assert reply.status_code == 409, reply.text
+        assert "in use by" in reply.text and str(os.getpid()) in reply.text
+        assert d.get("/health").ok  # the daemon is not wedged
+    finally:
+        holder.close()
+    assert wait_for(lambda: d.put("/_unmount", json={"mounts": [name]}).status_code == 200, 30,
+                    what="unmount after close")
+
+
+def test_mounts_are_restored_at_the_next_start_only_when_enabled(daemon_factory, pachd, client, unique_name):
+    settings = os.path.join(os.environ["XDG_CONFIG_HOME"], "pachtray", "settings.json")
+    os.makedirs(os.path.dirname(settings), exist_ok=True)
+    name = unique_name("restore")
+    _repo_with(client, name, {"/r.txt": b"r"})
+    d = daemon_factory(pachd.address)
+    assert d.put("/_mount", json={"mounts": [{"name": name, "repo": name}]}).status_code == 200
+    d.stop()
+
+    with open(settings, "w") as f:
+        json.dump({"restore_mounts": False}, f)
+    off = daemon_factory(pachd.address, tmp=d.tmp)
+    assert _mount_state(off, name) is None and not (off.mount_dir / name).exists()
+    off.stop()
+
+    with open(settings, "w") as f:
+        json.dump({"restore_mounts": True}, f)
+    on = daemon_factory(pachd.address, tmp=d.tmp)
+    wait_for(lambda: (_mount_state(on, name) or {}).get("state") == "mounted", 30, what="restored mount")
+    assert (on.mount_dir / name / "r.txt").read_bytes() == b"r"

@@ -1,0 +1,117 @@
+"""GUI test fixtures and helpers: a real daemon per module (against the session's embedded
+server), settings pointing the app at it, and a started PachtrayApp drained at teardown.
+
+Test modules import the fixtures from here: a second conftest.py would replace tests/conftest.py
+in sys.modules (both are top-level `conftest`) and break `from conftest import ...` elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import Daemon, free_port, wait_for
+
+
+def _isolated_env(home: Path) -> dict:
+    return {
+        "PACH_CONFIG": str(home / "pachctl-config.json"),
+        "PACHTRAY_DATA_DIR": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "share"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+    }
+
+
+@pytest.fixture(scope="module")
+def module_daemon(pachd, tmp_path_factory):
+    """A daemon shared by a module's tests (each test uses its own repos and mount names)."""
+    tmp = tmp_path_factory.mktemp("gui-daemon")
+    d = Daemon(tmp, pachd.address, env=_isolated_env(tmp / "home"))
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def local_daemon(tmp_path_factory):
+    """A daemon that runs its own embedded local server (repo management is allowed there)."""
+    tmp = tmp_path_factory.mktemp("gui-local-daemon")
+    d = Daemon(tmp, None, extra=["--local-pachd-port", str(free_port())], env=_isolated_env(tmp / "home"))
+    d.start(timeout=60)
+    wait_for(lambda: d.get("/pachtray/v1/info").json()["connection"] == "connected", 60, what="local server")
+    yield d
+    d.stop()
+
+
+def settings_for(daemon: Daemon):
+    from pachtray import config
+
+    settings = config.Settings(api_port=daemon.port, sock_path=daemon.sock_path, mount_dir=str(daemon.mount_dir),
+                               restore_mounts=False)
+    settings.save()
+    return settings
+
+
+@pytest.fixture
+def make_app(qapp, qtbot):
+    """Start PachtrayApp against a daemon; waits until it has the daemon's status."""
+    from pachtray.gui.app import PachtrayApp
+
+    started = []
+
+    def make(daemon: Daemon, show_window: bool = True, wait_repos: bool = True) -> PachtrayApp:
+        app = PachtrayApp(settings_for(daemon))
+        started.append(app)
+        app.start(show_window=show_window)
+        qtbot.waitUntil(lambda: app.controller.status.reachable and app.attached == "attached", timeout=30000)
+        if wait_repos:
+            qtbot.waitUntil(lambda: not app.controller.repos_error and bool(app.controller.repos.get("projects")),
+                            timeout=30000)
+        return app
+
+    yield make
+    from pachtray.gui import dialogs
+
+    for box in dialogs.open_dialogs():
+        box.done(0)
+    for app in started:
+        app.controller.stop()
+        app.tray.hide()
+        if app.window is not None:
+            app.window.close()
+        app.controller.tasks.close(20000)
+        qtbot.wait(10)  # deliver the last queued results before the objects go
+        app.deleteLater()
+
+
+@pytest.fixture
+def sdk(pachd):
+    c = pachd.client()
+    yield c
+    with contextlib.suppress(Exception):
+        c.close()
+
+
+def make_repo(client, name: str, files: dict[str, bytes] | None = None, branch: str = "master",
+              description: str = "") -> None:
+    from pachyderm_sdk.api import pfs
+
+    repo = pfs.Repo(name=name, type="user")
+    client.pfs.create_repo(repo=repo, description=description)
+    if files:
+        with client.pfs.commit(branch=pfs.Branch(repo=repo, name=branch)) as c:
+            for path, data in files.items():
+                c.put_file_from_bytes(path, data)
+
+
+def unmount_all(daemon: Daemon) -> None:
+    with contextlib.suppress(Exception):
+        daemon.put("/_unmount_all", {})
+
+
+def is_mounted_file(path: Path) -> bool:
+    return os.path.exists(path)

@@ -1,0 +1,286 @@
+"""Start-up and process behaviour: single instance, foreign servers, headless mode, a slow daemon,
+settings, and Open JupyterLab."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from guihelpers import module_daemon  # noqa: F401 - fixture
+from PySide6.QtCore import QTimer
+
+from conftest import PY, free_port, stop_process, wait_for
+from pachtray import config
+from pachtray.gui import daemon_process, dialogs
+
+
+class FakeServer:
+    """An HTTP server on a free port; `routes` maps paths to (status, body); `gate` delays answers."""
+
+    def __init__(self, routes: dict[str, tuple[int, dict]], gate: threading.Event | None = None):
+        outer = self
+        self.routes, self.gate, self.hits = routes, gate, []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                outer.hits.append(path)
+                if outer.gate is not None:
+                    outer.gate.wait(30)
+                status, body = outer.routes.get(path, (404, None))
+                data = (json.dumps(body) if body is not None else "404 page not found\n").encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        if self.gate is not None:
+            self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def go_mount_server():
+    """What an old Go mount-server looks like from outside: /health only."""
+    server = FakeServer({"/health": (200, {"status": "running"})})
+    yield server
+    server.close()
+
+
+def test_single_instance_second_launch_raises_first(qapp, qtbot):
+    from pachtray.gui.single_instance import SingleInstance
+
+    first = SingleInstance()
+    assert first.claim()
+    try:
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        with qtbot.waitSignal(first.activated, timeout=30000):
+            second = subprocess.Popen([PY, "-m", "pachtray", "--window"], env=env, stderr=subprocess.PIPE, text=True)
+            qtbot.waitUntil(lambda: second.poll() is not None, timeout=30000)
+        assert second.returncode == 0
+        assert "already running" in second.stderr.read()
+    finally:
+        first.release()
+
+
+def test_foreign_server_on_port_is_reported_and_app_quits(qapp, qtbot, go_mount_server):
+    from pachtray.gui.app import PachtrayApp
+
+    found = daemon_process.probe(go_mount_server.port)
+    assert found.state == daemon_process.FOREIGN
+    assert found.where == f"127.0.0.1:{go_mount_server.port}"
+    message = daemon_process.foreign_message(found)
+    assert "not a Pachtray daemon" in message and "mount-server" in message and "Settings" in message
+
+    app = PachtrayApp(config.Settings(api_port=go_mount_server.port, sock_path=""))
+    try:
+        app.start()
+        qtbot.waitUntil(lambda: any(d.windowTitle() == "Another server is in the way" for d in dialogs.open_dialogs()),
+                        timeout=20000)
+        box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Another server is in the way")
+        assert "HTTP 404" in box.text()
+        with qtbot.waitSignal(app.quit_requested, timeout=5000) as code:
+            box.done(0)
+        assert code.args == [1]
+        assert "/pachtray/v1/info" in go_mount_server.hits
+    finally:
+        app.controller.stop()
+        app.controller.tasks.close(10000)
+        if app.window is not None:
+            app.window.close()
+
+
+def test_probe_tells_our_daemon_from_nothing(module_daemon):
+    assert daemon_process.probe(module_daemon.port).state == daemon_process.OURS
+    assert daemon_process.probe(free_port(), "/nonexistent/pfs.sock").state == daemon_process.ABSENT
+
+
+def test_no_display_runs_daemon_only(pachd, tmp_path, module_daemon):
+    port = free_port()
+    settings = config.Settings(cluster_address=pachd.address, api_port=port, sock_path=str(tmp_path / "s.sock"),
+                               mount_dir=str(tmp_path / "pfs"), restore_mounts=False)
+    settings.save()
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.Popen([PY, "-m", "pachtray"], env=env, stderr=open(tmp_path / "err", "w"))
+    try:
+        wait_for(lambda: daemon_process.probe(port).state == daemon_process.OURS, 60, what="headless daemon")
+        assert "no display" in (tmp_path / "err").read_text()
+        assert "running the daemon only" in (tmp_path / "err").read_text()
+    finally:
+        stop_process(proc, timeout=30)
+    assert proc.returncode == 0
+
+    # with a daemon already there, --headless says so and leaves it alone
+    config.Settings(api_port=module_daemon.port, sock_path="").save()
+    done = subprocess.run([PY, "-m", "pachtray", "--headless"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "already running" in done.stderr
+
+
+def test_slow_daemon_does_not_block_event_loop(qapp, qtbot):
+    """While a request to the daemon hangs, the GUI thread keeps running its timers."""
+    from pachtray.gui.client import DaemonClient
+    from pachtray.gui.controller import Controller
+
+    gate = threading.Event()
+    server = FakeServer({"/pachtray/v1/info": (200, {"pachtray": "x", "connection": "connected", "auth": "off"}),
+                         "/config": (200, {"cluster_status": "AUTH_DISABLED", "pachd_address": "grpc://x:1"}),
+                         "/mounts": (200, {"mounted": [], "unmounted": []})}, gate=gate)
+    controller = Controller(DaemonClient(server.port))
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(controller.tasks.pending))
+    timer.start(10)
+    try:
+        controller.refresh()
+        qtbot.waitUntil(lambda: len(ticks) >= 30, timeout=20000)
+        assert all(pending > 0 for pending in ticks), "the request finished early: the server was not slow"
+        assert not controller.status.reachable
+        gate.set()
+        qtbot.waitUntil(lambda: controller.status.reachable, timeout=20000)
+        assert controller.state() == "connected"
+    finally:
+        timer.stop()
+        server.close()
+        controller.tasks.close(10000)
+
+
+def test_unreachable_daemon_shows_error_state(qapp, qtbot):
+    from pachtray.gui.client import DaemonClient
+    from pachtray.gui.controller import Controller
+
+    controller = Controller(DaemonClient(free_port()))
+    try:
+        with qtbot.waitSignal(controller.status_changed, timeout=20000):
+            controller.refresh()
+        assert controller.state() == "error"
+        assert not controller.status.reachable
+    finally:
+        controller.tasks.close(10000)
+
+
+# ----------------------------------------------------------------- settings
+
+
+def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
+    from pachtray.gui.settings_dialog import SettingsDialog, autostart_path
+
+    saved = []
+    tasks_run = []
+
+    def run_task(fn, on_result, on_error):
+        tasks_run.append(fn)
+        try:
+            on_result(fn())
+        except Exception as e:  # noqa: BLE001
+            on_error(e)
+
+    dialog = SettingsDialog(config.Settings(), run_task, lambda old, new: saved.append((old, new)))
+    dialog.port_edit.setText("nine")
+    dialog.cluster_radio.setChecked(True)
+    dialog.cluster_edit.setText("grpc://bad host:port")
+    dialog.ca_edit.setText(str(tmp_path / "missing-ca.pem"))
+    dialog.sock_edit.setText("relative.sock")
+    dialog.save()
+    assert not saved and not tasks_run
+    assert "port number" in dialog.problems["api_port"].text()
+    assert "poorly formatted" in dialog.problems["cluster_address"].text()
+    assert "no such file" in dialog.problems["tls_ca_file"].text()
+    assert "absolute" in dialog.problems["sock_path"].text()
+    assert not config.settings_path().exists()
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    dialog.port_edit.setText("9123")
+    dialog.cluster_edit.setText("grpcs://pachd.example.com:31400")
+    dialog.ca_edit.setText(str(ca))
+    dialog.sock_edit.setText(str(tmp_path / "pfs.sock"))
+    dialog.mount_edit.setText(str(tmp_path / "pfs"))
+    dialog.login_check.setChecked(True)
+    dialog.save()
+    assert saved and all(not label.isVisible() for label in dialog.problems.values())
+    stored = json.loads(config.settings_path().read_text())
+    assert stored["api_port"] == 9123 and stored["cluster_address"] == "grpcs://pachd.example.com:31400"
+    assert stored["tls_ca_file"] == str(ca) and stored["start_at_login"] is True
+    entry = autostart_path().read_text()
+    assert "Exec=" in entry and "pachtray" in entry
+
+    dialog = SettingsDialog(config.Settings.load(), run_task, lambda old, new: saved.append((old, new)))
+    assert dialog.cluster_radio.isChecked() and dialog.port_edit.text() == "9123"
+    dialog.local_radio.setChecked(True)
+    dialog.login_check.setChecked(False)
+    dialog.save()
+    assert config.Settings.load().cluster_address == ""
+    assert not autostart_path().exists()
+    from pachtray.gui.settings_dialog import needs_restart
+
+    assert needs_restart(saved[0][0], saved[0][1]) and needs_restart(saved[1][0], saved[1][1])
+
+
+# ----------------------------------------------------------------- JupyterLab
+
+
+def _fake_jupyter(folder: Path, python: str) -> Path:
+    """A `jupyter` script run by `python` that records its arguments and environment."""
+    script = folder / "jupyter"
+    script.write_text(f"#!{python}\nimport json, os, sys\n"
+                      f"json.dump({{'argv': sys.argv[1:], 'env': dict(os.environ)}}, "
+                      f"open({str(folder / 'ran.json')!r}, 'w'))\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_open_jupyterlab_needs_extension_in_that_environment(tmp_path):
+    from pachtray.gui.jupyter import ExtensionMissing, open_jupyterlab
+
+    if subprocess.run([sys.executable, "-c", "import jupyterlab_pachyderm"], capture_output=True).returncode == 0:
+        pytest.skip("the test interpreter has jupyterlab-pachyderm installed")
+    jupyter = _fake_jupyter(tmp_path, sys.executable)
+    with pytest.raises(ExtensionMissing) as missing:
+        open_jupyterlab(str(jupyter), "/pfs", "/tmp/x.sock", 9002, str(tmp_path / "jl.log"))
+    assert missing.value.pip_command.startswith(sys.executable)
+    assert "-m pip install 'jupyterlab-pachyderm>=2.8,<2.9'" in missing.value.pip_command
+    assert missing.value.pip_command in str(missing.value)
+    assert not (tmp_path / "ran.json").exists()
+
+
+def test_open_jupyterlab_starts_with_daemon_environment(tmp_path):
+    from pachtray.gui.jupyter import open_jupyterlab
+
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (Path(site) / "jupyterlab_pachyderm").mkdir(parents=True)
+    (Path(site) / "jupyterlab_pachyderm" / "__init__.py").write_text("")
+    jupyter = _fake_jupyter(tmp_path, str(python))
+    launch = open_jupyterlab(str(jupyter), str(tmp_path / "pfs"), str(tmp_path / "pfs.sock"), 9123,
+                             str(tmp_path / "jl.log"))
+    assert launch.python == str(python)
+    wait_for(lambda: (tmp_path / "ran.json").exists() and (tmp_path / "ran.json").stat().st_size > 0, 30,
+             what="fake jupyter to run")
+    ran = json.loads((tmp_path / "ran.json").read_text())
+    assert ran["argv"] == ["lab"]
+    assert ran["env"]["PFS_MOUNT_DIR"] == str(tmp_path / "pfs")
+    assert ran["env"]["DEFAULT_SCHEMA"] == "http_unix"
+    assert ran["env"]["PFS_SOCK_PATH"] == str(tmp_path / "pfs.sock")
+    try:
+        os.kill(launch.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # already exited

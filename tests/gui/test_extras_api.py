@@ -1,0 +1,172 @@
+"""`/pachtray/v1/*` over real HTTP against a real daemon: answers, pagination and 400s."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from guihelpers import local_daemon, make_repo, module_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+
+V1 = "/pachtray/v1"
+
+
+def test_info_identifies_the_daemon(module_daemon):
+    from conftest import wait_for
+
+    info = wait_for(lambda: (i := module_daemon.get(V1 + "/info").json())["connection"] == "connected" and i, 30,
+                    what="daemon connected")
+    assert info["pachtray"]
+    assert info["local"] is False and info["auth"] == "off"
+    assert info["mount_dir"] == str(module_daemon.mount_dir)
+    assert isinstance(info["generation"], int) and info["generation"] >= 0
+
+
+def test_listings_and_pages(module_daemon, sdk, unique_name):
+    from pachyderm_sdk.api import pfs
+
+    repo = unique_name("x")
+    make_repo(sdk, repo, {f"/d/f{i}": b"%d" % i for i in range(5)}, description="five files")
+    for i in range(2):
+        with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master"),
+                            description=f"c{i}") as c:
+            c.put_file_from_bytes(f"/extra{i}", b"e")
+    repos = module_daemon.get(V1 + "/repos").json()
+    entry = next(r for r in repos["repos"] if r["repo"] == repo)
+    assert entry["description"] == "five files" and entry["branches"] == ["master"]
+    assert entry["authorization"] == "off" and entry["size_bytes"] > 0
+    assert any(p["name"] == "default" for p in repos["projects"])
+
+    branches = module_daemon.get(V1 + "/branches", params={"repo": repo}).json()["branches"]
+    assert [b["name"] for b in branches] == ["master"] and len(branches[0]["head"]) == 32
+
+    page1 = module_daemon.get(V1 + "/commits", params={"repo": repo, "branch": "master", "limit": 2}).json()
+    assert [c["description"] for c in page1["commits"]] == ["c1", "c0"] and page1["next_offset"] == 2
+    page2 = module_daemon.get(V1 + "/commits", params={"repo": repo, "branch": "master", "limit": 2,
+                                                       "offset": 2}).json()
+    assert len(page2["commits"]) == 1 and page2["next_offset"] is None
+    assert page1["commits"][0]["id"] == branches[0]["head"]
+
+    seen, after = [], None
+    while True:
+        page = module_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master", "path": "/d",
+                                                        "limit": 2, "after": after}).json()
+        seen += [f["path"] for f in page["files"]]
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == [f"/d/f{i}" for i in range(5)]
+    by_commit = module_daemon.get(V1 + "/files", params={"repo": repo, "commit": page2["commits"][0]["id"]}).json()
+    assert [f["path"] for f in by_commit["files"]] == ["/d/"] and by_commit["files"][0]["type"] == "dir"
+
+
+@pytest.mark.parametrize("route,params,message", [
+    ("/commits", {"repo": "x"}, "missing query parameter 'branch'"),
+    ("/commits", {"repo": "a/b", "branch": "m"}, "invalid repo name"),
+    ("/commits", {"repo": "x", "branch": "m", "limit": "lots"}, "'limit' must be an integer"),
+    ("/commits", {"repo": "x", "branch": "m", "limit": "0"}, "'limit' must be between 1 and 1000"),
+    ("/files", {"repo": "x"}, "missing query parameter 'commit' (or 'branch')"),
+    ("/files", {"repo": "x", "commit": "abc"}, "invalid commit id 'abc'"),
+    ("/files", {"repo": "x", "branch": "m", "path": "/a/../b"}, "must not contain '.' or '..'"),
+    ("/files", {"repo": "x", "branch": "m", "path": "rel"}, "path must be an absolute path"),
+    ("/branches", {}, "missing repo name"),
+    ("/events", {"since": "x"}, "'since' must be an integer"),
+    ("/events", {"since": "1", "timeout": "600"}, "'timeout' must be between 0 and 60"),
+    ("/upload", {}, "missing query parameter 'job'"),
+])
+def test_bad_queries_are_400(module_daemon, route, params, message):
+    resp = module_daemon.get(V1 + route, params=params)
+    assert resp.status_code == 400, resp.text
+    assert message in resp.text
+
+
+@pytest.mark.parametrize("route,body,message", [
+    ("/_upload", {"repo": "x", "paths": []}, "paths must be a non-empty list"),
+    ("/_upload", {"repo": "x", "paths": ["relative/file"]}, "upload path must be absolute"),
+    ("/_upload", {"repo": "x", "paths": ["/no/such/file/anywhere"]}, "upload path does not exist"),
+    ("/_upload", {"repo": "x", "paths": ["/tmp"], "dest": "x"}, "dest must be an absolute path"),
+    ("/_refresh", {}, "missing mount name"),
+])
+def test_bad_bodies_are_400(module_daemon, route, body, message):
+    resp = module_daemon.put(V1 + route, json=body)
+    assert resp.status_code == 400, resp.text
+    assert message in resp.text
+    resp = module_daemon.put(V1 + route, data=b"not json")
+    assert resp.status_code == 400 and "not valid JSON" in resp.text
+
+
+def test_repo_management_only_on_local_server(module_daemon, unique_name):
+    resp = module_daemon.put(V1 + "/_create_repo", json={"repo": unique_name("nope")})
+    assert resp.status_code == 403 and "embedded local server" in resp.text
+
+
+def test_local_repo_branch_lifecycle_and_upload(local_daemon, unique_name, tmp_path):
+    repo = unique_name("api")
+    assert local_daemon.get(V1 + "/info").json()["local"] is True
+    assert local_daemon.put(V1 + "/_create_repo", json={"repo": repo, "description": "d"}).status_code == 200
+    again = local_daemon.put(V1 + "/_create_repo", json={"repo": repo})
+    assert again.status_code == 409, again.text
+    assert local_daemon.put(V1 + "/_create_repo", json={"repo": "bad name"}).status_code == 400
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "big.bin").write_bytes(b"z" * (5 * 1024 * 1024))
+    job = local_daemon.put(V1 + "/_upload", json={"repo": repo, "branch": "master", "paths": [str(tmp_path / "a")],
+                                                 "dest": "/in"}).json()
+    assert job["files_total"] == 1 and job["bytes_total"] == 5 * 1024 * 1024
+    from conftest import wait_for
+
+    done = wait_for(lambda: (s := local_daemon.get(V1 + "/upload", params={"job": job["job"]}).json())["state"] != "running"
+                    and s, 30, what="upload")
+    assert done["state"] == "done" and done["bytes_done"] == done["bytes_total"] and len(done["commit"]) == 32
+    files = local_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master", "path": "/in/a"}).json()
+    assert files["files"] == [{"path": "/in/a/big.bin", "name": "big.bin", "type": "file", "size_bytes": 5242880}]
+
+    assert local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "dev", "from": "master"}).ok
+    dup = local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "dev"})
+    assert dup.status_code == 409 and "already exists" in dup.text
+    bad = local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "x", "head": "123"})
+    assert bad.status_code == 400 and "invalid head commit id" in bad.text
+    heads = {b["name"]: b["head"] for b in local_daemon.get(V1 + "/branches", params={"repo": repo}).json()["branches"]}
+    assert heads["dev"] == heads["master"] == done["commit"]
+    assert local_daemon.put(V1 + "/_delete_branch", json={"repo": repo, "branch": "dev"}).ok
+    assert local_daemon.put(V1 + "/_delete_repo", json={"repo": repo}).ok
+    gone = local_daemon.get(V1 + "/branches", params={"repo": repo})
+    assert gone.status_code == 404, gone.text
+
+
+def test_events_long_poll_wakes_on_rest_mount(module_daemon, sdk, unique_name):
+    repo = unique_name("ev")
+    make_repo(sdk, repo, {"/f": b"f"})
+    generation = module_daemon.get(V1 + "/events").json()["generation"]
+    unchanged = module_daemon.get(V1 + "/events", params={"since": generation, "timeout": 0.2}).json()
+    assert unchanged["generation"] == generation
+    answer = {}
+    waiter = threading.Thread(target=lambda: answer.update(module_daemon.get(
+        V1 + "/events", params={"since": generation, "timeout": 30}).json()))
+    waiter.start()
+    try:
+        assert module_daemon.put("/_mount", {"mounts": [{"name": f"ev_{repo}", "repo": repo}]}).ok
+        waiter.join(30)
+        assert not waiter.is_alive() and answer["generation"] != generation
+    finally:
+        unmount_all(module_daemon)
+
+
+def test_refresh_moves_ro_mount_to_branch_head(module_daemon, sdk, unique_name):
+    from pachyderm_sdk.api import pfs
+
+    repo = unique_name("rf")
+    make_repo(sdk, repo, {"/v": b"1"})
+    name = f"rf_{repo}"
+    try:
+        assert module_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
+        with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
+            c.put_file_from_bytes("/v", b"2")
+        resp = module_daemon.put(V1 + "/_refresh", {"mount": name})
+        assert resp.status_code == 200, resp.text
+        state = next(m for m in resp.json()["mounted"] if m["name"] == name)
+        assert state["how_many_commits_behind"] == 0
+        assert (module_daemon.mount_dir / name / "v").read_bytes() == b"2"
+        missing = module_daemon.put(V1 + "/_refresh", {"mount": "nothing-here"})
+        assert missing.status_code == 404 and "not mounted" in missing.text
+    finally:
+        unmount_all(module_daemon)

@@ -1,0 +1,83 @@
+"""On the embedded local server the window creates and deletes repos and branches, and uploads
+dropped files and folders to a branch as one commit."""
+
+from __future__ import annotations
+
+from guihelpers import local_daemon, make_app  # noqa: F401 - fixtures
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from pachtray.gui import dialogs
+
+
+def _drop(view, row: int, paths: list[str]) -> None:
+    """Deliver a real QDropEvent with file URLs on a row of the view."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(p) for p in paths])
+    pos = QPointF(view.visualRect(view.model().index(row, 0)).center())
+    event = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    view.dropEvent(event)
+    assert event.isAccepted()
+
+
+def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique_name, qtbot, tmp_path):
+    app = make_app(local_daemon)
+    window, controller = app.window, app.controller
+    qtbot.waitUntil(lambda: controller.status.local and window.new_repo_button.isEnabled(), timeout=20000)
+    repo = unique_name("local")
+
+    # New repo… dialog: a bad name is refused in the dialog, a good one creates the repo
+    dialog = window.new_repo()
+    dialog.edits["repo"].setText("bad name!")
+    dialog._accept()
+    assert dialog.isVisible() and "letters, digits" in dialog.problem.text()
+    dialog.edits["repo"].setText(repo)
+    dialog.edits["description"].setText("made in the window")
+    dialog._accept()
+    qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
+    assert any(r["repo"] == repo and r["description"] == "made in the window"
+               for r in local_daemon.get("/pachtray/v1/repos").json()["repos"])
+
+    # drop a file and a folder on the (not yet existing) master branch via the branch table
+    src = tmp_path / "drop"
+    (src / "folder" / "deep").mkdir(parents=True)
+    (src / "one.txt").write_bytes(b"1" * 1000)
+    (src / "folder" / "two.txt").write_bytes(b"2" * 2000)
+    (src / "folder" / "deep" / "three.txt").write_bytes(b"3")
+    qtbot.waitUntil(lambda: window.branch_table.uploads_enabled, timeout=10000)
+    window.upload("master", [str(src / "one.txt"), str(src / "folder")])
+    qtbot.waitUntil(lambda: window.uploading, timeout=5000)
+    qtbot.waitUntil(lambda: not window.uploading, timeout=30000)
+    qtbot.waitUntil(lambda: any(r["name"] == "master" for r in window.branches_model.rows()), timeout=20000)
+    window.branch_table.setCurrentIndex(window.branches_model.index(0, 0))
+    qtbot.waitUntil(lambda: {r["name"] for r in window.files_model.rows()} == {"one.txt", "folder"}, timeout=20000)
+    listing = local_daemon.get("/pachtray/v1/files", params={"repo": repo, "branch": "master",
+                                                            "path": "/folder/deep"}).json()
+    assert [f["path"] for f in listing["files"]] == ["/folder/deep/three.txt"]
+
+    # New branch… from master, then drop onto it through a real drop event
+    dialog = window.new_branch()
+    dialog.edits["branch"].setText("dev")
+    dialog._accept()
+    qtbot.waitUntil(lambda: any(r["name"] == "dev" for r in window.branches_model.rows()), timeout=20000)
+    dev_row = next(i for i, r in enumerate(window.branches_model.rows()) if r["name"] == "dev")
+    (tmp_path / "extra.csv").write_text("a,b\n")
+    _drop(window.branch_table, dev_row, [str(tmp_path / "extra.csv")])
+    qtbot.waitUntil(lambda: not window.uploading, timeout=30000)
+    qtbot.waitUntil(lambda: local_daemon.get("/pachtray/v1/commits", params={
+        "repo": repo, "branch": "dev"}).json()["commits"][0]["description"].startswith("Uploaded 1 file"), timeout=20000)
+    files = local_daemon.get("/pachtray/v1/files", params={"repo": repo, "branch": "dev"}).json()["files"]
+    assert {f["name"] for f in files} == {"one.txt", "folder", "extra.csv"}
+
+    # Delete branch… and Delete repo… (confirmations)
+    qtbot.waitUntil(lambda: any(r["name"] == "dev" for r in window.branches_model.rows()), timeout=20000)
+    dev_row = next(i for i, r in enumerate(window.branches_model.rows()) if r["name"] == "dev")
+    window.branch_table.setCurrentIndex(window.branches_model.index(dev_row, 0))
+    box = window.delete_branch()
+    assert box in dialogs.open_dialogs()
+    box.buttons()[0].click()
+    qtbot.waitUntil(lambda: [r["name"] for r in window.branches_model.rows()] == ["master"], timeout=20000)
+    box = window.delete_repo()
+    box.buttons()[0].click()
+    qtbot.waitUntil(lambda: not any(r["repo"] == repo for r in controller.repos["repos"]), timeout=20000)
+    assert not window.select_repo("default", repo)

@@ -1,0 +1,154 @@
+"""The tray menu drives real mounts: mount, commit and unmount through the daemon and FUSE."""
+
+from __future__ import annotations
+
+import os
+
+from guihelpers import make_app, make_repo, module_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+
+from pachtray.gui import dialogs
+from pachtray.gui.tray import find_action
+
+
+def _menu_texts(menu) -> list[str]:
+    return [a.text() for a in menu.actions() if not a.isSeparator()]
+
+
+def test_menu_lists_cluster_and_entries(make_app, module_daemon, sdk, unique_name):
+    repo = unique_name("tray")
+    make_repo(sdk, repo, {"/a.txt": b"a"})
+    app = make_app(module_daemon, show_window=False)
+    app.controller.refresh_repos()
+    tray = app.tray
+    tray.menu.aboutToShow.emit()
+    texts = _menu_texts(tray.menu)
+    assert texts[0].endswith("— connected"), texts
+    for entry in ("Mount", "Open window", "Open JupyterLab", "Settings…", "Quit"):
+        assert entry in texts
+    assert "Log in…" in texts and not find_action(tray.menu, ["Log in…"]).isEnabled()  # auth is off
+    assert find_action(tray.menu, ["Mount", "default", repo, "master", "Read-only"]) is not None
+    assert "connected" in tray.icon.toolTip()
+    assert tray.state == "connected" or tray.state == "mounted"
+
+
+def test_mount_commit_unmount_from_menu(make_app, module_daemon, sdk, unique_name, qtbot):
+    from pachyderm_sdk.api import pfs
+
+    repo = unique_name("tray")
+    make_repo(sdk, repo, {"/hello.txt": b"hello"})
+    app = make_app(module_daemon, show_window=False)
+    tray, controller = app.tray, app.controller
+    try:
+        tray.rebuild()
+        # read-only mount from Mount ▸ project ▸ repo ▸ branch ▸ Read-only
+        with qtbot.waitSignal(controller.notify, timeout=30000) as note:
+            find_action(tray.menu, ["Mount", "default", repo, "master", "Read-only"]).trigger()
+        assert note.args[2] is False, note.args
+        name = f"default_{repo}"
+        qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted" for m in controller.status.mounted),
+                        timeout=20000)
+        mountpoint = module_daemon.mount_dir / name
+        with open(mountpoint / "hello.txt", "rb") as f:
+            assert f.read() == b"hello"
+        assert tray.state == "mounted"
+        tray.menu.aboutToShow.emit()
+        entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{name} (ro)"))
+        assert [a.text() for a in entry.menu().actions()] == ["Open folder", "Unmount"]
+
+        # unmount it from the menu
+        find_action(entry.menu(), ["Unmount"]).trigger()
+        qtbot.waitUntil(lambda: not any(m["name"] == name for m in controller.status.mounted), timeout=20000)
+        assert not os.path.exists(mountpoint / "hello.txt")
+
+        # read-write mount, write a file, commit from the menu
+        find_action(tray.menu, ["Mount", "default", repo, "master", "Read-write"]).trigger()
+        qtbot.waitUntil(lambda: any(m["name"] == name and m["mode"] == "rw" and m["state"] == "mounted"
+                                    for m in controller.status.mounted), timeout=20000)
+        (mountpoint / "new.txt").write_bytes(b"new data")
+        controller.refresh()
+        qtbot.waitUntil(lambda: any(m["name"] == name and (m.get("pending_changes") or 0) >= 1
+                                    for m in controller.status.mounted), timeout=20000)
+        tray.menu.aboutToShow.emit()
+        entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{name} (rw)"))
+        commit = next(a for a in entry.menu().actions() if a.text().startswith("Commit…"))
+        assert commit.text() == "Commit… (1 pending)" and commit.isEnabled()
+        commit.trigger()
+        box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Commit changes")
+        with qtbot.waitSignal(controller.notify, timeout=30000) as note:
+            box.buttons()[0].click()
+        assert note.args == ["Committed", f"Changes in {name} committed", False], note.args
+        head = sdk.pfs.inspect_branch(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")).head
+        data = b"".join(sdk.pfs.pfs_file(pfs.File(commit=pfs.Commit(id=head.id, repo=pfs.Repo(name=repo, type="user")),
+                                                  path="/new.txt")))
+        assert data == b"new data"
+        qtbot.waitUntil(lambda: all(not m.get("pending_changes") for m in controller.status.mounted), timeout=20000)
+    finally:
+        unmount_all(module_daemon)
+
+
+def test_rest_initiated_mount_shows_in_tray(make_app, module_daemon, sdk, unique_name, qtbot):
+    """A mount made through the REST API (as JupyterLab does) reaches the tray via the change feed."""
+    repo = unique_name("rest")
+    make_repo(sdk, repo, {"/x": b"x"})
+    app = make_app(module_daemon, show_window=False)
+    name = f"jl_{repo}"
+    try:
+        resp = module_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo, "branch": "master"}]})
+        assert resp.status_code == 200, resp.text
+        # the periodic refresh is 5 s; the feed must be faster than that
+        qtbot.waitUntil(lambda: any(m["name"] == name for m in app.controller.status.mounted), timeout=4000)
+        app.tray.menu.aboutToShow.emit()
+        assert any(a.text().startswith(f"{name} (ro)") for a in app.tray.menu.actions())
+        assert "1 mount" in app.tray.icon.toolTip()
+    finally:
+        unmount_all(module_daemon)
+
+
+def test_quit_keep_mounts_leaves_daemon_running(make_app, module_daemon, qtbot):
+    app = make_app(module_daemon, show_window=False)
+    box = app.request_quit()
+    assert box.text() == "Keep your mounts running after quitting?"
+    keep = next(b for b in box.buttons() if b.text() == "Keep mounts running")
+    with qtbot.waitSignal(app.quit_requested, timeout=10000) as quit_code:
+        keep.click()
+    assert quit_code.args == [0]
+    assert module_daemon.get("/health").ok
+
+
+def test_failed_mount_notifies_and_shows_error_dialog(make_app, module_daemon, sdk, unique_name, qtbot):
+    repo = unique_name("err")
+    make_repo(sdk, repo, {"/f": b"f"})
+    app = make_app(module_daemon, show_window=False)
+    with qtbot.waitSignal(app.controller.notify, timeout=30000) as note:
+        app.controller.mount("default", repo, branch="no-such-branch")
+    title, message, is_error = note.args
+    assert is_error and title == "Mount failed"
+    assert "no-such-branch" in message
+    box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Mount failed")
+    assert box.text() == message
+
+
+def test_quit_stop_everything_stops_daemon_and_unmounts(make_app, daemon_factory, pachd, sdk, unique_name, qtbot):
+    daemon = daemon_factory(pachd.address)
+    repo = unique_name("quit")
+    make_repo(sdk, repo, {"/f": b"f"})
+    name = f"q_{repo}"
+    assert daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo, "mode": "rw"}]}).ok
+    (daemon.mount_dir / name / "unsaved.txt").write_bytes(b"pending")
+    app = make_app(daemon, show_window=False)
+    qtbot.waitUntil(lambda: any((m.get("pending_changes") or 0) > 0 for m in app.controller.status.mounted),
+                    timeout=20000)
+    box = app.request_quit()
+    assert f"Uncommitted read-write changes: {name} (1)" in box.informativeText()
+    assert box.icon() == box.Icon.Warning
+    stop = next(b for b in box.buttons() if b.text() == "Stop everything")
+    with qtbot.waitSignal(app.quit_requested, timeout=90000) as code:
+        stop.click()
+    assert code.args == [0]
+    daemon.proc.wait(30)
+    assert daemon.proc.returncode == 0
+    assert not os.path.ismount(daemon.mount_dir)
+    from pachyderm_sdk.api import pfs
+
+    head = pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master"))
+    assert not sdk.pfs.path_exists(pfs.File(commit=head, path="/unsaved.txt"))  # stays staged, never auto-committed

@@ -1,0 +1,186 @@
+"""The main window against a real daemon: browsing, lazy pages, mounting, the Mounts tab."""
+
+from __future__ import annotations
+
+import os
+
+from guihelpers import make_app, make_repo, module_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from PySide6.QtCore import QModelIndex, Qt
+
+from pachtray.gui import dialogs
+from pachtray.gui.models import PAGE
+
+MANY = PAGE * 2 + 50
+
+
+def _put_many(client, repo: str, folder: str, count: int) -> None:
+    """One commit with `count` small files in one ModifyFile stream."""
+    from pachyderm_sdk.api import pfs
+
+    branch = pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")
+    commit = client.pfs.start_commit(branch=branch, description=f"{count} files")
+
+    def ops():
+        yield pfs.ModifyFileRequest(set_commit=commit)
+        for i in range(count):
+            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=f"{folder}/f{i:05d}.txt", raw=b"x"))
+
+    client.pfs.modify_file(ops())
+    client.pfs.finish_commit(commit=commit)
+
+
+def _select_row(qtbot, view, model, predicate, timeout=20000) -> int:
+    qtbot.waitUntil(lambda: not model.loading and any(predicate(r) for r in model.rows()), timeout=timeout)
+    row = next(i for i, r in enumerate(model.rows()) if predicate(r))
+    view.setCurrentIndex(model.index(row, 0))
+    return row
+
+
+def test_browse_and_lazy_file_pages(make_app, module_daemon, sdk, unique_name, qtbot):
+    repo = unique_name("win")
+    make_repo(sdk, repo, {"/readme.md": b"v1"}, description="browse me")
+    _put_many(sdk, repo, "/many", MANY)
+    app = make_app(module_daemon)
+    window = app.window
+    assert window.windowTitle().startswith("Pachtray")
+    app.controller.refresh_repos()
+    qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
+    index = window.repo_model.index_of("default", repo)
+    assert window.repo_model.data(index.siblingAtColumn(3)) == "browse me"
+    assert window.repo_model.data(index.siblingAtColumn(1)).endswith("B")
+
+    _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
+    qtbot.waitUntil(lambda: window.commits_model.rowCount() == 2 and not window.commits_model.loading, timeout=20000)
+    assert window.commits_model.row(0)["description"] == f"{MANY} files"
+    qtbot.waitUntil(lambda: not window.files_model.loading, timeout=20000)
+    assert {r["name"] for r in window.files_model.rows()} == {"many", "readme.md"}, (window.files_model.error, window.folder_label.text())
+
+    many = next(i for i, r in enumerate(window.files_model.rows()) if r["name"] == "many")
+    window.file_table.doubleClicked.emit(window.files_model.index(many, 0))
+    qtbot.waitUntil(lambda: window.files_model.rowCount() > 0 and not window.files_model.loading, timeout=20000)
+    assert window.files_model.rowCount() == PAGE  # one page, not the whole folder
+    assert window.files_model.canFetchMore(QModelIndex())
+    while window.files_model.canFetchMore(QModelIndex()) or window.files_model.loading:
+        window.files_model.fetchMore(QModelIndex())
+        qtbot.waitUntil(lambda: not window.files_model.loading, timeout=20000)
+    names = [r["name"] for r in window.files_model.rows()]
+    assert len(names) == MANY and names == sorted(names) and len(set(names)) == MANY
+    window.folder_up()
+    qtbot.waitUntil(lambda: window.files_model.rowCount() == 2, timeout=20000)
+
+    window.filter_edit.setText(repo)
+    assert window.repo_model.total_repos() == 1
+    window.filter_edit.setText("no-such-repo-anywhere")
+    assert window.repo_model.total_repos() == 0
+
+
+def test_mount_commit_and_unmount_from_window(make_app, module_daemon, sdk, unique_name, qtbot):
+    from pachyderm_sdk.api import pfs
+
+    repo = unique_name("win")
+    make_repo(sdk, repo, {"/data.txt": b"old"})
+    with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
+        c.put_file_from_bytes("/data.txt", b"new")
+    app = make_app(module_daemon)
+    window = app.window
+    try:
+        app.controller.refresh_repos()
+        qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
+        _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
+        qtbot.waitUntil(lambda: window.commits_model.rowCount() == 2, timeout=20000)
+        old = window.commits_model.row(1)["id"]
+        window.commit_table.setCurrentIndex(window.commits_model.index(1, 0))
+        assert window.mount_commit_button.isEnabled()
+        window.mount_commit_button.click()
+        name = f"default_{repo}_{old[:8]}"
+        qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted"
+                                    for m in app.controller.status.mounted), timeout=20000)
+        with open(module_daemon.mount_dir / name / "data.txt", "rb") as f:
+            assert f.read() == b"old"
+
+        # the Mounts tab shows it; Unmount there
+        qtbot.waitUntil(lambda: window.select_mount(name), timeout=10000)
+        row = next(r for r in range(window.mount_table.rowCount()) if window.mount_table.item(r, 0).text() == name)
+        assert window.mount_table.item(row, 2).text() == "ro"
+        assert window.mount_table.item(row, 1).text() == f"default/{repo}@master={old[:12]}"
+        assert window.mount_buttons["open"].isEnabled()
+        window.mount_buttons["unmount"].click()
+        qtbot.waitUntil(lambda: not any(m["name"] == name for m in app.controller.status.mounted), timeout=20000)
+        assert window.mount_table.rowCount() == len(app.controller.status.mounted)
+    finally:
+        unmount_all(module_daemon)
+
+
+def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, module_daemon, sdk, unique_name, qtbot):
+    repo = unique_name("win")
+    make_repo(sdk, repo, {"/keep.txt": b"k"})
+    app = make_app(module_daemon)
+    window, controller = app.window, app.controller
+    try:
+        controller.refresh_repos()
+        qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
+        _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
+        window.mount_rw_button.click()
+        name = f"default_{repo}"
+        qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted" for m in controller.status.mounted),
+                        timeout=20000)
+        mountpoint = module_daemon.mount_dir / name
+        (mountpoint / "scratch.txt").write_bytes(b"temporary")
+        controller.refresh()
+        qtbot.waitUntil(lambda: window.select_mount(name) and window.mount_buttons["discard"].isEnabled(),
+                        timeout=20000)
+        row = next(r for r in range(window.mount_table.rowCount()) if window.mount_table.item(r, 0).text() == name)
+        assert window.mount_table.item(row, 5).text() == "1"
+        box = window._mount_action("discard")
+        assert box is not None and box in dialogs.open_dialogs()
+        box.buttons()[0].click()
+        qtbot.waitUntil(lambda: not os.path.exists(mountpoint / "scratch.txt"), timeout=20000)
+        qtbot.waitUntil(lambda: not window.mount_buttons["discard"].isEnabled(), timeout=20000)
+        assert (mountpoint / "keep.txt").read_bytes() == b"k"
+
+        (mountpoint / "kept.txt").write_bytes(b"committed")
+        controller.refresh()
+        qtbot.waitUntil(lambda: window.mount_buttons["commit"].isEnabled(), timeout=20000)
+        window._mount_action("commit").buttons()[0].click()
+        qtbot.waitUntil(lambda: not window.mount_buttons["commit"].isEnabled(), timeout=30000)
+        from pachyderm_sdk.api import pfs
+
+        head = pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master"))
+        assert b"".join(sdk.pfs.pfs_file(pfs.File(commit=head, path="/kept.txt"))) == b"committed"
+        assert not sdk.pfs.path_exists(pfs.File(commit=head, path="/scratch.txt"))
+    finally:
+        unmount_all(module_daemon)
+
+
+def test_access_column_and_greyed_rows_follow_authorization(qapp):
+    from pachtray.gui.models import RepoTreeModel
+
+    model = RepoTreeModel()
+    model.set_listing({"projects": [{"name": "default", "description": ""}], "repos": [
+        {"project": "default", "repo": "open", "authorization": "write", "access_reason": ""},
+        {"project": "default", "repo": "secret", "authorization": "none",
+         "access_reason": "no access: ask the repo owner for the repoReader role"}]})
+    parent = model.index(0, 0)
+    model.fetchMore(parent)
+    secret = model.index(1, 0, parent)
+    assert model.data(secret) == "secret"
+    assert model.data(secret.siblingAtColumn(2)) == "no access"
+    assert not model.flags(secret) & Qt.ItemFlag.ItemIsEnabled
+    assert "repoReader" in model.data(secret, Qt.ItemDataRole.ToolTipRole)
+    assert model.flags(model.index(0, 0, parent)) & Qt.ItemFlag.ItemIsEnabled
+
+
+def test_repo_tree_reveals_ten_thousand_repos_lazily(qapp):
+    from pachtray.gui.models import RepoTreeModel
+
+    model = RepoTreeModel()
+    model.set_listing({"projects": [{"name": "default", "description": ""}],
+                       "repos": [{"project": "default", "repo": f"r{i:05d}", "size_bytes": i} for i in range(10000)]})
+    parent = model.index(0, 0)
+    assert model.rowCount(parent) == 0 and model.canFetchMore(parent)
+    model.fetchMore(parent)
+    assert model.rowCount(parent) == PAGE
+    assert model.index_of("default", "r09999").isValid()
+    assert model.rowCount(parent) == 10000
+    model.set_filter("r0999")
+    assert model.total_repos() == 10

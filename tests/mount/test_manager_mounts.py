@@ -1,0 +1,334 @@
+"""MountManager against the real embedded server and real FUSE: mount rules, states and status
+texts, rw commit/discard, upstream deletion, busy unmount, the change feed and datum mode."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from pachyderm_sdk.api import pfs
+
+from conftest import force_unmount, free_port
+from test_datums_compute import put_files
+from pachtray.errors import ApiError
+from pachtray.mount.manager import MountManager, MountRequest
+from pachtray.pfs.client import connect
+
+
+@pytest.fixture
+def make_manager(tmp_path, pachd):
+    """Start managers on tmp mount dirs; every FUSE mount is unmounted at the end, even on failure."""
+    started: list[MountManager] = []
+
+    def make(data_dir: Path | None = None, client="pachd") -> MountManager:
+        mount_dir = tmp_path / f"pfs{len(started)}"
+        mount_dir.mkdir()
+        m = MountManager(mount_dir, data_dir or tmp_path / "data")
+        started.append(m)
+        m.start()
+        if client == "pachd":
+            client = connect(pachd.address, rpc_timeout=5)
+        m.set_client(client)
+        return m
+
+    yield make
+    for m in started:
+        try:
+            m.stop()
+        finally:
+            if os.path.ismount(m.mount_dir):
+                force_unmount(m.mount_dir)
+
+
+@pytest.fixture
+def mgr(make_manager):
+    return make_manager()
+
+
+def state(m: MountManager, name: str) -> dict | None:
+    return next((s for s in m.mounted() if s["name"] == name), None)
+
+
+def repo_msg(name: str, project: str = "default") -> pfs.Repo:
+    return pfs.Repo(name=name, type="user", project=pfs.Project(name=project))
+
+
+def file_at(client, repo: str, branch: str, path: str) -> bytes:
+    f = pfs.File(commit=pfs.Commit(branch=pfs.Branch(repo=repo_msg(repo), name=branch)), path=path)
+    return client.pfs.pfs_file(f).read()
+
+
+def api_error(fn, *args) -> ApiError:
+    with pytest.raises(ApiError) as e:
+        fn(*args)
+    return e.value
+
+
+# --------------------------------------------------------------------------- read-only mounts
+
+def test_ro_branch_mount_resolves_head_and_tracks_commits_behind(mgr, client, unique_name):
+    repo = unique_name()
+    c1 = put_files(client, repo, {"/a.txt": b"one", "/dir/b.txt": b"two"})
+    mgr.mount([MountRequest(name="data", repo=repo)])
+    s = state(mgr, "data")
+    assert {k: s[k] for k in ("name", "project", "repo", "branch", "commit", "paths", "mode", "state")} == {
+        "name": "data", "project": "default", "repo": repo, "branch": "master", "commit": c1, "paths": ["/"],
+        "mode": "ro", "state": "mounted"}
+    assert s["status"] == f"up to date on latest commit {c1[:8]}"
+    assert s["latest_commit"] == c1 and s["how_many_commits_behind"] == 0 and s["pending_changes"] == 0
+    assert s["mountpoint"] == str(mgr.mount_dir / "data")
+    assert (mgr.mount_dir / "data" / "dir" / "b.txt").read_bytes() == b"two"
+
+    c2 = put_files(client, repo, {"/a.txt": b"changed"})
+    s = state(mgr, "data")
+    assert s["commit"] == c1 and s["latest_commit"] == c2 and s["how_many_commits_behind"] == 1
+    history = [ci.commit.id for ci in client.pfs.list_commit(repo=repo_msg(repo), reverse=True)]  # oldest first
+    assert s["status"] == (f"1 commits behind latest; current = {c1[:8]} ({history.index(c1)}'th), "
+                           f"latest = {c2[:8]} ({len(history) - 1}'th)")
+    assert (mgr.mount_dir / "data" / "a.txt").read_bytes() == b"one"  # still the mounted commit
+
+
+def test_ro_commit_mount_and_paths_subset(mgr, client, unique_name):
+    repo = unique_name()
+    c1 = put_files(client, repo, {"/keep/x.txt": b"x", "/other.txt": b"o"})
+    put_files(client, repo, {"/keep/x.txt": b"newer"})
+    mgr.mount([MountRequest(name="old", repo=repo, commit=c1.upper()),
+               MountRequest(name="part", repo=repo, paths=["/keep"])])
+    old = state(mgr, "old")
+    assert old["commit"] == c1 and old["branch"] == "master" and old["how_many_commits_behind"] == 1
+    assert (mgr.mount_dir / "old" / "keep" / "x.txt").read_bytes() == b"x"
+    assert state(mgr, "part")["paths"] == ["/keep"]
+    assert sorted(os.listdir(mgr.mount_dir / "part")) == ["keep"]
+
+
+@pytest.mark.parametrize("request_kw, status, text", [
+    ({"name": "n", "repo": "REPO", "branch": "nobranch"}, 400, "mount request 'n'"),
+    ({"name": "n", "repo": "REPO", "commit": "0" * 32}, 400, "mount request 'n'"),
+    ({"name": "n", "repo": "REPO", "commit": "xyz"}, 400, "invalid commit ID 'xyz'"),
+    ({"name": "n", "repo": "no-such-repo-x"}, 400, "mount request 'n'"),
+    ({"name": "n", "repo": "no-such-repo-x", "mode": "rw"}, 400, "mount request 'n'"),
+    ({"name": "n", "repo": "REPO", "project": "no-such-project"}, 400, "mount request 'n'"),
+    ({"name": "n", "repo": "REPO", "mode": "wo"}, 400, "mount mode can only be 'ro' or 'rw'"),
+    ({"name": "", "repo": "REPO"}, 400, "invalid mount name"),
+    ({"name": "a/b", "repo": "REPO"}, 400, "invalid mount name"),
+    ({"name": "..", "repo": "REPO"}, 400, "invalid mount name"),
+    ({"name": "n", "repo": ""}, 400, "no repo specified"),
+])
+def test_bad_mount_requests_are_rejected(mgr, client, unique_name, request_kw, status, text):
+    repo = unique_name()
+    put_files(client, repo, {"/a": b"a"})
+    kw = {k: (repo if v == "REPO" else v) for k, v in request_kw.items()}
+    e = api_error(mgr.mount, [MountRequest(**kw)])
+    assert e.status == status and text in e.message
+    assert mgr.mounted() == []
+
+
+def test_validation_is_all_or_nothing_and_name_reuse_rules(mgr, client, unique_name):
+    repo, other = unique_name(), unique_name()
+    put_files(client, repo, {"/a": b"a"})
+    put_files(client, other, {"/b": b"b"})
+    e = api_error(mgr.mount, [MountRequest(name="ok", repo=repo), MountRequest(name="bad", repo=repo, branch="x")])
+    assert e.status == 400 and mgr.mounted() == []
+    mgr.mount([MountRequest(name="m", repo=repo)])
+    gen = mgr.generation
+    mgr.mount([MountRequest(name="m", repo=repo, branch="master")])  # same source: no-op
+    assert mgr.generation == gen and len(mgr.mounted()) == 1
+    e = api_error(mgr.mount, [MountRequest(name="m", repo=other)])
+    assert e.status == 500 and "mount at 'm' already in use" in e.message
+    e = api_error(mgr.mount, [MountRequest(name="m", repo=repo, mode="rw")])
+    assert e.status == 500 and "already in use" in e.message
+
+
+def test_not_connected_is_404(make_manager):
+    m = make_manager(client=None)
+    e = api_error(m.mount, [MountRequest(name="x", repo="y")])
+    assert e.status == 404 and e.message == "not connected to a cluster"
+
+
+# --------------------------------------------------------------------------- read-write mounts
+
+def test_rw_commit_is_one_commit_and_unmount_commits_first(mgr, client, unique_name):
+    repo = unique_name()
+    put_files(client, repo, {"/old.txt": b"old", "/gone.txt": b"bye"})
+    mgr.mount([MountRequest(name="w", repo=repo, mode="rw")])
+    root = mgr.mount_dir / "w"
+    (root / "new.txt").write_bytes(b"new")
+    (root / "sub").mkdir()
+    (root / "sub" / "deep.txt").write_bytes(b"deep")
+    (root / "gone.txt").unlink()
+    assert state(mgr, "w")["pending_changes"] > 0
+    before = client.pfs.inspect_branch(branch=pfs.Branch(repo=repo_msg(repo), name="master")).head.id
+    mgr.commit("w")
+    head = client.pfs.inspect_branch(branch=pfs.Branch(repo=repo_msg(repo), name="master")).head.id
+    to = pfs.Commit(repo=repo_msg(repo), id=head)
+    parents = [c.commit.id for c in client.pfs.list_commit(repo=repo_msg(repo), to=to)]
+    assert parents[:2] == [head, before]  # exactly one new commit
+    assert file_at(client, repo, "master", "/new.txt") == b"new"
+    assert file_at(client, repo, "master", "/sub/deep.txt") == b"deep"
+    assert not client.pfs.path_exists(pfs.File(commit=pfs.Commit(repo=repo_msg(repo), id=head), path="/gone.txt"))
+    s = state(mgr, "w")
+    assert s["state"] == "mounted" and s["pending_changes"] == 0 and s["commit"] == head
+    assert s["status"] == f"up to date on latest commit {head[:8]}"
+
+    (root / "last.txt").write_bytes(b"last")
+    mgr.unmount(["w"])
+    assert mgr.mounted() == [] and not (mgr.mount_dir / "w").exists()
+    assert file_at(client, repo, "master", "/last.txt") == b"last"
+
+
+def test_rw_on_new_branch_and_commit_rules(mgr, client, unique_name):
+    repo = unique_name()
+    put_files(client, repo, {"/a": b"a"})
+    mgr.mount([MountRequest(name="w", repo=repo, branch="feature", mode="rw", commit="f" * 32),
+               MountRequest(name="r", repo=repo)])
+    s = state(mgr, "w")
+    assert s["commit"] == "" and s["status"] == "branch does not contain any commits"
+    (mgr.mount_dir / "w" / "f.txt").write_bytes(b"feature")
+    mgr.commit("w")
+    assert file_at(client, repo, "feature", "/f.txt") == b"feature"
+    assert api_error(mgr.commit, "r").status == 500
+    assert "not mounted" in api_error(mgr.commit, "nope").message
+    assert api_error(mgr.unmount, ["nope"]).status == 500
+
+
+def test_failed_commit_keeps_changes_and_mount_usable(mgr, pachd, client, unique_name):
+    repo = unique_name()
+    put_files(client, repo, {"/a": b"a"})
+    mgr.mount([MountRequest(name="w", repo=repo, mode="rw")])
+    (mgr.mount_dir / "w" / "keep.txt").write_bytes(b"precious")
+    mgr.set_client(connect(f"grpc://127.0.0.1:{free_port()}", rpc_timeout=2))  # nothing listens there
+    e = api_error(mgr.commit, "w")
+    assert e.status == 500 and "failed, changes kept" in e.message
+    s = state(mgr, "w")
+    assert s["state"] == "mounted" and "failed, changes kept" in s["status"] and s["pending_changes"] >= 1
+    (mgr.mount_dir / "w" / "more.txt").write_bytes(b"more")  # still writable
+    mgr.set_client(connect(pachd.address, rpc_timeout=5))
+    mgr.commit("w")
+    assert file_at(client, repo, "master", "/keep.txt") == b"precious"
+    assert file_at(client, repo, "master", "/more.txt") == b"more"
+    assert "failed" not in state(mgr, "w")["status"]
+
+
+def test_discard_drops_staged_changes(mgr, client, unique_name):
+    repo = unique_name()
+    put_files(client, repo, {"/a": b"a"})
+    mgr.mount([MountRequest(name="w", repo=repo, mode="rw"), MountRequest(name="r", repo=repo)])
+    (mgr.mount_dir / "w" / "junk.txt").write_bytes(b"junk")
+    assert state(mgr, "w")["pending_changes"] == 1
+    mgr.discard("w")
+    assert state(mgr, "w")["pending_changes"] == 0
+    assert not (mgr.mount_dir / "w" / "junk.txt").exists()
+    assert api_error(mgr.discard, "r").status == 400
+
+
+# --------------------------------------------------------------------------- upstream deletion
+
+def test_mounts_deleted_upstream_drop_out_but_pending_changes_stay(mgr, client, unique_name):
+    ro_repo, rw_repo, clean_repo = unique_name(), unique_name(), unique_name()
+    heads = {r: put_files(client, r, {"/a": b"a"}) for r in (ro_repo, rw_repo, clean_repo)}
+    put_files(client, ro_repo, {"/b": b"b"}, branch="dev")
+    mgr.mount([MountRequest(name="ro", repo=ro_repo, branch="dev"), MountRequest(name="rw", repo=rw_repo, mode="rw"),
+               MountRequest(name="clean", repo=clean_repo, mode="rw"),
+               MountRequest(name="pinned", repo=clean_repo, commit=heads[clean_repo])])
+    (mgr.mount_dir / "rw" / "unsaved.txt").write_bytes(b"unsaved")
+    client.pfs.delete_branch(branch=pfs.Branch(repo=repo_msg(ro_repo), name="dev"), force=True)
+    client.pfs.delete_repo(repo=repo_msg(rw_repo), force=True)
+    client.pfs.delete_repo(repo=repo_msg(clean_repo), force=True)
+    listing = {s["name"]: s for s in mgr.mounted()}
+    assert set(listing) == {"rw"}
+    assert listing["rw"]["state"] == "error" and listing["rw"]["pending_changes"] == 1
+    assert "deleted upstream" in listing["rw"]["status"] and "kept" in listing["rw"]["status"]
+    assert (mgr.mount_dir / "rw" / "unsaved.txt").read_bytes() == b"unsaved"
+    assert not (mgr.mount_dir / "ro").exists()
+    mgr.discard("rw")
+    assert {s["name"] for s in mgr.mounted()} == set()
+
+
+# --------------------------------------------------------------------------- busy unmount
+
+def test_busy_unmount_names_the_holder_and_does_not_wedge(mgr, client, unique_name):
+    repo = unique_name()
+    put_files(client, repo, {"/a.txt": b"a"})
+    mgr.mount([MountRequest(name="busy", repo=repo)])
+    with open(mgr.mount_dir / "busy" / "a.txt", "rb"):
+        e = api_error(mgr.unmount, ["busy"])
+        assert e.status == 409 and str(os.getpid()) in e.message
+        assert state(mgr, "busy")["state"] == "mounted"
+        mgr.mount([MountRequest(name="other", repo=repo)])  # the manager is not wedged
+        e = api_error(mgr.unmount_all)
+        assert e.status == 409 and "'busy'" in e.message and state(mgr, "other") is None
+    mgr.unmount(["busy"])
+    assert mgr.mounted() == []
+
+
+# --------------------------------------------------------------------------- change feed
+
+def test_generation_bumps_on_mount_set_and_pending_changes(mgr, client, unique_name):
+    repo = unique_name()
+    put_files(client, repo, {"/a": b"a"})
+    g0 = mgr.generation
+    assert mgr.wait_change(g0, 0.1) == g0  # nothing changed: returns at the timeout
+    mgr.mount([MountRequest(name="w", repo=repo, mode="rw")])
+    g1 = mgr.generation
+    assert g1 > g0
+    result: list[int] = []
+    waiter = threading.Thread(target=lambda: result.append(mgr.wait_change(g1, 30)))
+    waiter.start()
+    (mgr.mount_dir / "w" / "x").write_bytes(b"x")  # a write changes the pending count
+    waiter.join(40)
+    assert result and result[0] > g1
+    g2 = mgr.generation
+    mgr.unmount(["w"])
+    assert mgr.wait_change(g2, 0) > g2
+
+
+# --------------------------------------------------------------------------- datum mode
+
+def test_datum_mode_mounts_each_datum_with_an_out_folder(mgr, client, unique_name):
+    images, labels = unique_name("img"), unique_name("lbl")
+    put_files(client, images, {"/1.png": b"i1", "/2.png": b"i2"})
+    put_files(client, labels, {"/1.txt": b"l1", "/2.txt": b"l2"})
+    put_files(client, labels, {"/other": b"o"}, branch="dev")
+    mgr.mount([MountRequest(name="plain", repo=images)])
+    spec = {"input": {"join": [{"pfs": {"repo": images, "glob": "/(*).png", "join_on": "$1", "name": "img"}},
+                               {"pfs": {"repo": labels, "glob": "/(*).txt", "join_on": "$1", "name": "lbl"}}]}}
+    assert mgr.datums_mount(spec) == {"id": "", "idx": 0, "num_datums": 2, "all_datums_received": True}
+    names = {s["name"]: s for s in mgr.mounted()}
+    assert set(names) == {"img", "lbl"}  # entering datum mode unmounted `plain`
+    assert names["img"]["paths"] == ["/1.png"] and names["lbl"]["paths"] == ["/1.txt"]
+    assert (mgr.mount_dir / "img" / "1.png").read_bytes() == b"i1"
+    assert os.listdir(mgr.mount_dir / "img") == ["1.png"]
+    (mgr.mount_dir / "out" / "result.txt").write_text("r1")
+    st = mgr.datums_state()
+    assert st["num_datums"] == 2 and st["idx"] == 0 and st["all_datums_received"] is True
+    assert st["input"]["join"][0]["pfs"] == {"project": "default", "name": "img", "repo": images,
+                                             "branch": "master", "glob": "/(*).png", "join_on": "$1"}
+
+    assert api_error(mgr.datums_prev).message == "already at first datum"
+    assert mgr.datums_next()["idx"] == 1
+    assert (mgr.mount_dir / "lbl" / "2.txt").read_bytes() == b"l2"
+    assert (mgr.mount_dir / "out" / "result.txt").read_text() == "r1"
+    assert api_error(mgr.datums_next).message == "already at last datum"
+    assert mgr.datums_prev()["idx"] == 0
+
+    e = api_error(mgr.mount, [MountRequest(name="x", repo=images)])
+    assert e.status == 400 and "datum mode" in e.message
+    assert api_error(mgr.unmount, ["img"]).status == 400
+    mgr.unmount_all()
+    assert mgr.mounted() == [] and not (mgr.mount_dir / "out").exists()
+    assert mgr.datums_state() == {"num_datums": 0, "input": None, "idx": 0, "all_datums_received": False}
+    assert api_error(mgr.datums_next).message == "no datums mounted"
+
+
+def test_datum_mount_errors(mgr, client, unique_name):
+    repo = unique_name()
+    put_files(client, repo, {"/a": b"a"})
+    e = api_error(mgr.datums_mount, {"input": {"pfs": {"repo": repo, "glob": "/zzz*"}}})
+    assert (e.status, e.message) == (400, "spec produces zero datums; nothing to mount")
+    e = api_error(mgr.datums_mount, {"input": {"pfs": {"repo": unique_name("missing"), "glob": "/*"}}})
+    assert e.status == 400 and e.message.startswith("error converting datum inputs to mounts")
+    e = api_error(mgr.datums_mount, {"input": {"pfs": {"repo": repo, "glob": "/*", "commit": "a" * 32}}})
+    assert e.status == 400 and "cannot specify commit" in e.message
+    assert mgr.datums_state()["num_datums"] == 0

@@ -1,0 +1,108 @@
+"""pfs.client: address parsing and deadlines on every RPC (against the real embedded server, and a
+deliberately silent gRPC server for the "hung cluster" case)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent import futures
+
+import grpc
+import pytest
+from pachyderm_sdk.api import pfs
+
+from pachtray.pfs.client import BAD_ADDRESS, Address, RpcIdleTimeout, connect, parse_address
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("localhost", Address("localhost", 30650, False)),
+    ("127.0.0.1:31000", Address("127.0.0.1", 31000, False)),
+    ("grpc://pachd.example.com:80", Address("pachd.example.com", 80, False)),
+    ("grpcs://pachd.example.com", Address("pachd.example.com", 30650, True)),
+    ("https://h:443", Address("h", 443, True)),
+    ("http://h:8080/", Address("h", 8080, False)),
+    ("  grpc://[::1]:650  ", Address("::1", 650, False)),
+])
+def test_parse_address(text, expected):
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "ftp://h:1", "grpc://", "grpc://h:99999", "grpc://h:1/x",
+                                  "grpc://u:p@h:1", "grpc://h:port", "grpc://h:1?q=1"])
+def test_parse_address_rejects(text):
+    with pytest.raises(ValueError, match=BAD_ADDRESS):
+        parse_address(text)
+
+
+def test_address_url_round_trips():
+    for a in (Address("h", 1), Address("::1", 2, True)):
+        assert parse_address(a.url) == a
+    assert Address("::1", 2, True).url == "grpcs://[::1]:2"
+
+
+def test_connect_talks_to_pachd(pachd, unique_name):
+    c = connect(pachd.address, rpc_timeout=5)
+    try:
+        name = unique_name("client")
+        c.pfs.create_repo(repo=pfs.Repo(name=name))
+        assert name in [r.repo.name for r in c.pfs.list_repo()]
+        c.auth_token = "not-used-without-auth"  # the SDK rebuilds its channel; ours must follow
+        assert c.pfs.inspect_repo(repo=pfs.Repo(name=name)).repo.name == name
+    finally:
+        c.close()
+
+
+def test_refused_connection_fails_instead_of_waiting():
+    from conftest import free_port
+
+    c = connect(f"127.0.0.1:{free_port()}", rpc_timeout=30)
+    with pytest.raises((grpc.RpcError, ConnectionError)):
+        c.pfs.inspect_repo(repo=pfs.Repo(name="x"))
+    with pytest.raises((grpc.RpcError, ConnectionError)):
+        list(c.pfs.list_repo())
+    c.close()
+
+
+@pytest.fixture
+def silent_server():
+    """A gRPC server that accepts InspectRepo/ListRepo and then never answers (a hung pachd)."""
+    release = threading.Event()
+
+    def hang_unary(request, context):
+        release.wait(60)
+        return b""
+
+    def hang_stream(request, context):
+        yield pfs.RepoInfo(repo=pfs.Repo(name="first"))
+        release.wait(60)
+
+    handlers = {
+        "InspectRepo": grpc.unary_unary_rpc_method_handler(hang_unary, response_serializer=bytes),
+        "ListRepo": grpc.unary_stream_rpc_method_handler(hang_stream, response_serializer=bytes),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("pfs_v2.API", handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    release.set()
+    server.stop(0)
+
+
+def test_unary_call_gets_a_deadline(silent_server):
+    c = connect(f"127.0.0.1:{silent_server}", rpc_timeout=1)
+    with pytest.raises(grpc.RpcError) as info:
+        c.pfs.inspect_repo(repo=pfs.Repo(name="x"))
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    c.close()
+
+
+def test_stream_gets_an_idle_deadline(silent_server):
+    c = connect(f"127.0.0.1:{silent_server}", rpc_timeout=1)
+    got = []
+    with pytest.raises(RpcIdleTimeout) as info:
+        for r in c.pfs.list_repo():
+            got.append(r.repo.name)
+    assert got == ["first"]
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "ListRepo" in info.value.details()
+    c.close()

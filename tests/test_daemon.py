@@ -1,0 +1,102 @@
+"""The daemon process: embedded local server as a child, clean stop on signals, token handling."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+
+import pytest
+from conftest import free_port, grpc_serving, wait_for
+from pachyderm_sdk import Client
+from pachyderm_sdk.api import pfs
+
+from pachtray import config, daemon, tokens
+from pachtray.pfs.client import parse_address
+
+
+def test_without_a_cluster_the_daemon_runs_the_local_server_and_stops_it_on_sigint(daemon_factory, unique_name):
+    port = free_port()
+    d = daemon_factory(None, extra=["--local-pachd-port", str(port)])
+    cfg = d.get("/config").json()
+    assert cfg["pachd_address"] == f"grpc://127.0.0.1:{port}" and cfg["local"] is True
+    assert cfg["cluster_status"] == "AUTH_DISABLED"
+    assert (d.data_dir / "local-pachd").is_dir()
+
+    name = unique_name("local")
+    Client(host="127.0.0.1", port=port).pfs.create_repo(repo=pfs.Repo(name=name, type="user"))
+    assert d.put("/_mount", json={"mounts": [{"name": name, "repo": name, "mode": "rw"}]}).status_code == 200
+    (d.mount_dir / name / "draft.txt").write_bytes(b"not committed")
+
+    d.proc.send_signal(signal.SIGINT)
+    assert d.proc.wait(60) == 0
+    assert not os.path.ismount(d.mount_dir)
+    assert not grpc_serving_quietly(port)
+
+    # Nothing was committed silently: the change is still staged at the next start.
+    again = daemon_factory(None, extra=["--local-pachd-port", str(port)], tmp=d.tmp)
+    state = wait_for(lambda: next((m for m in again.get("/mounts").json()["mounted"] if m["name"] == name), None),
+                     30, what="recovered mount")
+    assert state["state"] == "pending" and state["pending_changes"] == 1
+    heads = [b.head.id for b in Client(host="127.0.0.1", port=port).pfs.list_branch(repo=pfs.Repo(name=name))]
+    assert heads == []  # no branch was created: nothing was ever committed
+
+
+def grpc_serving_quietly(port: int) -> bool:
+    try:
+        return grpc_serving(port)
+    except Exception:  # noqa: BLE001 - nothing listening is the expected answer
+        return False
+
+
+def test_parse_bool_accepts_go_style_values():
+    assert daemon.parse_bool("true") and daemon.parse_bool("1") and daemon.parse_bool("T")
+    assert not daemon.parse_bool("false") and not daemon.parse_bool("0")
+    with pytest.raises(Exception, match="expected true or false"):
+        daemon.parse_bool("maybe")
+
+
+def test_server_cas_must_be_base64():
+    assert daemon.decode_server_cas("") is None
+    assert daemon.decode_server_cas("UEVN") == b"PEM"
+    with pytest.raises(Exception, match="could not decode server CA certs"):
+        daemon.decode_server_cas("not base64!")
+
+
+def _app(tmp_path, mode="daemon"):
+    return daemon.DaemonApp(settings=config.Settings(), data_dir=tmp_path / "data", mount_dir=tmp_path / "pfs",
+                            allow_other=False, mode=mode)
+
+
+def test_token_comes_from_the_active_context_for_that_address(tmp_path):
+    config.write_pachctl_config({"v2": {"active_context": "a", "contexts": {
+        "a": {"pachd_address": "localhost:30650", "session_token": "active-token"},
+        "b": {"pachd_address": "grpc://other:1", "session_token": "other-token"}}}})
+    app = _app(tmp_path)
+    assert app.token_for(parse_address("grpc://localhost:30650")) == "active-token"
+    assert app.token_for(parse_address("other:1")) == "other-token"  # any context for that address
+    assert app.token_for(parse_address("grpc://third:2")) is None
+
+
+def test_tokens_fall_back_to_the_pachctl_config_without_a_keychain():
+    # conftest selects keyring's null backend: no usable keychain.
+    assert tokens.storage() == f"file ({config.pachctl_config_path()})"
+    where = tokens.save("grpc://h:1", "tok-123")
+    assert where.startswith("file (")
+    assert config.read_pachctl_config()["v2"]["contexts"]["mount-server"]["session_token"] == "tok-123"
+    tokens.forget("grpc://h:1")
+    assert "session_token" not in json.dumps(config.read_pachctl_config())
+
+
+def test_tokens_are_redacted_from_log_records(caplog):
+    tokens.remember("sekrit-token-value")
+    logger = logging.getLogger("pachtray.test")
+    logger.addFilter(tokens.RedactingFilter())
+    try:
+        with caplog.at_level(logging.INFO, logger="pachtray.test"):
+            logger.info("calling with %s", "sekrit-token-value")
+    finally:
+        logger.filters.clear()
+    assert "sekrit-token-value" not in caplog.text and "<redacted>" in caplog.text
+    assert tokens.redact("x sekrit-token-value y") == "x <redacted> y"
