@@ -65,8 +65,15 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
         proc.wait(10)
 
 
+def is_mounted(path: Path) -> bool:
+    """From /proc/self/mounts: os.path.ismount is False for a dead FUSE mount (ENOTCONN)."""
+    target = os.path.abspath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1].encode().decode("unicode_escape") == target for line in f)
+
+
 def force_unmount(path: Path) -> None:
-    if os.path.ismount(path):
+    if is_mounted(path):
         subprocess.run(["fusermount3", "-uz", str(path)], capture_output=True)
 
 

@@ -190,7 +190,7 @@ def bench_server_commit(ctx: Context) -> list[Row]:
     def one_commit(repo: str, i: int) -> float:
         def run():
             with ctx.client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as c:
-                c.put_file_from_bytes(f"/d0000/f00000.txt", f"changed {i}\n".encode())
+                c.put_file_from_bytes("/d0000/f00000.txt", f"changed {i}\n".encode())
             c.wait()
         return timed(run)[0]
 

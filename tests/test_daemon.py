@@ -6,9 +6,10 @@ import json
 import logging
 import os
 import signal
+import subprocess
 
 import pytest
-from conftest import free_port, grpc_serving, wait_for
+from conftest import PY, free_port, grpc_serving, wait_for
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
@@ -100,3 +101,36 @@ def test_tokens_are_redacted_from_log_records(caplog):
         logger.filters.clear()
     assert "sekrit-token-value" not in caplog.text and "<redacted>" in caplog.text
     assert tokens.redact("x sekrit-token-value y") == "x <redacted> y"
+
+
+def test_a_second_daemon_on_the_same_data_dir_is_refused(daemon, pachd):
+    cmd = [PY, "-m", "pachtray", "daemon", "--mount-dir", str(daemon.tmp / "pfs-2"), "--data-dir", str(daemon.data_dir),
+           "--port", str(free_port()), "--sock-path", str(daemon.tmp / "other.sock"), "--pachd-address", pachd.address]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert f"the data dir {daemon.data_dir} is in use by another Pachtray daemon (pid {daemon.proc.pid})" in proc.stderr
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # exited meanwhile
+            if ppid == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def test_the_embedded_server_is_started_again_when_it_dies(daemon_factory):
+    port = free_port()
+    d = daemon_factory(None, extra=["--local-pachd-port", str(port)])
+    assert d.get("/config").json()["local"] is True  # answers once the start-up connection is made
+    (child,) = _children(d.proc.pid)
+    os.kill(child, signal.SIGKILL)
+    wait_for(lambda: _children(d.proc.pid) and _children(d.proc.pid) != [child], 60, what="a new local server")
+    wait_for(lambda: d.get("/config").json()["connection"] == "connected", 60, what="connected again")
+    assert d.get("/repos").status_code == 200

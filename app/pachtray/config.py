@@ -125,15 +125,10 @@ def settings_path() -> Path:
 
 
 def default_mount_dir() -> str:
-    """/pfs (what notebooks and pipelines expect) when usable, else ~/pfs."""
+    """/pfs (what notebooks and pipelines expect) when usable or creatable, else ~/pfs."""
     pfs = Path("/pfs")
-    try:
-        pfs.mkdir(exist_ok=True)
-        if os.access(pfs, os.W_OK) or os.path.ismount(pfs):
-            return str(pfs)
-    except OSError:
-        pass
-    return str(Path.home() / "pfs")
+    usable = os.access(pfs, os.W_OK) or os.path.ismount(pfs) if pfs.exists() else os.access(pfs.parent, os.W_OK)
+    return str(pfs) if usable else str(Path.home() / "pfs")
 
 
 @dataclass

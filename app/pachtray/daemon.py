@@ -357,21 +357,36 @@ class DaemonApp:
             if client is None:
                 continue
             ok = probe(address, certs)
-            reconnect = ok and was == "disconnected"
-            with self._lock:
-                if self._client is not client:
-                    continue  # switched cluster meanwhile; the next round checks the new one
-                self._state = "connected" if ok else "disconnected"
-            if reconnect:
+            if ok and was == "disconnected":
+                # A fresh client first (the old channel may still be backing off), then "connected".
                 log.info("cluster %s is back", address.url)
                 with self._switch_lock:
                     with self._lock:
                         if self._client is not client:
-                            continue
+                            continue  # switched cluster meanwhile; the next round checks the new one
                         token, cas = self._token, self._server_cas
                     self.use_cluster(address, root_certs=certs, server_cas=cas, token=token)
-            elif was == "connected" and not ok:
-                log.warning("cluster %s does not answer", address.url)
+                continue
+            with self._lock:
+                if self._client is not client:
+                    continue
+                self._state = "connected" if ok else "disconnected"
+            if not ok:
+                if was == "connected":
+                    log.warning("cluster %s does not answer", address.url)
+                if self.is_local:
+                    self._restart_local_pachd()
+
+    def _restart_local_pachd(self) -> None:
+        """The embedded server is ours to keep alive: start it again if it died (same port, same data)."""
+        local = self.local_pachd
+        if local.proc is None or local.proc.poll() is None or self.stopping.is_set():
+            return
+        log.warning("the embedded local server exited (code %s); starting it again", local.proc.returncode)
+        try:
+            local.start(self.stopping)  # from this long-lived thread: PR_SET_PDEATHSIG follows the thread
+        except RuntimeError as e:
+            log.error("%s", e)
 
     # ---- mounts -------------------------------------------------------------------------------
     def start_manager(self) -> None:
@@ -506,6 +521,29 @@ def _parser(mode: str, settings: config.Settings) -> argparse.ArgumentParser:
     return p
 
 
+def _lock_data_dir(data_dir: Path):
+    """One daemon per data dir (staged changes must have one writer); returns the open lock file.
+
+    The kernel drops the lock when the process dies, so a killed daemon never blocks the next one.
+    """
+    import fcntl
+
+    lock = open(data_dir / "daemon.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "unknown"
+        lock.close()
+        raise RuntimeError(f"the data dir {data_dir} is in use by another Pachtray daemon (pid {holder}); "
+                           "stop it or use another --data-dir") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
 def _setup_logging(log_file: str | None) -> None:
     handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -542,6 +580,11 @@ def _run(argv: list[str], mode: str) -> int:
     except OSError as e:
         print(f"{mode}: cannot create {e.filename}: {e.strerror}", file=sys.stderr)
         return 1
+    try:
+        data_lock = _lock_data_dir(data_dir)
+    except (RuntimeError, OSError) as e:
+        print(f"{mode}: {e}", file=sys.stderr)
+        return 1
 
     app = DaemonApp(settings=settings, data_dir=data_dir, mount_dir=mount_dir, allow_other=args.allow_other,
                     mode=mode, local_port=getattr(args, "local_pachd_port", LOCAL_PACHD_PORT))
@@ -570,6 +613,7 @@ def _run(argv: list[str], mode: str) -> int:
     finally:
         api.stop()
         app.shutdown()
+        data_lock.close()
     log.info("stopped")
     return 0
 

@@ -1,4 +1,4 @@
-"""The PyInstaller bundle's side of Pachtray: resources, self-invocation, entry point, FUSE check.
+"""The PyInstaller bundle's side of Pachtray: resources, entry point, self-test, FUSE check.
 
 One frozen binary serves every command: installed as `pachtray` it is the app (and its
 subcommands, e.g. the daemon re-running `sys.executable daemon`); reached through a link named
@@ -8,6 +8,7 @@ subcommands, e.g. the daemon re-running `sys.executable daemon`); reached throug
 from __future__ import annotations
 
 import ctypes.util
+import json
 import os
 import shutil
 import sys
@@ -35,12 +36,6 @@ def resource_path(*parts: str) -> Path:
     return bundle_dir().joinpath("resources", *parts)
 
 
-def self_command(*args: str) -> list[str]:
-    """The command line that runs `pachtray ARGS...` with this same installation."""
-    base = [sys.executable] if FROZEN else [sys.executable, "-m", "pachtray"]
-    return [*base, *args]
-
-
 def invoked_as(argv0: str) -> str:
     """The program name the user ran, without directory or Windows suffix (`mount-server`, `pachtray`)."""
     name = os.path.basename(argv0)
@@ -54,7 +49,51 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     if invoked_as(argv[0]) == "mount-server":
         return cli.mount_server_main(argv[1:])
+    if argv[1:] == ["--self-test"]:
+        report = self_test()
+        print(json.dumps(report, indent=2))
+        return 0 if report["ok"] else 1
     return cli.main(argv[1:])
+
+
+def self_test() -> dict:
+    """Check, from inside a bundle, what it needs at run time and static analysis cannot prove:
+    Qt's platform and image plugins, the icons, the CA bundle, lazily imported SDK and keyring
+    modules, and FUSE (`pachtray --self-test`; QT_QPA_PLATFORM picks the platform to try)."""
+    import importlib
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtGui import QGuiApplication, QIcon, QImageReader
+
+    app = QGuiApplication.instance() or QGuiApplication([sys.argv[0]])
+    formats = sorted(bytes(f.data()).decode() for f in QImageReader.supportedImageFormats())
+    icons = sorted(p.name for p in resource_path().glob("*.svg"))
+    icons_render = bool(icons) and all(not QIcon(str(resource_path(name))).pixmap(64, 64).isNull() for name in icons)
+    modules = ["pachyderm_sdk.api.pfs", "pachyderm_sdk.api.pps", "pachyderm_sdk.api.auth", "pachyderm_sdk.api.admin",
+               "pachyderm_sdk.api.version", "grpc_health.v1.health_pb2_grpc", "keyring.backends.SecretService",
+               "keyring.backends.kwallet", "keyring.backends.chainer", "pachtray.daemon", "pachtray.gui.app",
+               "pachtray.local.server"]
+    missing_modules = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            missing_modules.append(f"{name}: {e}")
+    import certifi
+
+    report = {
+        "frozen": FROZEN,
+        "qt_platform": app.platformName(),
+        "image_formats": formats,
+        "icons": icons,
+        "icons_render": icons_render,
+        "ca_bundle": os.path.isfile(certifi.where()),
+        "missing_modules": missing_modules,
+        "fuse": check_fuse_prerequisite() or "ok",
+    }
+    report["ok"] = bool(icons_render and {"png", "svg"} <= set(formats) and report["ca_bundle"]
+                        and not missing_modules)
+    return report
 
 
 def check_fuse_prerequisite(platform: str = sys.platform) -> str | None:

@@ -42,9 +42,11 @@ def jupyter(jlab_venv, tmp_path):
         server = JupyterServer(tmp_path / f"jl{len(started)}", env, netns_forward).start()
         started.append(server)
         try:
-            wait_for(server.ready, 90, interval=0.2, what="jupyter server with jupyterlab-pachyderm")
+            wait_for(server.ready_or_exited, 90, interval=0.2, what="jupyter server with jupyterlab-pachyderm")
         except TimeoutError:
             raise RuntimeError(f"jupyter server did not start: {server.log_tail()}")
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"jupyter server exited with {server.proc.returncode}: {server.log_tail()}")
         return server
 
     yield make

@@ -16,7 +16,7 @@ import pytest
 from conftest import Daemon, free_port, wait_for
 
 
-def _isolated_env(home: Path) -> dict:
+def isolated_env(home: Path) -> dict:
     return {
         "PACH_CONFIG": str(home / "pachctl-config.json"),
         "PACHTRAY_DATA_DIR": str(home / "data"),
@@ -30,7 +30,7 @@ def _isolated_env(home: Path) -> dict:
 def module_daemon(pachd, tmp_path_factory):
     """A daemon shared by a module's tests (each test uses its own repos and mount names)."""
     tmp = tmp_path_factory.mktemp("gui-daemon")
-    d = Daemon(tmp, pachd.address, env=_isolated_env(tmp / "home"))
+    d = Daemon(tmp, pachd.address, env=isolated_env(tmp / "home"))
     d.start()
     yield d
     d.stop()
@@ -40,7 +40,7 @@ def module_daemon(pachd, tmp_path_factory):
 def local_daemon(tmp_path_factory):
     """A daemon that runs its own embedded local server (repo management is allowed there)."""
     tmp = tmp_path_factory.mktemp("gui-local-daemon")
-    d = Daemon(tmp, None, extra=["--local-pachd-port", str(free_port())], env=_isolated_env(tmp / "home"))
+    d = Daemon(tmp, None, extra=["--local-pachd-port", str(free_port())], env=isolated_env(tmp / "home"))
     d.start(timeout=60)
     wait_for(lambda: d.get("/pachtray/v1/info").json()["connection"] == "connected", 60, what="local server")
     yield d
@@ -67,25 +67,24 @@ def make_app(qapp, qtbot):
         app = PachtrayApp(settings_for(daemon))
         started.append(app)
         app.start(show_window=show_window)
-        qtbot.waitUntil(lambda: app.controller.status.reachable and app.attached == "attached", timeout=30000)
+        qtbot.waitUntil(lambda: app.controller.status.connection == "connected" and app.attached == "attached",
+                        timeout=30000)
         if wait_repos:
             qtbot.waitUntil(lambda: not app.controller.repos_error and bool(app.controller.repos.get("projects")),
                             timeout=30000)
         return app
 
     yield make
+    from PySide6.QtCore import QCoreApplication, QEvent
+
     from pachtray.gui import dialogs
 
     for box in dialogs.open_dialogs():
         box.done(0)
     for app in started:
-        app.controller.stop()
-        app.tray.hide()
-        if app.window is not None:
-            app.window.close()
-        app.controller.tasks.close(20000)
-        qtbot.wait(10)  # deliver the last queued results before the objects go
+        app.dispose()
         app.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from guihelpers import module_daemon  # noqa: F401 - fixture
 from PySide6.QtCore import QTimer
 
 from conftest import PY, free_port, stop_process, wait_for
@@ -100,36 +99,28 @@ def test_foreign_server_on_port_is_reported_and_app_quits(qapp, qtbot, go_mount_
         assert code.args == [1]
         assert "/pachtray/v1/info" in go_mount_server.hits
     finally:
-        app.controller.stop()
-        app.controller.tasks.close(10000)
-        if app.window is not None:
-            app.window.close()
+        app.dispose()
 
 
-def test_probe_tells_our_daemon_from_nothing(module_daemon):
-    assert daemon_process.probe(module_daemon.port).state == daemon_process.OURS
-    assert daemon_process.probe(free_port(), "/nonexistent/pfs.sock").state == daemon_process.ABSENT
-
-
-def test_no_display_runs_daemon_only(pachd, tmp_path, module_daemon):
+def test_no_display_runs_daemon_only(pachd, tmp_path):
     port = free_port()
     settings = config.Settings(cluster_address=pachd.address, api_port=port, sock_path=str(tmp_path / "s.sock"),
                                mount_dir=str(tmp_path / "pfs"), restore_mounts=False)
     settings.save()
+    assert daemon_process.probe(port, settings.sock_path).state == daemon_process.ABSENT
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     proc = subprocess.Popen([PY, "-m", "pachtray"], env=env, stderr=open(tmp_path / "err", "w"))
     try:
         wait_for(lambda: daemon_process.probe(port).state == daemon_process.OURS, 60, what="headless daemon")
         assert "no display" in (tmp_path / "err").read_text()
         assert "running the daemon only" in (tmp_path / "err").read_text()
+        assert daemon_process.probe(free_port(), settings.sock_path).state == daemon_process.OURS  # via the socket
+        # a second headless start finds it and leaves it alone
+        again = subprocess.run([PY, "-m", "pachtray", "--headless"], capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and "already running" in again.stderr
     finally:
         stop_process(proc, timeout=30)
     assert proc.returncode == 0
-
-    # with a daemon already there, --headless says so and leaves it alone
-    config.Settings(api_port=module_daemon.port, sock_path="").save()
-    done = subprocess.run([PY, "-m", "pachtray", "--headless"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "already running" in done.stderr
 
 
 def test_slow_daemon_does_not_block_event_loop(qapp, qtbot):
@@ -284,3 +275,41 @@ def test_open_jupyterlab_starts_with_daemon_environment(tmp_path):
         os.kill(launch.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass  # already exited
+
+
+def test_open_jupyterlab_from_app_shows_pip_command(qapp, qtbot, tmp_path):
+    from pachtray.gui.app import PachtrayApp
+
+    if subprocess.run([sys.executable, "-c", "import jupyterlab_pachyderm"], capture_output=True).returncode == 0:
+        pytest.skip("the test interpreter has jupyterlab-pachyderm installed")
+    jupyter = _fake_jupyter(tmp_path, sys.executable)
+    app = PachtrayApp(config.Settings(api_port=free_port(), sock_path=str(tmp_path / "s.sock"),
+                                      mount_dir=str(tmp_path / "pfs"), jupyter_path=str(jupyter)))
+    try:
+        with qtbot.waitSignal(app.controller.notify, timeout=30000) as note:
+            app.open_jupyterlab()
+        title, message, is_error = note.args
+        assert is_error and title == "JupyterLab extension missing"
+        assert f"{sys.executable} -m pip install 'jupyterlab-pachyderm>=2.8,<2.9'" in message
+        box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == title)
+        assert "pip install" in box.text()
+    finally:
+        app.dispose()
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({}, False),
+    ({"DISPLAY": ":0"}, True),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, True),
+    ({"QT_QPA_PLATFORM": "offscreen"}, True),
+    ({"QT_QPA_PLATFORM": "xcb"}, False),
+    ({"QT_QPA_PLATFORM": "xcb", "DISPLAY": ":1"}, True),
+])
+def test_has_display(monkeypatch, env, expected):
+    from pachtray.gui.app import has_display
+
+    for key in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert has_display() is expected

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
-from guihelpers import local_daemon, make_repo, module_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from guihelpers import make_repo, module_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+
+from conftest import wait_for
 
 V1 = "/pachtray/v1"
 
 
 def test_info_identifies_the_daemon(module_daemon):
-    from conftest import wait_for
-
     info = wait_for(lambda: (i := module_daemon.get(V1 + "/info").json())["connection"] == "connected" and i, 30,
                     what="daemon connected")
     assert info["pachtray"]
@@ -97,40 +97,6 @@ def test_bad_bodies_are_400(module_daemon, route, body, message):
 def test_repo_management_only_on_local_server(module_daemon, unique_name):
     resp = module_daemon.put(V1 + "/_create_repo", json={"repo": unique_name("nope")})
     assert resp.status_code == 403 and "embedded local server" in resp.text
-
-
-def test_local_repo_branch_lifecycle_and_upload(local_daemon, unique_name, tmp_path):
-    repo = unique_name("api")
-    assert local_daemon.get(V1 + "/info").json()["local"] is True
-    assert local_daemon.put(V1 + "/_create_repo", json={"repo": repo, "description": "d"}).status_code == 200
-    again = local_daemon.put(V1 + "/_create_repo", json={"repo": repo})
-    assert again.status_code == 409, again.text
-    assert local_daemon.put(V1 + "/_create_repo", json={"repo": "bad name"}).status_code == 400
-
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "big.bin").write_bytes(b"z" * (5 * 1024 * 1024))
-    job = local_daemon.put(V1 + "/_upload", json={"repo": repo, "branch": "master", "paths": [str(tmp_path / "a")],
-                                                 "dest": "/in"}).json()
-    assert job["files_total"] == 1 and job["bytes_total"] == 5 * 1024 * 1024
-    from conftest import wait_for
-
-    done = wait_for(lambda: (s := local_daemon.get(V1 + "/upload", params={"job": job["job"]}).json())["state"] != "running"
-                    and s, 30, what="upload")
-    assert done["state"] == "done" and done["bytes_done"] == done["bytes_total"] and len(done["commit"]) == 32
-    files = local_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master", "path": "/in/a"}).json()
-    assert files["files"] == [{"path": "/in/a/big.bin", "name": "big.bin", "type": "file", "size_bytes": 5242880}]
-
-    assert local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "dev", "from": "master"}).ok
-    dup = local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "dev"})
-    assert dup.status_code == 409 and "already exists" in dup.text
-    bad = local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "x", "head": "123"})
-    assert bad.status_code == 400 and "invalid head commit id" in bad.text
-    heads = {b["name"]: b["head"] for b in local_daemon.get(V1 + "/branches", params={"repo": repo}).json()["branches"]}
-    assert heads["dev"] == heads["master"] == done["commit"]
-    assert local_daemon.put(V1 + "/_delete_branch", json={"repo": repo, "branch": "dev"}).ok
-    assert local_daemon.put(V1 + "/_delete_repo", json={"repo": repo}).ok
-    gone = local_daemon.get(V1 + "/branches", params={"repo": repo})
-    assert gone.status_code == 404, gone.text
 
 
 def test_events_long_poll_wakes_on_rest_mount(module_daemon, sdk, unique_name):

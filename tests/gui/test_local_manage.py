@@ -7,7 +7,10 @@ from guihelpers import local_daemon, make_app  # noqa: F401 - fixtures
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from conftest import wait_for
 from pachtray.gui import dialogs
+
+V1 = "/pachtray/v1"
 
 
 def _drop(view, row: int, paths: list[str]) -> None:
@@ -81,3 +84,35 @@ def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique
     box.buttons()[0].click()
     qtbot.waitUntil(lambda: not any(r["repo"] == repo for r in controller.repos["repos"]), timeout=20000)
     assert not window.select_repo("default", repo)
+
+
+def test_local_repo_branch_lifecycle_and_upload(local_daemon, unique_name, tmp_path):
+    repo = unique_name("api")
+    assert local_daemon.get(V1 + "/info").json()["local"] is True
+    assert local_daemon.put(V1 + "/_create_repo", json={"repo": repo, "description": "d"}).status_code == 200
+    again = local_daemon.put(V1 + "/_create_repo", json={"repo": repo})
+    assert again.status_code == 409, again.text
+    assert local_daemon.put(V1 + "/_create_repo", json={"repo": "bad name"}).status_code == 400
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "big.bin").write_bytes(b"z" * (5 * 1024 * 1024))
+    job = local_daemon.put(V1 + "/_upload", json={"repo": repo, "branch": "master", "paths": [str(tmp_path / "a")],
+                                                 "dest": "/in"}).json()
+    assert job["files_total"] == 1 and job["bytes_total"] == 5 * 1024 * 1024
+    done = wait_for(lambda: (s := local_daemon.get(V1 + "/upload", params={"job": job["job"]}).json())["state"] != "running"
+                    and s, 30, what="upload")
+    assert done["state"] == "done" and done["bytes_done"] == done["bytes_total"] and len(done["commit"]) == 32
+    files = local_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master", "path": "/in/a"}).json()
+    assert files["files"] == [{"path": "/in/a/big.bin", "name": "big.bin", "type": "file", "size_bytes": 5242880}]
+
+    assert local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "dev", "from": "master"}).ok
+    dup = local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "dev"})
+    assert dup.status_code == 409 and "already exists" in dup.text
+    bad = local_daemon.put(V1 + "/_create_branch", json={"repo": repo, "branch": "x", "head": "123"})
+    assert bad.status_code == 400 and "invalid head commit id" in bad.text
+    heads = {b["name"]: b["head"] for b in local_daemon.get(V1 + "/branches", params={"repo": repo}).json()["branches"]}
+    assert heads["dev"] == heads["master"] == done["commit"]
+    assert local_daemon.put(V1 + "/_delete_branch", json={"repo": repo, "branch": "dev"}).ok
+    assert local_daemon.put(V1 + "/_delete_repo", json={"repo": repo}).ok
+    gone = local_daemon.get(V1 + "/branches", params={"repo": repo})
+    assert gone.status_code == 404, gone.text

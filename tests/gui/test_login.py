@@ -4,32 +4,45 @@ itself, the user shown, repos without access greyed, cancel, timeout and log out
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
 import requests
-from guihelpers import make_app  # noqa: F401 - fixture
+from guihelpers import isolated_env, make_app  # noqa: F401 - fixture
 from PySide6.QtCore import Qt
 
+from conftest import Daemon, LocalPachd
 from pachtray.gui.tray import find_action
 
 ROOT_TOKEN = "root-token-for-gui-tests"
 
 
-@pytest.fixture
-def auth_daemon(local_pachd_factory, daemon_factory, unique_name):
+@pytest.fixture(scope="module")
+def auth_daemon(tmp_path_factory):
+    """The embedded server in auth mode with three repos for user:alice (read, write, none) and a daemon
+    that has no token yet (shared by this module; each test logs in or out itself)."""
     from pachyderm_sdk.api import auth, pfs
 
-    server = local_pachd_factory(extra=["--auth", "--root-token", ROOT_TOKEN])
-    root = server.client(auth_token=ROOT_TOKEN)
-    names = {"readable": unique_name("readable"), "writable": unique_name("writable"), "secret": unique_name("secret")}
-    for key, name in names.items():
-        root.pfs.create_repo(repo=pfs.Repo(name=name, type="user"))
-        role = {"readable": "repoReader", "writable": "repoWriter"}.get(key)
-        if role:
-            root.auth.modify_role_binding(resource=auth.Resource(type=auth.ResourceType.REPO, name=f"default/{name}"),
-                                          principal="user:alice", roles=[role])
-    root._channel.close()
-    return daemon_factory(server.address), names
+    tmp = tmp_path_factory.mktemp("auth")
+    server = LocalPachd(tmp / "pachd", extra=["--auth", "--root-token", ROOT_TOKEN]).start()
+    daemon = Daemon(tmp / "daemon", server.address, env=isolated_env(tmp / "home"))
+    try:
+        root = server.client(auth_token=ROOT_TOKEN)
+        names = {key: f"{key}-{uuid.uuid4().hex[:8]}" for key in ("readable", "writable", "secret")}
+        for key, name in names.items():
+            root.pfs.create_repo(repo=pfs.Repo(name=name, type="user"))
+            role = {"readable": "repoReader", "writable": "repoWriter"}.get(key)
+            if role:
+                root.auth.modify_role_binding(resource=auth.Resource(type=auth.ResourceType.REPO,
+                                                                     name=f"default/{name}"),
+                                              principal="user:alice", roles=[role])
+        root._channel.close()
+        daemon.tmp.mkdir(parents=True)
+        daemon.start()
+        yield daemon, names
+    finally:
+        daemon.stop()
+        server.stop()
 
 
 def browser_as(user: str, opened: list):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 
 import grpc
@@ -174,15 +173,26 @@ def test_user_revokes_own_session(auth_pachd):
     assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_bindings_survive_restart(local_pachd_factory, tmp_path, unique_name):
-    extra = ["--auth", "--root-token", ROOT_TOKEN]
-    server = local_pachd_factory(extra=extra, data_dir=tmp_path / "a")
-    root = as_token(server, ROOT_TOKEN)
-    repo = make_repo(root, unique_name)
-    robot_token = root.auth.get_robot_token(robot="keeper").token
-    root.auth.modify_role_binding(resource=repo_resource(repo.name), principal="robot:keeper", roles=["repoReader"])
-    server.stop()
-    again = local_pachd_factory(port=server.port, extra=extra, data_dir=tmp_path / "a")
-    robot = as_token(again, robot_token)
-    assert read(robot, repo) == b"secret"
-    assert re.fullmatch(r"robot:keeper", robot.auth.who_am_i().username)
+def test_bindings_survive_restart(tmp_path, unique_name):
+    from pachtray.local.server import serve
+
+    data_dir = tmp_path / "a"
+    server = serve(0, data_dir, auth=True, root_token=ROOT_TOKEN)
+    try:
+        root = as_token(server, ROOT_TOKEN)
+        repo = make_repo(root, unique_name)
+        robot_token = root.auth.get_robot_token(robot="keeper").token
+        root.auth.modify_role_binding(resource=repo_resource(repo.name), principal="robot:keeper",
+                                      roles=["repoReader"])
+    finally:
+        server.stop()
+    again = serve(0, data_dir, auth=True, root_token=ROOT_TOKEN)
+    try:
+        robot = as_token(again, robot_token)
+        assert robot.auth.who_am_i().username == "robot:keeper"
+        assert read(robot, repo) == b"secret"
+        with pytest.raises(grpc.RpcError) as e:
+            write(robot, repo)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        again.stop()

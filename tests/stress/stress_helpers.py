@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
+import pytest
 from pachyderm_sdk.api import pfs
 
 from conftest import wait_for
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_mounts(tmp_path):
+    """Set up first, torn down last: after the daemons stop, unmount any FUSE mount they left under
+    tmp_path, dead ones included (os.path.ismount is False for those, /proc/self/mounts is not)."""
+    yield
+    with open("/proc/self/mounts") as f:
+        left = [line.split()[1] for line in f if line.split()[1].startswith(str(tmp_path) + "/")]
+    for path in left:
+        subprocess.run(["fusermount3", "-uz", path], capture_output=True)
+    assert not left, f"FUSE mounts left after the test (now unmounted): {left}"
 
 
 def mounts(daemon) -> dict[str, dict]:

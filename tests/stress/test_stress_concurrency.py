@@ -19,6 +19,7 @@ import pytest
 
 from conftest import wait_for
 from stress_helpers import commit, create_repo, mount, open_fds, read_pfs, threads, unmount
+from stress_helpers import no_leftover_mounts  # noqa: F401 - autouse: unmount leftovers
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +50,8 @@ def test_concurrent_readers_with_mount_churn(daemon, client, unique_name):
         assert read_pfs(client, repo, f"/iter-{i}.txt") == content, f"commit of iteration {i} lost its file"
         ro = mount(daemon, "ro-churn", repo)
         assert f"iter-{i}.txt" in os.listdir(ro), f"ro mount of {repo} misses iter-{i}.txt"
+        with open(os.path.join(ro, f"iter-{i}.txt"), "rb") as f:
+            assert f.read() == content, f"ro mount of {repo} reads iter-{i}.txt wrong"
         unmount(daemon, "ro-churn")
 
     pid = daemon.proc.pid

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stress_helpers import create_repo, mount
+from stress_helpers import no_leftover_mounts  # noqa: F401 - autouse: unmount leftovers
 
 pytestmark = pytest.mark.slow
 

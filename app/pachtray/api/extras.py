@@ -31,6 +31,7 @@ MAX_PAGE = 1000
 MAX_EVENT_WAIT = 60.0
 BRANCH_DETAIL_LIMIT = 200
 UPLOAD_CHUNK = 4 * 1024 * 1024
+KEEP_FINISHED_UPLOADS = 50
 
 _GRPC_STATUS = {
     grpc.StatusCode.NOT_FOUND: 404,
@@ -42,28 +43,6 @@ _GRPC_STATUS = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 503,
 }
-
-
-def register(router) -> None:
-    """Add the GUI routes to the daemon's router (called by api.server)."""
-    routes = [
-        ("GET", "/info", info, "", "Daemon identity, connection, user and change generation"),
-        ("GET", "/events", events, "", "Long poll: answers when the generation differs from `since`"),
-        ("GET", "/repos", repos, "auth", "Projects and repos with size, description and access"),
-        ("GET", "/branches", branches, "auth", "Branches of a repo with their head commit"),
-        ("GET", "/commits", commits, "auth", "Commits of a branch, newest first (offset/limit)"),
-        ("GET", "/files", files, "auth", "Files of a folder in a commit (after/limit pagination)"),
-        ("PUT", "/_create_repo", create_repo, "auth", "Create a repo (embedded local server only)"),
-        ("PUT", "/_delete_repo", delete_repo, "auth", "Delete a repo (embedded local server only)"),
-        ("PUT", "/_create_branch", create_branch, "auth", "Create a branch (embedded local server only)"),
-        ("PUT", "/_delete_branch", delete_branch, "auth", "Delete a branch (embedded local server only)"),
-        ("PUT", "/_upload", start_upload, "auth", "Upload local files/folders to a branch as one commit"),
-        ("GET", "/upload", upload_status, "", "Progress of an upload job"),
-        ("PUT", "/_refresh", refresh_mount, "auth", "Move a read-only branch mount to the branch head"),
-        ("PUT", "/_shutdown", shutdown, "", "Stop the daemon cleanly (unmounts everything)"),
-    ]
-    for method, path, handler, requires, summary in routes:
-        router.add(method, PREFIX + path, handler, summary=summary, requires=requires)
 
 
 # ---------------------------------------------------------------- parameters
@@ -124,10 +103,6 @@ def _repo_of(data: dict):
     project = data.get("project", "default") or "default"
     return pfs.Repo(name=_name(data.get("repo"), "repo"), type="user",
                     project=pfs.Project(name=_name(project, "project")))
-
-
-def _body(req) -> dict:
-    return req.json_object()
 
 
 def _require_local(app) -> None:
@@ -351,7 +326,7 @@ def _cancel(stream) -> None:
 
 def create_repo(req, app):
     _require_local(app)
-    data = _body(req)
+    data = req.json_object()
     repo = _repo_of(data)
     description = data.get("description", "")
     if not isinstance(description, str):
@@ -362,7 +337,7 @@ def create_repo(req, app):
 
 def delete_repo(req, app):
     _require_local(app)
-    data = _body(req)
+    data = req.json_object()
     repo = _repo_of(data)
     if any(m["repo"] == repo.name and m["project"] == repo.project.name for m in app.manager.mounted()):
         raise ApiError(400, f"repo {repo.project.name}/{repo.name} is mounted; unmount it first")
@@ -375,7 +350,7 @@ def create_branch(req, app):
     from pachyderm_sdk.api import pfs
 
     _require_local(app)
-    data = _body(req)
+    data = req.json_object()
     repo = _repo_of(data)
     name = _name(data.get("branch"), "branch")
     head = None
@@ -396,7 +371,7 @@ def delete_branch(req, app):
     from pachyderm_sdk.api import pfs
 
     _require_local(app)
-    data = _body(req)
+    data = req.json_object()
     repo = _repo_of(data)
     name = _name(data.get("branch"), "branch")
     if any(m["repo"] == repo.name and m["project"] == repo.project.name and m.get("branch") == name
@@ -457,7 +432,7 @@ def _upload_plan(paths: list[str], dest: str) -> list[tuple[str, str, int]]:
 def start_upload(req, app):
     from pachyderm_sdk.api import pfs
 
-    data = _body(req)
+    data = req.json_object()
     repo = _repo_of(data)
     branch = _name(data.get("branch", "master") or "master", "branch")
     paths = data.get("paths")
@@ -483,6 +458,9 @@ def start_upload(req, app):
     job = UploadJob(job=uuid.uuid4().hex, project=repo.project.name, repo=repo.name, branch=branch,
                     files_total=len(plan), bytes_total=sum(size for _, _, size in plan))
     with _uploads_lock:
+        finished = [k for k, j in _uploads.items() if j.state != "running"]
+        for k in finished[:max(0, len(finished) - KEEP_FINISHED_UPLOADS)]:
+            del _uploads[k]  # oldest first (dicts keep insertion order)
         _uploads[job.job] = job
     description = description or f"Uploaded {len(plan)} file(s) with Pachtray"
     threading.Thread(target=_run_upload, args=(client, pfs.Branch(repo=repo, name=branch), plan, description, job),
@@ -544,7 +522,7 @@ def refresh_mount(req, app):
     """Remount a read-only branch mount at the branch's current head (keeps its name)."""
     from pachtray.mount.manager import MountRequest
 
-    data = _body(req)
+    data = req.json_object()
     name = data.get("mount")
     if not isinstance(name, str) or not name:
         raise ApiError(400, "missing mount name: expected {\"mount\": NAME}")
@@ -564,3 +542,49 @@ def shutdown(req, app):
     """Stop the daemon the same way SIGTERM does, right after answering."""
     threading.Timer(0.2, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
     return {"stopping": True}
+
+
+# ---------------------------------------------------------------- routes
+
+def _body_schema(required: list[str], **props: str) -> dict:
+    types = {"paths": {"type": "array", "items": {"type": "string"}}, "force": {"type": "boolean"}}
+    return {"type": "object", "required": required,
+            "properties": {k: types.get(k, {"type": "string", "description": v}) for k, v in props.items()}}
+
+
+REPO_FIELDS = {"project": "project name (default: default)", "repo": "repo name"}
+ROUTES = [
+    ("GET", "/info", info, "", None, "Daemon identity, connection, user and change generation"),
+    ("GET", "/events", events, "", None,
+     "Long poll (`since`, `timeout` s): answers when the mount generation differs from `since`"),
+    ("GET", "/repos", repos, "auth", None, "Projects and repos with size, description and access"),
+    ("GET", "/branches", branches, "auth", None, "Branches of a repo (`project`, `repo`) with their head commit"),
+    ("GET", "/commits", commits, "auth", None,
+     "Commits of a branch (`project`, `repo`, `branch`), newest first, paged by `offset`/`limit`"),
+    ("GET", "/files", files, "auth", None,
+     "Entries of a folder (`path`) in a `commit` or at a `branch` head, paged by `after`/`limit`"),
+    ("PUT", "/_create_repo", create_repo, "auth",
+     _body_schema(["repo"], **REPO_FIELDS, description="repo description"), "Create a repo (embedded local server only)"),
+    ("PUT", "/_delete_repo", delete_repo, "auth", _body_schema(["repo"], **REPO_FIELDS, force="delete even if used"),
+     "Delete a repo (embedded local server only)"),
+    ("PUT", "/_create_branch", create_branch, "auth",
+     _body_schema(["repo", "branch"], **REPO_FIELDS, branch="new branch", head="commit id to start at",
+                  **{"from": "branch whose head to start at"}), "Create a branch (embedded local server only)"),
+    ("PUT", "/_delete_branch", delete_branch, "auth", _body_schema(["repo", "branch"], **REPO_FIELDS, branch="branch"),
+     "Delete a branch (embedded local server only)"),
+    ("PUT", "/_upload", start_upload, "auth",
+     _body_schema(["repo", "paths"], **REPO_FIELDS, branch="target branch (default master)",
+                  paths="absolute local paths of files or folders", dest="folder in the repo (default /)",
+                  description="commit description"),
+     "Upload local files/folders to a branch as one commit; answers a job to poll"),
+    ("GET", "/upload", upload_status, "", None, "Progress of an upload `job`"),
+    ("PUT", "/_refresh", refresh_mount, "auth", _body_schema(["mount"], mount="mount name"),
+     "Move a read-only branch mount to the branch's current head"),
+    ("PUT", "/_shutdown", shutdown, "", _body_schema([]), "Stop the daemon cleanly (as SIGTERM does)"),
+]
+
+
+def register(router) -> None:
+    """Add the GUI routes to the daemon's router (called by api.server)."""
+    for method, path, handler, requires, body, summary in ROUTES:
+        router.add(method, PREFIX + path, handler, summary=summary, body_schema=body, requires=requires)

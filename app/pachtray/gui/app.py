@@ -22,7 +22,7 @@ from pachtray.gui import daemon_process, dialogs, icons
 from pachtray.gui.client import DaemonClient
 from pachtray.gui.controller import Controller
 from pachtray.gui.daemon_process import ABSENT, FOREIGN, OURS
-from pachtray.gui.jupyter import ExtensionMissing, open_jupyterlab
+from pachtray.gui.jupyter import open_jupyterlab
 from pachtray.gui.login import LoginFlow, open_in_browser
 from pachtray.gui.settings_dialog import SettingsDialog, needs_restart
 from pachtray.gui.tray import Tray
@@ -150,11 +150,7 @@ class PachtrayApp(QObject):
                                         f"log: {log_path}", False)
 
         def failed(error):
-            if isinstance(error, ExtensionMissing):
-                box = dialogs.error(self.window, error.title, str(error))
-                box.setTextInteractionFlags(box.textInteractionFlags() | _selectable())
-            else:
-                self.controller.notify.emit(getattr(error, "title", "Cannot open JupyterLab"), str(error), True)
+            self.controller.notify.emit(getattr(error, "title", "Cannot open JupyterLab"), str(error), True)
 
         self.controller.tasks.run(launch, started, failed, busy=True)
 
@@ -230,6 +226,7 @@ class PachtrayApp(QObject):
                 self.quit(stop_daemon=True)
 
         box.finished.connect(chosen)
+        dialogs.keep_until_closed(box)
         self.quit_box = box
         box.open()
         return box
@@ -269,11 +266,17 @@ class PachtrayApp(QObject):
             self.window.close()
         self.quit_requested.emit(0)
 
-
-def _selectable():
-    from PySide6.QtCore import Qt
-
-    return Qt.TextInteractionFlag.TextSelectableByMouse
+    def dispose(self) -> None:
+        """Stop background work and delete the widgets on the GUI thread (exit, tests)."""
+        self.controller.stop()
+        self.controller.tasks.close(20000)
+        self.tray.hide()
+        self.tray.dispose()
+        for widget in (self.window, self.settings_dialog):
+            if widget is not None:
+                widget.close()
+                widget.deleteLater()
+        self.window = self.settings_dialog = None
 
 
 def _lazy_unmount(path: str) -> None:
@@ -287,10 +290,16 @@ def _lazy_unmount(path: str) -> None:
 # ----------------------------------------------------------------- command line
 
 def has_display() -> bool:
-    if os.environ.get("QT_QPA_PLATFORM"):
-        return True  # the user chose a platform (offscreen, xcb, wayland, vnc, ...)
+    """Whether Qt can show anything here (an explicit non-X11/Wayland platform counts)."""
     if sys.platform in ("darwin", "win32"):
         return True
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].split(";")[0]
+    if platform.startswith("xcb"):
+        return bool(os.environ.get("DISPLAY"))
+    if platform.startswith("wayland"):
+        return bool(os.environ.get("WAYLAND_DISPLAY"))
+    if platform:
+        return True  # offscreen, vnc, eglfs, ...: the user chose a display of another kind
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
@@ -346,7 +355,6 @@ def main(argv: list[str] | None = None) -> int:
         qapp.setQuitOnLastWindowClosed(True)
     app.start(show_window=args.window)
     code = qapp.exec()
-    app.controller.stop()
     instance.release()
-    app.controller.tasks.close(10000)
+    app.dispose()
     return code

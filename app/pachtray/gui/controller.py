@@ -20,7 +20,9 @@ from pachtray.gui.tasks import Poller, Tasks
 log = logging.getLogger(__name__)
 
 EVENT_WAIT = 20.0
-STATUS_INTERVAL_MS = 5000
+STATUS_INTERVAL_MS = 5000  # connection changes do not bump the generation: poll for them
+RETRY_INTERVAL_MS = 1000  # sooner while the daemon or its cluster is not there yet
+REPOS_INTERVAL_MS = 30000  # repos made elsewhere (pachctl, the SDK) do not bump the generation either
 BUSY_STATES = {"mounting", "committing", "unmounting"}
 
 
@@ -90,13 +92,15 @@ class Controller(QObject):
         self.status = Status()
         self.repos: dict = {"projects": [], "repos": []}
         self.repos_error = ""
-        self._generation = -1
         self._refreshing = False
         self._refresh_again = False
         self._poller: Poller | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(STATUS_INTERVAL_MS)
         self._timer.timeout.connect(self.refresh)
+        self._repos_timer = QTimer(self)
+        self._repos_timer.setInterval(REPOS_INTERVAL_MS)
+        self._repos_timer.timeout.connect(self.refresh_repos)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -104,30 +108,31 @@ class Controller(QObject):
         """Begin following the daemon: first refresh now, then the feed and the timer."""
         self.refresh()
         self.refresh_repos()
-        self._poller = Poller(self._wait_change, self)
-        self._poller.answered.connect(self._on_generation)
+        self._poller = Poller(self._wait_change, -1, self)
+        self._poller.answered.connect(self._on_change)
         self._poller.start()
         self._timer.start()
+        self._repos_timer.start()
 
     def set_client(self, client: DaemonClient) -> None:
         """Follow another daemon (after a restart on a new port)."""
         self.client = client
-        self._generation = -1
+        if self._poller is not None:
+            self._poller.reset()
         self.refresh()
         self.refresh_repos()
 
     def stop(self) -> None:
         self._timer.stop()
+        self._repos_timer.stop()
         if self._poller is not None:
             self._poller.stop()
 
-    def _wait_change(self) -> int:
-        return self.client.wait_change(self._generation, EVENT_WAIT)
+    def _wait_change(self, generation: int) -> int:
+        return self.client.wait_change(generation, EVENT_WAIT)
 
-    def _on_generation(self, generation: int) -> None:
-        if generation != self._generation:
-            self._generation = generation
-            self.refresh()
+    def _on_change(self, _generation: int) -> None:
+        self.refresh()
 
     # ------------------------------------------------------------- status
 
@@ -174,10 +179,11 @@ class Controller(QObject):
 
     def _apply_status(self, status: Status) -> None:
         self._refresh_done()
-        was_reachable = self.status.reachable
+        was_connected = self.status.connection == "connected"
         self.status = status
-        if not was_reachable:
+        if status.connection == "connected" and not was_connected:
             self.refresh_repos()
+        self._timer.setInterval(STATUS_INTERVAL_MS if status.connection == "connected" else RETRY_INTERVAL_MS)
         self.status_changed.emit()
 
     def _status_failed(self, error: Exception) -> None:
@@ -187,6 +193,7 @@ class Controller(QObject):
         if self.status.reachable:
             self.notify.emit("Pachtray daemon unreachable", str(error), True)
         self.status = Status(reachable=False)
+        self._timer.setInterval(RETRY_INTERVAL_MS)
         self.status_changed.emit()
 
     def _refresh_done(self) -> None:
@@ -199,6 +206,8 @@ class Controller(QObject):
         self.tasks.run(lambda: self.client.get(EXTRAS + "/repos"), self._apply_repos, self._repos_failed)
 
     def _apply_repos(self, repos: dict) -> None:
+        if repos == self.repos and not self.repos_error:
+            return  # unchanged: keep the views' scroll positions and selections
         self.repos = repos
         self.repos_error = ""
         self.repos_changed.emit()

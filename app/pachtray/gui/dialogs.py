@@ -5,14 +5,25 @@ from __future__ import annotations
 
 from typing import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QMessageBox, QWidget
 
 _open: list[QWidget] = []  # keeps Python wrappers alive while a dialog is shown
 
 
-def _keep(dialog: QWidget) -> None:
+def keep_until_closed(dialog: QWidget) -> None:
+    """Hold the dialog while it is open, then delete it on the GUI thread.
+
+    Left to Python's cycle collector, a widget could be destroyed on whatever thread happens to
+    run the collection (a worker), which Qt does not allow.
+    """
+    def closed(*_):
+        if dialog in _open:
+            _open.remove(dialog)
+        dialog.deleteLater()
+
     _open.append(dialog)
-    dialog.finished.connect(lambda *_: _open.remove(dialog) if dialog in _open else None)
+    dialog.finished.connect(closed)
 
 
 def open_dialogs() -> list[QWidget]:
@@ -33,15 +44,15 @@ def confirm(parent: QWidget | None, title: str, text: str, on_yes: Callable[[], 
             on_yes()
 
     box.finished.connect(done)
-    _keep(box)
+    keep_until_closed(box)
     box.open()
     return box
 
 
 def error(parent: QWidget | None, title: str, message: str) -> QMessageBox:
     box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
-    box.setTextInteractionFlags(box.textInteractionFlags())
-    _keep(box)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # errors get copied and pasted
+    keep_until_closed(box)
     box.open()
     return box
 
@@ -68,7 +79,7 @@ class FormDialog(QDialog):
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         layout.addRow(buttons)
-        _keep(self)
+        keep_until_closed(self)
 
     def _accept(self) -> None:
         problem = self._on_accept({k: e.text().strip() for k, e in self.edits.items()})

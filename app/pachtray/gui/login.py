@@ -96,6 +96,7 @@ class LoginFlow(QObject):
         if self.box is not None:
             self.box.rejected.disconnect(self.cancel)
             self.box.done(0)
+            self.box.deleteLater()
             self.box = None
         self.controller.refresh()
         self.controller.refresh_repos()

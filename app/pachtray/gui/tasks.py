@@ -96,18 +96,20 @@ class Tasks(QObject):
 
 
 class Poller(QObject):
-    """A daemon thread that repeats a blocking call and reports each answer as a signal.
+    """A daemon thread that repeats a blocking call and reports each new answer as a signal.
 
-    Used for the change feed: the call is a long poll, so this thread spends its life waiting
-    on the daemon instead of occupying a pool thread.
+    Used for the change feed: `call(last)` is a long poll that returns when the answer differs
+    from `last`, so this thread spends its life waiting on the daemon instead of occupying a
+    pool thread. Failures (daemon not running) are retried after `retry_delay` seconds.
     """
 
     answered = Signal(object)
-    failed = Signal(object)
 
-    def __init__(self, call: Callable[[], Any], parent: QObject | None = None, retry_delay: float = 2.0):
+    def __init__(self, call: Callable[[Any], Any], initial: Any, parent: QObject | None = None,
+                 retry_delay: float = 2.0):
         super().__init__(parent)
         self._call = call
+        self._initial = self.last = initial
         self._retry_delay = retry_delay
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pachtray-poller", daemon=True)
@@ -118,17 +120,22 @@ class Poller(QObject):
     def stop(self) -> None:
         self._stop.set()
 
+    def reset(self) -> None:
+        """Forget the last answer (the next one is reported whatever it is)."""
+        self.last = self._initial
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                answer, signal = self._call(), self.answered
-            except Exception as e:  # noqa: BLE001 - reported, then retried after a pause
-                answer, signal = e, self.failed
+                answer = self._call(self.last)
+            except Exception:  # noqa: BLE001 - the daemon is away: try again shortly
+                self._stop.wait(self._retry_delay)
+                continue
             if self._stop.is_set():
                 return
-            try:
-                signal.emit(answer)
-            except RuntimeError:
-                return  # the receiver was deleted (app exit)
-            if signal is self.failed:
-                self._stop.wait(self._retry_delay)
+            if answer != self.last:
+                self.last = answer
+                try:
+                    self.answered.emit(answer)
+                except RuntimeError:
+                    return  # the receiver was deleted (app exit)

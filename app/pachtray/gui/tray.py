@@ -46,6 +46,11 @@ class Tray(QObject):
     def state(self) -> str:
         return self.controller.state()
 
+    def dispose(self) -> None:
+        """Delete the menu (it has no parent widget) on the GUI thread."""
+        self._clear_submenus()
+        self.menu.deleteLater()
+
     def show(self) -> None:
         self.icon.show()
 
@@ -87,10 +92,13 @@ class Tray(QObject):
         self._submenus.append(sub)
         return sub
 
-    def rebuild(self) -> None:
+    def _clear_submenus(self) -> None:
         for sub in self._submenus:
             sub.deleteLater()
         self._submenus = []
+
+    def rebuild(self) -> None:
+        self._clear_submenus()
         self.menu.clear()
         status = self.controller.status
         m = self.menu

@@ -230,10 +230,12 @@ class PfsService:
     def CreateRepo(self, req: pfs.CreateRepoRequest, ctx) -> Empty:
         validate_repo_name(req.repo.name)
         project = req.repo.project.name or "default"
-        if req.update and (existing := self.find_repo(project, req.repo.name, req.repo.type)) is not None:
+        existing = self.find_repo(project, req.repo.name, req.repo.type) if req.update else None
+        if existing is not None:
             self.auth.require(ctx, existing, P.REPO_WRITE)
-        self.store.get_project(project)
-        self.auth.require_project(ctx, project, P.PROJECT_CREATE_REPO)
+        else:
+            self.store.get_project(project)
+            self.auth.require_project(ctx, project, P.PROJECT_CREATE_REPO)
         created = self.store.create_repo(project, req.repo.name, req.repo.type or "user", req.description, req.update)
         if created:
             self.auth.repo_created(ctx, self.store.get_repo(project, req.repo.name, req.repo.type or "user"))
@@ -261,7 +263,7 @@ class PfsService:
 
     def ListRepo(self, req: pfs.ListRepoRequest, ctx) -> Iterator[pfs.RepoInfo]:
         projects = {p.name for p in req.projects if p.name} or None
-        type_ = "user" if req.type in ("", "user") else ("" if req.type == "all" else req.type)
+        type_ = req.type or "user"
         for r in self.store.list_repos(projects, type_):
             if self.auth.can_list(ctx, r):
                 yield self.repo_info(ctx, r)

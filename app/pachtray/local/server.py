@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pachyderm_sdk.api import admin, auth, pfs, version
 
-from pachtray.local.auth_service import AuthOff
+from pachtray.local.auth_service import AuthOff, AuthOn
 from pachtray.local.pfs_service import PfsService
 from pachtray.local.rpc import generic_handler
 from pachtray.local.store import Store
@@ -45,12 +45,7 @@ class LocalServer:
 
     def __init__(self, data_dir: str | Path, host: str, port: int, auth_enabled: bool, root_token: str | None):
         self.store = Store(data_dir)
-        if auth_enabled:
-            from pachtray.local.auth_service import AuthOn
-
-            self.auth = AuthOn(self.store, root_token, host)
-        else:
-            self.auth = AuthOff()
+        self.auth = AuthOn(self.store, root_token, host) if auth_enabled else AuthOff()
         cluster_id = (Path(data_dir) / "cluster-id")
         if not cluster_id.exists():
             cluster_id.write_text(uuid.uuid4().hex)

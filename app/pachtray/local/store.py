@@ -602,6 +602,13 @@ class Store:
         chain = self.chain(seq)
         rows: list[tuple] = []
         deltas: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        dirs: dict[str, Entry | None] = {}
+
+        def lookup_dir(path: str) -> Entry | None:
+            if path not in dirs:
+                dirs[path] = self.lookup(chain, path)
+            return dirs[path]
+
         for path, new in changes.items():
             old = self.lookup(chain, path)
             if old is not None and old.is_dir:
@@ -612,7 +619,7 @@ class Store:
                 for d in ancestors(path):
                     if d == "/" or changes.get(d, "") is None:
                         continue
-                    e = self.lookup(chain, d)
+                    e = lookup_dir(d)
                     if e is not None and not e.is_dir:
                         raise unknown(f"cannot write file {path}: {d} is a file")
             if old is None and new is None:
@@ -630,7 +637,7 @@ class Store:
                 deltas[a][0] += dsize
                 deltas[a][1] += dcount
         for path, (dsize, dcount) in deltas.items():
-            old = self.lookup(chain, path)
+            old = lookup_dir(path)
             size = (old.size if old else 0) + dsize
             nfiles = (old.nfiles if old else 0) + dcount
             d, n = split_path(path)
