@@ -53,6 +53,8 @@ def text_table(rows: list[tuple[str, ...]]) -> str:
 
 def report(rows: list[tuple[str, ...]], quick: bool, took: float) -> str:
     m = harness.machine()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    rows = sorted(rows, key=lambda r: r[0].split(".", 1)[0])  # issue order; they run server-only first
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     mode = "`--quick` (small sizes)" if quick else "full sizes"
     return "\n".join([
@@ -60,7 +62,7 @@ def report(rows: list[tuple[str, ...]], quick: bool, took: float) -> str:
         f"Run {when}, {mode}, {took:.0f} s: `.venv/bin/python benchmarks/run.py{' --quick' if quick else ''}`",
         "",
         f"Machine: {m['CPU']}, {m['cores']} cores, {m['RAM']} RAM, Linux {m['kernel']}, Python {m['Python']}, "
-        f"temp on {m['disk']}.",
+        f"temp on {m['disk']}; load average {load} (1, 5, 15 min) at the end.",
         "",
         markdown_table(rows),
         END,

@@ -352,21 +352,24 @@ def bench_rw_commit(ctx: Context) -> list[Row]:
     d.mount("rw", mount_repo, mode="rw")
     root = d.mount_dir / "rw"
 
-    def write_and_commit():
+    def write():
         for path, data in files.items():
             target = root / path[1:]
             target.parent.mkdir(exist_ok=True)
             target.write_bytes(data)
-        d.put("/_commit", {"mount": "rw"})
 
     with ctx.profiled("5-rw-commit", d.proc.pid):
-        t, _ = timed(write_and_commit)
+        write_t, _ = timed(write)
+        commit_t, _ = timed(lambda: d.put("/_commit", {"mount": "rw"}))
+    t = write_t + commit_t
     head = ctx.client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{mount_repo}@master"), wait=pfs.CommitState.FINISHED)
     count = sum(1 for info in ctx.client.pfs.walk_file(file=pfs.File(commit=head.commit, path="/"))
                 if info.file_type == pfs.FileType.FILE)
     if count != n:
         raise AssertionError(f"the rw commit holds {count} files, expected {n}")
-    return [Row(f"5. rw mount: write {n:,} × 1 KiB + /_commit", seconds(t), f"{seconds(base_t)} (SDK, one commit)",
+    return [Row(f"5. rw mount: write {n:,} × 1 KiB + /_commit",
+                f"{seconds(t)} (writes {seconds(write_t)}, commit {seconds(commit_t)})",
+                f"{seconds(base_t)} (SDK, one commit)",
                 base_t / t, "≥ 0.8", base_t / t >= 0.8)]
 
 

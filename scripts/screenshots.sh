@@ -114,6 +114,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from pachtray import config
 from pachtray.gui.app import PachtrayApp
+from pachtray.gui.signals import emit
 
 out = sys.argv[1]
 qapp = QApplication([])
@@ -155,7 +156,7 @@ w.branch_table.setCurrentIndex(w.branches_model.index(0, 0))
 wait(lambda: w.commits_model.rowCount() == 3 and not w.commits_model.loading, what="commits")
 w.commit_table.setCurrentIndex(w.commits_model.index(0, 0))
 wait(lambda: w.files_model.rowCount() > 0 and not w.files_model.loading, what="files")
-w.file_table.doubleClicked.emit(w.files_model.index(0, 0))
+emit(w.file_table.doubleClicked, w.files_model.index(0, 0))
 wait(lambda: w.files_model.rowCount() >= 2 and not w.files_model.loading, what="folder")
 settle(1.0)
 w.grab().save(f"{out}/window.png")
@@ -172,7 +173,7 @@ desktop.setStyleSheet("background: qlineargradient(x1:0, y1:0, x2:1, y2:1, stop:
 desktop.setGeometry(qapp.primaryScreen().geometry().adjusted(0, 28, 0, 0))
 desktop.show()
 settle(0.5)
-app.tray.menu.aboutToShow.emit()
+emit(app.tray.menu.aboutToShow)
 geometry = app.tray.icon.geometry()
 anchor = QPoint(geometry.left(), geometry.bottom() + 2) if geometry.isValid() else QPoint(4, 30)
 app.tray.menu.popup(anchor)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import errno
 import logging
 import os
 import signal
@@ -271,7 +272,8 @@ class DaemonApp:
         log.info("using cluster %s (%s)", address.url, self._state)
 
     def switch_cluster(self, address_text: str, server_cas: str) -> None:
-        """PUT /config: validate, check it answers, record the `mount-server` context, remount nothing."""
+        """PUT /config: validate, check it answers, unmount the old cluster's mounts (a busy one stops
+        the switch), record the `mount-server` context, and connect."""
         try:
             address = parse_address(address_text)
         except ValueError:
@@ -285,14 +287,14 @@ class DaemonApp:
                 return
             if not probe(address, root_certs, CONNECT_TIMEOUT):
                 raise ApiError(500, f"error creating new client: could not connect to {address.url}")
+            if self._manager is not None and self._client is not None:
+                self._manager.unmount_all()  # the mounts belong to the old cluster
             try:
                 config.record_context(address.url, server_cas)
             except (OSError, ValueError) as e:
                 raise ApiError(500, f"error creating new client: issue updating config: {e}") from None
             if self.mode == "daemon":
                 self._remember_cluster_setting(address)
-            if self._manager is not None and self._client is not None:
-                self._manager.unmount_all()  # the mounts belong to the old cluster
             self.use_cluster(address, root_certs=root_certs, server_cas=server_cas, token=self.token_for(address))
 
     def _remember_cluster_setting(self, address: Address) -> None:
@@ -575,8 +577,12 @@ def _run(argv: list[str], mode: str) -> int:
     mount_dir = Path(args.mount_dir).expanduser().absolute()
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not os.path.ismount(mount_dir):
+        try:
             mount_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTCONN):
+                raise
+            # A live or stale FUSE mount (stat fails on a dead one): FuseMount cleans or reports it.
     except OSError as e:
         print(f"{mode}: cannot create {e.filename}: {e.strerror}", file=sys.stderr)
         return 1

@@ -74,7 +74,8 @@ SHARED_ORIGINS = ["http://localhost:8888", "http://127.0.0.1:8888", "http://note
 
 @pytest.fixture(scope="module")
 def shared_daemon(pachd, tmp_path_factory):
-    """One daemon for a module's read-only tests (starting one per test costs seconds).
+    """One daemon per test module (starting one per test costs seconds); tests that mount clean up
+    after themselves. Module scope: a fixture imported into several modules is one per module anyway.
 
     Its settings allow one origin beyond the defaults, so the allow-list is shown to be configurable.
 

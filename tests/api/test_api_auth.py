@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from apihelpers import shared_daemon  # noqa: F401 - fixture
 from conftest import LocalPachd, wait_for
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import auth, pfs
@@ -131,8 +130,3 @@ def test_token_kept_in_the_keychain_survives_a_restart(daemon_factory, auth_pach
     assert again.get("/repos").status_code == 200
     assert again.put("/auth/_logout").status_code == 200
     assert token not in Path(env["PACHTRAY_TEST_KEYRING"]).read_text()
-
-
-def test_login_on_a_cluster_without_auth_is_500(shared_daemon):
-    r = shared_daemon.put("/auth/_login")
-    assert r.status_code == 500 and r.text == "auth isn't activated on the cluster\n"

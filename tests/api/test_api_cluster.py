@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from apihelpers import shared_daemon, tcp_request, unix_request  # noqa: F401 - fixture
 from conftest import PY, free_port, stop_process, wait_for
 from pachyderm_sdk.api import pfs
@@ -90,6 +92,11 @@ BAD_BODIES = [
 ]
 
 
+def test_login_on_a_cluster_without_auth_is_500(shared_daemon):
+    r = shared_daemon.put("/auth/_login")
+    assert r.status_code == 500 and r.text == "auth isn't activated on the cluster\n"
+
+
 def test_malformed_requests_get_400_with_a_specific_message(shared_daemon):
     wrong = []
     for method, path, body, message in BAD_BODIES:
@@ -110,10 +117,13 @@ def test_put_config_unreachable_cluster_is_500_and_changes_nothing(shared_daemon
 def test_put_config_switches_cluster_and_records_the_mount_server_context(daemon, local_pachd_factory, client,
                                                                          unique_name):
     other = local_pachd_factory()
-    only_there = unique_name("other")
+    only_there, mounted_before = unique_name("other"), unique_name("before")
     _make_repo(other.client(), only_there)
+    _make_repo(client, mounted_before)
+    assert daemon.put("/_mount", json={"mounts": [{"name": "old", "repo": mounted_before}]}).status_code == 200
     r = daemon.put("/config", json={"pachd_address": f"localhost:{other.port}"})
     assert r.status_code == 200, r.text
+    assert daemon.get("/mounts").json()["mounted"] == []  # the old cluster's mounts are gone
     assert r.json()["pachd_address"] == f"grpc://localhost:{other.port}"
     assert r.json()["cluster_status"] == "AUTH_DISABLED"
     assert any(x["repo"] == only_there for x in daemon.get("/repos").json())
@@ -147,18 +157,20 @@ def test_mount_server_without_a_context_starts_unconnected_and_can_be_configured
     assert proc.returncode == 0
 
 
-def test_mount_server_uses_the_active_pachctl_context(tmp_path, pachd):
+def test_mount_server_uses_the_active_pachctl_context_and_can_skip_tcp(tmp_path, pachd):
     cas = base64.b64encode(b"unused").decode()
     with open(os.environ["PACH_CONFIG"], "w") as f:
         json.dump({"v2": {"active_context": "dev", "contexts": {
             "dev": {"pachd_address": pachd.address.replace("grpc://", "")},
             "tls": {"pachd_address": "grpcs://elsewhere:443", "server_cas": cas}}}}, f)
-    port = free_port()
-    cmd = [PY, "-m", "pachtray", "mount-server", "--mount-dir", str(tmp_path / "pfs"), "--sock-path", "",
-           "--port", str(port), "--data-dir", str(tmp_path / "data")]
+    port, sock = free_port(), str(tmp_path / "only.sock")
+    cmd = [PY, "-m", "pachtray", "mount-server", "--mount-dir", str(tmp_path / "pfs"), "--sock-path", sock,
+           "--port", str(port), "--no-tcp", "--data-dir", str(tmp_path / "data")]
     proc = subprocess.Popen(cmd, stdout=open(tmp_path / "ms.log", "wb"), stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: tcp_request(port, "GET", "/health").status == 200, 60, what="mount-server")
-        assert tcp_request(port, "GET", "/config").json()["pachd_address"] == pachd.address
+        wait_for(lambda: unix_request(sock, "GET", "/health").status == 200, 60, what="mount-server socket")
+        assert unix_request(sock, "GET", "/config").json()["pachd_address"] == pachd.address
+        with pytest.raises(ConnectionRefusedError):  # --no-tcp
+            tcp_request(port, "GET", "/health")
     finally:
         stop_process(proc, 60)

@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 from conftest import stop_process  # tests/conftest.py (pytest puts tests/ on sys.path)
-from netns_run import Forwarder  # noqa: F401 - the tests use it on the host side
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

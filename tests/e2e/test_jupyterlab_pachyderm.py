@@ -17,7 +17,8 @@ import pytest
 from pachyderm_sdk.api import pfs
 
 from conftest import ROOT, force_unmount, wait_for
-from jlab_support import Forwarder, JupyterServer
+from jlab_support import JupyterServer
+from netns_run import Forwarder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -168,6 +169,13 @@ def test_socket_browse_and_mount(daemon_factory, pachd, jupyter, seeded):
 
     bad = jl.ext("PUT", "_mount", {"mounts": [{"name": "x", "repo": seeded, "mode": "sideways"}]})
     assert bad.status == 400, bad  # our 400 passes through the extension unchanged
+
+    # The config panel's "Update" (the extension answers 500 for any failure of PUT config).
+    resp = jl.ext("PUT", "config", {"pachd_address": pachd.address})
+    assert resp.status == 200, resp
+    assert resp.json()["cluster_status"] == "AUTH_DISABLED"
+    assert jl.ext("PUT", "config", {"pachd_address": "not a url::"}).status == 500
+    assert jl.ext("GET", "config").json()["pachd_address"].endswith(f":{pachd.port}")
 
 
 def test_socket_datums_and_rw(daemon_factory, pachd, jupyter, seeded, client):

@@ -1,5 +1,5 @@
-"""GUI test fixtures and helpers: a real daemon per module (against the session's embedded
-server), settings pointing the app at it, and a started PachtrayApp drained at teardown.
+"""GUI test fixtures and helpers: one real daemon shared by the GUI modules (against the session's
+embedded server), settings pointing the app at it, and a started PachtrayApp disposed at teardown.
 
 Test modules import the fixtures from here: a second conftest.py would replace tests/conftest.py
 in sys.modules (both are top-level `conftest`) and break `from conftest import ...` elsewhere.
@@ -8,7 +8,6 @@ in sys.modules (both are top-level `conftest`) and break `from conftest import .
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,23 @@ def isolated_env(home: Path) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def module_daemon(pachd, tmp_path_factory):
-    """A daemon shared by a module's tests (each test uses its own repos and mount names)."""
-    tmp = tmp_path_factory.mktemp("gui-daemon")
-    d = Daemon(tmp, pachd.address, env=isolated_env(tmp / "home"))
-    d.start()
-    yield d
-    d.stop()
+_shared: dict[str, Daemon] = {}
+
+
+@pytest.fixture(scope="session")
+def shared_daemon(pachd, tmp_path_factory):
+    """One daemon for all GUI test modules (each test uses its own repos and mount names).
+
+    Every module that imports this fixture gets its own fixture definition, so the daemon is
+    cached here to start it only once; the first session teardown stops it (stop is idempotent).
+    """
+    if pachd.address not in _shared:
+        tmp = tmp_path_factory.mktemp("gui-daemon")
+        _shared[pachd.address] = Daemon(tmp, pachd.address, env=isolated_env(tmp / "home")).start()
+    yield _shared[pachd.address]
+    daemon = _shared.pop(pachd.address, None)
+    if daemon is not None:
+        daemon.stop()
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +118,3 @@ def make_repo(client, name: str, files: dict[str, bytes] | None = None, branch: 
 def unmount_all(daemon: Daemon) -> None:
     with contextlib.suppress(Exception):
         daemon.put("/_unmount_all", {})
-
-
-def is_mounted_file(path: Path) -> bool:
-    return os.path.exists(path)

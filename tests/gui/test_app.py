@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from PySide6.QtCore import QTimer
 
-from conftest import PY, free_port, stop_process, wait_for
+from conftest import PY, force_unmount, free_port, stop_process, wait_for
 from pachtray import config
 from pachtray.gui import daemon_process, dialogs
 
@@ -313,3 +314,32 @@ def test_has_display(monkeypatch, env, expected):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert has_display() is expected
+
+
+def test_starts_daemon_when_none_is_running_and_stops_it_on_quit(qapp, qtbot, pachd, tmp_path):
+    from pachtray.gui.app import PachtrayApp
+
+    settings = config.Settings(cluster_address=pachd.address, api_port=free_port(),
+                               sock_path=str(tmp_path / "pfs.sock"), mount_dir=str(tmp_path / "pfs"),
+                               restore_mounts=False)
+    settings.save()
+    app = PachtrayApp(settings)
+    try:
+        app.start(show_window=True)
+        qtbot.waitUntil(lambda: app.attached == "started" and app.controller.status.connection == "connected",
+                        timeout=90000)
+        assert app.window.windowTitle() == f"Pachtray — {pachd.address}"
+        assert os.path.ismount(tmp_path / "pfs")
+        assert (config.data_dir() / "daemon.log").exists()
+        box = app.request_quit()
+        assert box.informativeText() == "No mounts are active."
+        with qtbot.waitSignal(app.quit_requested, timeout=90000):
+            next(b for b in box.buttons() if b.text() == "Stop everything").click()
+        assert daemon_process.probe(settings.api_port, settings.sock_path).state == daemon_process.ABSENT
+        assert not os.path.ismount(tmp_path / "pfs")
+    finally:
+        if daemon_process.probe(settings.api_port).state == daemon_process.OURS:
+            requests.put(f"http://127.0.0.1:{settings.api_port}/pachtray/v1/_shutdown", json={}, timeout=30)
+            daemon_process.wait_stopped(settings.api_port)
+        force_unmount(tmp_path / "pfs")
+        app.dispose()

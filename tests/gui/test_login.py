@@ -102,14 +102,14 @@ def test_login_cancel_and_timeout(make_app, auth_daemon, qtbot):
     daemon, _ = auth_daemon
     app = make_app(daemon, wait_repos=False, show_window=False)
     opened = []
-    app.open_url = opened.append  # a browser the user never finishes the login in
-    flow = app.start_login()
+    flow = LoginFlow(app.controller, open_url=opened.append, token_wait=1.0)  # the user never finishes
+    flow.start()
     qtbot.waitUntil(lambda: bool(opened) and flow.box is not None, timeout=20000)
     with qtbot.waitSignal(flow.finished, timeout=10000) as result:
         flow.box.button(flow.box.StandardButton.Cancel).click()
     assert result.args == [False, "Login cancelled."]
 
-    timed = LoginFlow(app.controller, open_url=opened.append, timeout=1.5)
+    timed = LoginFlow(app.controller, open_url=opened.append, timeout=1.5, token_wait=1.0)
     with qtbot.waitSignal(timed.finished, timeout=20000) as result:
         timed.start()
     assert result.args[0] is False and "not completed within 2 seconds" in result.args[1]

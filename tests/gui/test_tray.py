@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from guihelpers import make_app, make_repo, module_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from guihelpers import make_app, make_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
 
 from pachtray.gui import dialogs
+from pachtray.gui.signals import emit
 from pachtray.gui.tray import find_action
 
 
@@ -14,13 +15,13 @@ def _menu_texts(menu) -> list[str]:
     return [a.text() for a in menu.actions() if not a.isSeparator()]
 
 
-def test_menu_lists_cluster_and_entries(make_app, module_daemon, sdk, unique_name):
+def test_menu_lists_cluster_and_entries(make_app, shared_daemon, sdk, unique_name):
     repo = unique_name("tray")
     make_repo(sdk, repo, {"/a.txt": b"a"})
-    app = make_app(module_daemon, show_window=False)
+    app = make_app(shared_daemon, show_window=False)
     app.controller.refresh_repos()
     tray = app.tray
-    tray.menu.aboutToShow.emit()
+    emit(tray.menu.aboutToShow)
     texts = _menu_texts(tray.menu)
     assert texts[0].endswith("— connected"), texts
     for entry in ("Mount", "Open window", "Open JupyterLab", "Settings…", "Quit"):
@@ -31,12 +32,12 @@ def test_menu_lists_cluster_and_entries(make_app, module_daemon, sdk, unique_nam
     assert tray.state == "connected" or tray.state == "mounted"
 
 
-def test_mount_commit_unmount_from_menu(make_app, module_daemon, sdk, unique_name, qtbot):
+def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_name, qtbot):
     from pachyderm_sdk.api import pfs
 
     repo = unique_name("tray")
     make_repo(sdk, repo, {"/hello.txt": b"hello"})
-    app = make_app(module_daemon, show_window=False)
+    app = make_app(shared_daemon, show_window=False)
     tray, controller = app.tray, app.controller
     try:
         tray.rebuild()
@@ -47,11 +48,11 @@ def test_mount_commit_unmount_from_menu(make_app, module_daemon, sdk, unique_nam
         name = f"default_{repo}"
         qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted" for m in controller.status.mounted),
                         timeout=20000)
-        mountpoint = module_daemon.mount_dir / name
+        mountpoint = shared_daemon.mount_dir / name
         with open(mountpoint / "hello.txt", "rb") as f:
             assert f.read() == b"hello"
         assert tray.state == "mounted"
-        tray.menu.aboutToShow.emit()
+        emit(tray.menu.aboutToShow)
         entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{name} (ro)"))
         assert [a.text() for a in entry.menu().actions()] == ["Open folder", "Unmount"]
 
@@ -68,7 +69,7 @@ def test_mount_commit_unmount_from_menu(make_app, module_daemon, sdk, unique_nam
         controller.refresh()
         qtbot.waitUntil(lambda: any(m["name"] == name and (m.get("pending_changes") or 0) >= 1
                                     for m in controller.status.mounted), timeout=20000)
-        tray.menu.aboutToShow.emit()
+        emit(tray.menu.aboutToShow)
         entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{name} (rw)"))
         commit = next(a for a in entry.menu().actions() if a.text().startswith("Commit…"))
         assert commit.text() == "Commit… (1 pending)" and commit.isEnabled()
@@ -83,42 +84,42 @@ def test_mount_commit_unmount_from_menu(make_app, module_daemon, sdk, unique_nam
         assert data == b"new data"
         qtbot.waitUntil(lambda: all(not m.get("pending_changes") for m in controller.status.mounted), timeout=20000)
     finally:
-        unmount_all(module_daemon)
+        unmount_all(shared_daemon)
 
 
-def test_rest_initiated_mount_shows_in_tray(make_app, module_daemon, sdk, unique_name, qtbot):
+def test_rest_initiated_mount_shows_in_tray(make_app, shared_daemon, sdk, unique_name, qtbot):
     """A mount made through the REST API (as JupyterLab does) reaches the tray via the change feed."""
     repo = unique_name("rest")
     make_repo(sdk, repo, {"/x": b"x"})
-    app = make_app(module_daemon, show_window=False)
+    app = make_app(shared_daemon, show_window=False)
     name = f"jl_{repo}"
     try:
-        resp = module_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo, "branch": "master"}]})
+        resp = shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo, "branch": "master"}]})
         assert resp.status_code == 200, resp.text
         # the periodic refresh is 5 s; the feed must be faster than that
         qtbot.waitUntil(lambda: any(m["name"] == name for m in app.controller.status.mounted), timeout=4000)
-        app.tray.menu.aboutToShow.emit()
+        emit(app.tray.menu.aboutToShow)
         assert any(a.text().startswith(f"{name} (ro)") for a in app.tray.menu.actions())
         assert "1 mount" in app.tray.icon.toolTip()
     finally:
-        unmount_all(module_daemon)
+        unmount_all(shared_daemon)
 
 
-def test_quit_keep_mounts_leaves_daemon_running(make_app, module_daemon, qtbot):
-    app = make_app(module_daemon, show_window=False)
+def test_quit_keep_mounts_leaves_daemon_running(make_app, shared_daemon, qtbot):
+    app = make_app(shared_daemon, show_window=False)
     box = app.request_quit()
     assert box.text() == "Keep your mounts running after quitting?"
     keep = next(b for b in box.buttons() if b.text() == "Keep mounts running")
     with qtbot.waitSignal(app.quit_requested, timeout=10000) as quit_code:
         keep.click()
     assert quit_code.args == [0]
-    assert module_daemon.get("/health").ok
+    assert shared_daemon.get("/health").ok
 
 
-def test_failed_mount_notifies_and_shows_error_dialog(make_app, module_daemon, sdk, unique_name, qtbot):
+def test_failed_mount_notifies_and_shows_error_dialog(make_app, shared_daemon, sdk, unique_name, qtbot):
     repo = unique_name("err")
     make_repo(sdk, repo, {"/f": b"f"})
-    app = make_app(module_daemon, show_window=False)
+    app = make_app(shared_daemon, show_window=False)
     with qtbot.waitSignal(app.controller.notify, timeout=30000) as note:
         app.controller.mount("default", repo, branch="no-such-branch")
     title, message, is_error = note.args

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
-from guihelpers import make_app, make_repo, module_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from guihelpers import make_app, make_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
 from PySide6.QtCore import QModelIndex, Qt
 
 from pachtray.gui import dialogs
 from pachtray.gui.models import PAGE
+from pachtray.gui.signals import emit
 
 MANY = PAGE * 2 + 50
 
@@ -36,11 +37,11 @@ def _select_row(qtbot, view, model, predicate, timeout=20000) -> int:
     return row
 
 
-def test_browse_and_lazy_file_pages(make_app, module_daemon, sdk, unique_name, qtbot):
+def test_browse_and_lazy_file_pages(make_app, shared_daemon, sdk, unique_name, qtbot):
     repo = unique_name("win")
     make_repo(sdk, repo, {"/readme.md": b"v1"}, description="browse me")
     _put_many(sdk, repo, "/many", MANY)
-    app = make_app(module_daemon)
+    app = make_app(shared_daemon)
     window = app.window
     assert window.windowTitle().startswith("Pachtray")
     app.controller.refresh_repos()
@@ -56,7 +57,7 @@ def test_browse_and_lazy_file_pages(make_app, module_daemon, sdk, unique_name, q
     assert {r["name"] for r in window.files_model.rows()} == {"many", "readme.md"}, (window.files_model.error, window.folder_label.text())
 
     many = next(i for i, r in enumerate(window.files_model.rows()) if r["name"] == "many")
-    window.file_table.doubleClicked.emit(window.files_model.index(many, 0))
+    emit(window.file_table.doubleClicked, window.files_model.index(many, 0))
     qtbot.waitUntil(lambda: window.files_model.rowCount() > 0 and not window.files_model.loading, timeout=20000)
     assert window.files_model.rowCount() == PAGE  # one page, not the whole folder
     assert window.files_model.canFetchMore(QModelIndex())
@@ -74,14 +75,14 @@ def test_browse_and_lazy_file_pages(make_app, module_daemon, sdk, unique_name, q
     assert window.repo_model.total_repos() == 0
 
 
-def test_mount_commit_and_unmount_from_window(make_app, module_daemon, sdk, unique_name, qtbot):
+def test_mount_commit_and_unmount_from_window(make_app, shared_daemon, sdk, unique_name, qtbot):
     from pachyderm_sdk.api import pfs
 
     repo = unique_name("win")
     make_repo(sdk, repo, {"/data.txt": b"old"})
     with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
         c.put_file_from_bytes("/data.txt", b"new")
-    app = make_app(module_daemon)
+    app = make_app(shared_daemon)
     window = app.window
     try:
         app.controller.refresh_repos()
@@ -95,7 +96,7 @@ def test_mount_commit_and_unmount_from_window(make_app, module_daemon, sdk, uniq
         name = f"default_{repo}_{old[:8]}"
         qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted"
                                     for m in app.controller.status.mounted), timeout=20000)
-        with open(module_daemon.mount_dir / name / "data.txt", "rb") as f:
+        with open(shared_daemon.mount_dir / name / "data.txt", "rb") as f:
             assert f.read() == b"old"
 
         # the Mounts tab shows it; Unmount there
@@ -108,13 +109,13 @@ def test_mount_commit_and_unmount_from_window(make_app, module_daemon, sdk, uniq
         qtbot.waitUntil(lambda: not any(m["name"] == name for m in app.controller.status.mounted), timeout=20000)
         assert window.mount_table.rowCount() == len(app.controller.status.mounted)
     finally:
-        unmount_all(module_daemon)
+        unmount_all(shared_daemon)
 
 
-def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, module_daemon, sdk, unique_name, qtbot):
+def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, shared_daemon, sdk, unique_name, qtbot):
     repo = unique_name("win")
     make_repo(sdk, repo, {"/keep.txt": b"k"})
-    app = make_app(module_daemon)
+    app = make_app(shared_daemon)
     window, controller = app.window, app.controller
     try:
         controller.refresh_repos()
@@ -124,7 +125,7 @@ def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, module_daem
         name = f"default_{repo}"
         qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted" for m in controller.status.mounted),
                         timeout=20000)
-        mountpoint = module_daemon.mount_dir / name
+        mountpoint = shared_daemon.mount_dir / name
         (mountpoint / "scratch.txt").write_bytes(b"temporary")
         controller.refresh()
         qtbot.waitUntil(lambda: window.select_mount(name) and window.mount_buttons["discard"].isEnabled(),
@@ -149,7 +150,7 @@ def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, module_daem
         assert b"".join(sdk.pfs.pfs_file(pfs.File(commit=head, path="/kept.txt"))) == b"committed"
         assert not sdk.pfs.path_exists(pfs.File(commit=head, path="/scratch.txt"))
     finally:
-        unmount_all(module_daemon)
+        unmount_all(shared_daemon)
 
 
 def test_access_column_and_greyed_rows_follow_authorization(qapp):

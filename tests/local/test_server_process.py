@@ -206,3 +206,11 @@ def test_delete_all(in_process, tmp_path):
     c.pfs.delete_all()
     assert list(c.pfs.list_repo()) == []
     assert [p.project.name for p in c.pfs.list_project()] == ["default"]
+
+
+def test_one_server_per_data_dir(in_process, tmp_path):
+    from pachtray.local.server import serve
+
+    in_process(tmp_path / "shared")
+    with pytest.raises(OSError, match="in use"):
+        serve(0, tmp_path / "shared")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from pachyderm_sdk.api import pfs
@@ -82,6 +83,16 @@ def test_listing_nested_dirs_and_reads(client, pclient, mount, cache, unique_nam
         os.stat(f"{root}/other")
 
 
+def test_listing_is_paginated(client, pclient, mount, cache, unique_name, monkeypatch):
+    monkeypatch.setattr(reader, "PAGE_SIZE", 3)
+    repo = unique_name("pages")
+    names = [f"f{i:02d}.txt" for i in range(10)]
+    head = put_commit(client, repo, {f"/d/{n}": n.encode() for n in names} | {"/e.txt": b"e"})
+    mount.add_view("p", CommitView(lambda: pclient, "default", repo, head, ["/"], cache))
+    assert sorted(os.listdir(f"{mount.mount_dir}/p/d")) == names
+    assert Path(f"{mount.mount_dir}/p/d/f09.txt").read_bytes() == b"f09.txt"
+
+
 def test_reads_at_offsets_of_a_big_file(client, pclient, mount, cache, unique_name):
     repo = unique_name("big")
     data = pattern(11 * MiB + 123)
@@ -135,7 +146,7 @@ def test_paths_subset(client, pclient, mount, cache, unique_name):
     assert sorted(os.listdir(f"{v}/keep")) == ["a.txt", "b.txt"]
     assert os.listdir(f"{v}/deep") == ["x"]
     assert os.listdir(f"{v}/deep/x") == ["y.txt"]
-    assert open(f"{v}/deep/x/y.txt", "rb").read() == b"y"
+    assert Path(f"{v}/deep/x/y.txt").read_bytes() == b"y"
     for hidden in ("other", "other/o.txt", "deep/x/z.txt"):
         with pytest.raises(FileNotFoundError):
             os.stat(f"{v}/{hidden}")
@@ -161,7 +172,7 @@ def test_read_only_view_refuses_changes(client, pclient, mount, cache, unique_na
             attempt()
         assert info.value.errno == errno.EROFS
     assert not os.access(f"{v}/a.txt", os.W_OK)
-    assert open(f"{v}/a.txt", "rb").read() == b"a"
+    assert Path(f"{v}/a.txt").read_bytes() == b"a"
     with pytest.raises(PermissionError):
         os.mkdir(f"{mount.mount_dir}/not-a-mount")
 
@@ -173,11 +184,11 @@ def test_views_come_and_go(client, pclient, mount, cache, unique_name):
     path = f"{mount.mount_dir}/v/f.txt"
     mount.add_view("v", CommitView(lambda: pclient, "default", repo, first, ["/"], cache))
     for _ in range(2):  # the second open finds the pages in the kernel's cache
-        assert open(path, "rb").read() == b"first"
+        assert Path(path).read_bytes() == b"first"
     # same name, another commit: no stale pages from the kernel's cache (kept across opens)
     mount.remove_view("v")
     mount.add_view("v", CommitView(lambda: pclient, "default", repo, second, ["/"], cache))
-    assert open(path, "rb").read() == b"other"
+    assert Path(path).read_bytes() == b"other"
     mount.remove_view("v")
     assert os.listdir(mount.mount_dir) == []
     with pytest.raises(FileNotFoundError):
@@ -206,7 +217,7 @@ def test_eio_when_pachd_is_down_and_recovery(local_pachd_factory, mount, cache, 
     c = connect(server.address, rpc_timeout=3)
     mount.add_view("d", CommitView(lambda: c, "default", repo, head, ["/"], cache))
     v = f"{mount.mount_dir}/d"
-    assert open(f"{v}/cached.txt", "rb").read() == b"still here"
+    assert Path(f"{v}/cached.txt").read_bytes() == b"still here"
     assert sorted(os.listdir(v)) == ["cached.txt", "dir", "u.txt"]
 
     server.stop()
@@ -214,13 +225,13 @@ def test_eio_when_pachd_is_down_and_recovery(local_pachd_factory, mount, cache, 
         os.listdir(f"{v}/dir")
     assert info.value.errno == errno.EIO
     with pytest.raises(OSError) as info:
-        open(f"{v}/u.txt", "rb").read()
+        Path(f"{v}/u.txt").read_bytes()
     assert info.value.errno == errno.EIO
-    assert open(f"{v}/cached.txt", "rb").read() == b"still here"
+    assert Path(f"{v}/cached.txt").read_bytes() == b"still here"
 
     local_pachd_factory(port=port, data_dir=data_dir)
     assert wait_for(lambda: os.listdir(f"{v}/dir"), 30, what="listing after restart") == ["uncached.txt"]
-    assert open(f"{v}/u.txt", "rb").read() == b"u"
+    assert Path(f"{v}/u.txt").read_bytes() == b"u"
     c.close()
 
 

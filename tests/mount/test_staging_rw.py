@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 from pachyderm_sdk.api import pfs
@@ -132,7 +133,7 @@ def test_every_change_then_one_commit(client, pclient, mount, cache, tmp_path, u
     # the view now shows the new head; the empty folder PFS cannot hold stays locally
     assert sorted(os.listdir(w)) == sorted(["keep.txt", "append.txt", "overwrite.txt", "shrink.txt", "renamed.txt",
                                             "newdir", "new.txt", "made", "chmod.txt", "sparse.bin", "empty"])
-    assert open(f"{w}/newdir/sub/c.txt", "rb").read() == b"c in a renamed dir"
+    assert Path(f"{w}/newdir/sub/c.txt").read_bytes() == b"c in a renamed dir"
     assert view.commit() is None  # nothing left: no empty commit
     assert commit_count(client, repo) == commits_before + 1
     view.close()
@@ -201,7 +202,7 @@ def test_resume_after_reopen_and_discard(client, pclient, mount, cache, tmp_path
     again.discard()
     assert again.pending_count() == 0
     assert sorted(os.listdir(r)) == ["a.txt", "b.txt"]
-    assert open(f"{r}/a.txt", "rb").read() == b"a"
+    assert Path(f"{r}/a.txt").read_bytes() == b"a"
     with open(f"{r}/c.txt", "w") as f:
         f.write("c2")
     new_id = again.commit()
@@ -267,7 +268,7 @@ def test_full_staging_disk_gives_enospc_and_loses_nothing(client, pclient, mount
                 f.write(b"x" * MiB)
                 f.flush()
     assert info.value.errno == errno.ENOSPC
-    assert open(f"{t}/small.txt").read() == "precious"
+    assert Path(f"{t}/small.txt").read_text() == "precious"
     os.unlink(f"{t}/huge.bin")  # frees the space again
     new_id = view.commit()
     assert tree(client, repo, new_id) == {"/base.txt": b"base", "/small.txt": b"precious"}
@@ -358,5 +359,30 @@ def test_writes_wait_while_a_commit_runs(client, pclient, mount, cache, tmp_path
     assert wrote.is_set()
     assert tree(client, repo, result[0]) == {"/base.txt": b"base", "/log.txt": b"1"}
     assert view.pending_count() == 1  # the append came after the commit's snapshot
-    assert open(path).read() == "12"
+    assert Path(path).read_text() == "12"
+    view.close()
+
+
+def test_a_file_kept_open_across_a_commit(client, pclient, mount, cache, tmp_path, unique_name):
+    repo = unique_name("open")
+    base = put_commit(client, repo, {"/base.txt": b"b"})
+    view = RwView(tmp_path / "stage", lambda: pclient, "default", repo, "master", base, cache)
+    mount.add_view("o", view)
+    with open(f"{mount.mount_dir}/o/log.txt", "w") as log:
+        log.write("1")
+        log.flush()
+        first = view.commit()
+        assert view.pending_count() == 0
+        log.write("2")  # the same handle keeps writing after the commit: a new change
+        log.flush()
+        assert view.pending_count() == 1
+    with open(f"{mount.mount_dir}/o/idle.txt", "w") as idle:
+        idle.write("x")
+        idle.flush()
+        second = view.commit()
+    assert view.pending_count() == 0  # closed without writing after the commit: nothing new
+    assert tree(client, repo, first)["/log.txt"] == b"1"
+    assert tree(client, repo, second) == {"/base.txt": b"b", "/log.txt": b"12", "/idle.txt": b"x"}
+    assert view.commit() is None
+    assert list((tmp_path / "stage" / "files").iterdir()) == []  # nothing staged is left behind
     view.close()

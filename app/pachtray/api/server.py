@@ -274,13 +274,12 @@ class ApiServer:
                 log.warning("port %d is served by another mount-server; serving only the socket %s",
                             self.port, self.sock_path)
             else:
+                self.port = self._servers[0].server_address[1]  # the one chosen when asked for port 0
                 if socket.has_ipv6:
                     try:
                         self._servers.append(_TcpServer(("::1", self.port), socket.AF_INET6, self.app, self.router))
                     except OSError as e:
                         log.info("not serving on [::1]:%d: %s", self.port, e.strerror)
-                if self.port == 0:
-                    self.port = self._servers[0].server_address[1]
         if self.sock_path:
             clear_stale_socket(self.sock_path)
             Path(self.sock_path).parent.mkdir(parents=True, exist_ok=True)

@@ -79,8 +79,8 @@ class DaemonClient:
     def config(self) -> dict:
         return self.get("/config")
 
-    def mounts(self) -> dict:
-        return self.get("/mounts")
+    def mounts(self) -> list[dict]:
+        return self.get(EXTRAS + "/mounts")["mounted"]
 
     def wait_change(self, since: int, timeout: float) -> int:
         """Long poll: the new generation, or `since` again when nothing changed in `timeout` s."""

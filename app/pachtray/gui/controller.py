@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from pachtray.errors import ApiError, PachtrayError
 from pachtray.gui.client import EXTRAS, DaemonClient
+from pachtray.gui.signals import emit
 from pachtray.gui.tasks import Poller, Tasks
 
 log = logging.getLogger(__name__)
@@ -169,13 +170,7 @@ class Controller(QObject):
             if e.status != 404:
                 raise
             config = {"cluster_status": "INVALID"}
-        try:
-            mounted = self.client.mounts().get("mounted", [])
-        except ApiError as e:
-            if e.status not in (401, 404):
-                raise
-            mounted = []
-        return Status(reachable=True, config=config, info=info, mounted=mounted)
+        return Status(reachable=True, config=config, info=info, mounted=self.client.mounts())
 
     def _apply_status(self, status: Status) -> None:
         self._refresh_done()
@@ -184,17 +179,17 @@ class Controller(QObject):
         if status.connection == "connected" and not was_connected:
             self.refresh_repos()
         self._timer.setInterval(STATUS_INTERVAL_MS if status.connection == "connected" else RETRY_INTERVAL_MS)
-        self.status_changed.emit()
+        emit(self.status_changed)
 
     def _status_failed(self, error: Exception) -> None:
         self._refresh_done()
         if not isinstance(error, PachtrayError):
             log.warning("status refresh failed: %s", error)
         if self.status.reachable:
-            self.notify.emit("Pachtray daemon unreachable", str(error), True)
+            emit(self.notify, "Pachtray daemon unreachable", str(error), True)
         self.status = Status(reachable=False)
         self._timer.setInterval(RETRY_INTERVAL_MS)
-        self.status_changed.emit()
+        emit(self.status_changed)
 
     def _refresh_done(self) -> None:
         self._refreshing = False
@@ -210,12 +205,12 @@ class Controller(QObject):
             return  # unchanged: keep the views' scroll positions and selections
         self.repos = repos
         self.repos_error = ""
-        self.repos_changed.emit()
+        emit(self.repos_changed)
 
     def _repos_failed(self, error: Exception) -> None:
         self.repos = {"projects": [], "repos": []}
         self.repos_error = str(error)
-        self.repos_changed.emit()
+        emit(self.repos_changed)
 
     # ------------------------------------------------------------- actions
 
@@ -223,7 +218,7 @@ class Controller(QObject):
         """Run one REST call as a user action: busy state, notification, error dialog."""
         def done(result):
             if success:
-                self.notify.emit(title, success, False)
+                emit(self.notify, title, success, False)
             if then is not None:
                 then(result)
             self.refresh()
@@ -232,7 +227,7 @@ class Controller(QObject):
 
         def failed(error: Exception):
             heading = getattr(error, "title", "") or f"{title} failed"
-            self.notify.emit(heading, str(error), True)
+            emit(self.notify, heading, str(error), True)
             self.refresh()
 
         self.tasks.run(call, done, failed, busy=True)

@@ -16,9 +16,11 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from pachtray.errors import ApiError
 from pachtray.gui.client import DaemonTimeout
 from pachtray.gui.controller import Controller
+from pachtray.gui.signals import emit
 
 LOGIN_TIMEOUT = 300.0
-RETRY_MS = 1500
+TOKEN_WAIT = 10.0  # one /auth/_login_token call waits this long for the browser, then we ask again
+RETRY_MS = 1000
 
 
 def open_in_browser(url: str) -> None:
@@ -31,12 +33,14 @@ class LoginFlow(QObject):
     finished = Signal(bool, str)
 
     def __init__(self, controller: Controller, parent: QWidget | None = None,
-                 open_url: Callable[[str], None] = open_in_browser, timeout: float = LOGIN_TIMEOUT):
+                 open_url: Callable[[str], None] = open_in_browser, timeout: float = LOGIN_TIMEOUT,
+                 token_wait: float = TOKEN_WAIT):
         super().__init__(parent)
         self.controller = controller
         self._parent = parent
         self._open_url = open_url
         self._timeout = timeout
+        self._token_wait = token_wait
         self._state = ""
         self.auth_url = ""
         self.active = False
@@ -73,17 +77,32 @@ class LoginFlow(QObject):
     def _ask_token(self) -> None:
         if not self.active:
             return
-        client, state = self.controller.client, self._state
-        self.controller.tasks.run(lambda: client.put("/auth/_login_token", {"oidc": state}, timeout=60),
-                                  lambda _: self._end(True, ""), self._token_failed)
+        client, state, wait = self.controller.client, self._state, self._token_wait
 
-    def _token_failed(self, error: Exception) -> None:
+        def attempt() -> bool:
+            """True once logged in. A call that timed out may still have finished the login in the
+            daemon while a later one lost the race for the state, so failures ask who we are."""
+            try:
+                client.put("/auth/_login_token", {"oidc": state}, timeout=wait)
+                return True
+            except (DaemonTimeout, ApiError) as e:
+                if isinstance(e, ApiError) and e.status not in (401, 500):
+                    raise
+            return client.info().get("auth") == "on"
+
+        self.controller.tasks.run(attempt, self._attempted, self._attempt_failed)
+
+    def _attempted(self, logged_in: bool) -> None:
         if not self.active:
             return
-        if isinstance(error, DaemonTimeout) or (isinstance(error, ApiError) and error.status in (401, 500)):
+        if logged_in:
+            self._end(True, "")
+        else:
             self._retry.start()  # not finished in the browser yet
-            return
-        self._end(False, f"Login failed: {error}")
+
+    def _attempt_failed(self, error: Exception) -> None:
+        if self.active:
+            self._end(False, f"Login failed: {error}")
 
     def cancel(self) -> None:
         if self.active:
@@ -101,9 +120,11 @@ class LoginFlow(QObject):
         self.controller.refresh()
         self.controller.refresh_repos()
         if ok:
-            self.controller.tasks.run(self.controller.client.info,
-                                      lambda info: self.controller.notify.emit(
-                                          "Logged in", f"Logged in as {info.get('user') or 'unknown user'}", False))
+            self.controller.tasks.run(self.controller.client.info, self._logged_in)
         elif message != "Login cancelled.":
-            self.controller.notify.emit("Login failed", message, True)
-        self.finished.emit(ok, message)
+            emit(self.controller.notify, "Login failed", message, True)
+        emit(self.finished, ok, message)
+
+    def _logged_in(self, info: dict) -> None:
+        user = info.get("user", "").removeprefix("user:") or "unknown user"
+        emit(self.controller.notify, "Logged in", f"Logged in as {user}", False)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
+from pachtray.gui.signals import emit
 from pachtray.gui.tasks import Tasks
 
 PAGE = 200
@@ -267,13 +268,13 @@ class PagedTableModel(QAbstractTableModel):
             self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(rows) - 1)
             self._rows.extend(rows)
             self.endInsertRows()
-        self.loaded.emit()
+        emit(self.loaded)
 
     def _page_failed(self, epoch: int, error: Exception) -> None:
         if epoch != self._epoch:
             return
         self._loading, self._more, self.error = False, False, str(error)
-        self.failed.emit(self.error)
+        emit(self.failed, self.error)
 
     def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:

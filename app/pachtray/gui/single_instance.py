@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from pachtray import config
+from pachtray.gui.signals import emit
 
 SHOW = b"show\n"
 
@@ -66,7 +67,7 @@ class SingleInstance(QObject):
 
     def _on_message(self, conn: QLocalSocket) -> None:
         if bytes(conn.readAll().data()).startswith(SHOW.strip()):
-            self.activated.emit()
+            emit(self.activated)
 
     def release(self) -> None:
         if self._server is not None:

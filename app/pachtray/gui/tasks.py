@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from pachtray.gui.signals import emit
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ class _Job(QRunnable):
         except Exception as e:  # noqa: BLE001 - every failure is handed to on_error
             result, error = None, e
         try:
-            self._tasks._finished.emit(self._token, result, error)
+            emit(self._tasks._finished, self._token, result, error)
         except RuntimeError:
             pass  # the app closed while this ran: nobody is left to tell
 
@@ -70,7 +72,7 @@ class Tasks(QObject):
         if busy:
             self._busy += 1
             if self._busy == 1:
-                self.busy_changed.emit(True)
+                emit(self.busy_changed, True)
         self._pool.start(_Job(self, token, fn))
         return token
 
@@ -80,7 +82,7 @@ class Tasks(QObject):
         if busy:
             self._busy -= 1
             if self._busy == 0:
-                self.busy_changed.emit(False)
+                emit(self.busy_changed, False)
         if error is not None:
             if on_error is not None:
                 on_error(error)
@@ -136,6 +138,6 @@ class Poller(QObject):
             if answer != self.last:
                 self.last = answer
                 try:
-                    self.answered.emit(answer)
+                    emit(self.answered, answer)
                 except RuntimeError:
                     return  # the receiver was deleted (app exit)

@@ -16,6 +16,7 @@ from pachtray.gui import dialogs
 from pachtray.gui.client import EXTRAS
 from pachtray.gui.controller import Controller
 from pachtray.gui.models import PAGE, BranchesModel, CommitsModel, FilesModel, RepoTreeModel
+from pachtray.gui.signals import emit
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 UPLOAD_POLL_MS = 300
@@ -73,7 +74,7 @@ class BranchTable(QTableView):
             row = self.currentIndex().row()
         if paths and row >= 0:
             event.acceptProposedAction()
-            self.files_dropped.emit(row, paths)
+            emit(self.files_dropped, row, paths)
         else:
             event.ignore()
 
@@ -299,7 +300,7 @@ class MainWindow(QMainWindow):
         status = self.controller.status
         title = f"Pachtray — {status.cluster}" if status.reachable else "Pachtray — daemon not running"
         self.setWindowTitle(title)
-        self.cluster_label.setText(f"Cluster: {status.cluster} ({status.connection})")
+        self.cluster_label.setText(f"Cluster: {status.cluster} — {status.connection}")
         if status.auth == "on":
             self.user_label.setText(f"User: {status.user}")
         elif status.auth == "unauthenticated":
@@ -530,7 +531,7 @@ class MainWindow(QMainWindow):
 
         def failed(error):
             self.upload_bar.hide()
-            self.controller.notify.emit(getattr(error, "title", "Upload failed"), str(error), True)
+            emit(self.controller.notify, getattr(error, "title", "Upload failed"), str(error), True)
 
         self.controller.tasks.run(lambda: client.put(EXTRAS + "/_upload", body), started, failed, busy=True)
 
@@ -558,12 +559,12 @@ class MainWindow(QMainWindow):
         self._upload_timer.stop()
         self.upload_bar.hide()
         if job["state"] == "done":
-            self.controller.notify.emit("Upload finished", f"{job['files_total']} file(s) committed to "
+            emit(self.controller.notify, "Upload finished", f"{job['files_total']} file(s) committed to "
                                         f"{job['repo']}@{job['branch']} as {job['commit'][:12]}", False)
             self.controller.refresh_repos()
             self._load_branches()
         else:
-            self.controller.notify.emit("Upload failed", job.get("error") or "unknown error", True)
+            emit(self.controller.notify, "Upload failed", job.get("error") or "unknown error", True)
 
     @property
     def uploading(self) -> bool:

@@ -2,6 +2,9 @@
 
 `AuthOff` behaves as pachd without auth: every check passes and every auth RPC fails with
 UNIMPLEMENTED "the auth service is not activated", which is how clients detect "auth off".
+`AuthOn` (`--auth --root-token T`) does what pachd 2.8 does for what Pachtray uses: session
+tokens in the `authn-token` metadata, role bindings on the cluster, projects and repos, and an
+OIDC login whose identity provider is a small login page on loopback.
 """
 
 from __future__ import annotations
@@ -106,10 +109,6 @@ def _token_of(ctx) -> str:
     return ""
 
 
-def _failure(code: grpc.StatusCode, message: str) -> RpcFailure:
-    return RpcFailure(code, message)
-
-
 class AuthOn:
     """Auth activated: session tokens, per-resource role bindings, and a loopback OIDC stand-in."""
 
@@ -150,7 +149,7 @@ class AuthOn:
     def subject(self, ctx) -> str:
         token = _token_of(ctx)
         if not token:
-            raise _failure(grpc.StatusCode.UNAUTHENTICATED, NOT_SIGNED_IN)
+            raise RpcFailure(grpc.StatusCode.UNAUTHENTICATED, NOT_SIGNED_IN)
         return self.subject_of(token)[0]
 
     def subject_of(self, token: str) -> tuple[str, float | None]:
@@ -159,7 +158,7 @@ class AuthOn:
             return ROOT, None
         row = self.store.token(h)
         if row is None or (row[1] is not None and row[1] < time.time()):
-            raise _failure(grpc.StatusCode.UNAUTHENTICATED, BAD_TOKEN)
+            raise RpcFailure(grpc.StatusCode.UNAUTHENTICATED, BAD_TOKEN)
         return row
 
     def issue_token(self, subject: str, ttl: float | None) -> str:
@@ -192,7 +191,7 @@ class AuthOn:
         subject = self.subject(ctx)
         if permission is not None and permission not in self.permissions_on(subject, rtype, name)[0]:
             kind = auth_pb.ResourceType(rtype).name
-            raise _failure(grpc.StatusCode.PERMISSION_DENIED,
+            raise RpcFailure(grpc.StatusCode.PERMISSION_DENIED,
                            f"{subject} is not authorized to perform this operation - needs permissions "
                            f"[{permission.name}] on {kind} {name}. Run `pachctl auth roles-for-permission` "
                            f"to find roles that grant a given permission.")
@@ -248,7 +247,7 @@ class AuthOn:
 
     # --- auth_v2.API --------------------------------------------------------------------------
     def Activate(self, req, ctx):
-        raise _failure(grpc.StatusCode.UNIMPLEMENTED, "the auth service is already activated")
+        raise RpcFailure(grpc.StatusCode.UNIMPLEMENTED, "the auth service is already activated")
 
     def WhoAmI(self, req, ctx) -> auth_pb.WhoAmIResponse:
         subject, expiration = self.subject_of(_token_of(ctx))
@@ -259,8 +258,11 @@ class AuthOn:
 
     def GetOIDCLogin(self, req, ctx) -> auth_pb.GetOidcLoginResponse:
         state = secrets.token_urlsafe(24)
+        now = time.time()
         with self.logins_changed:
-            self.logins[state] = (time.time() + LOGIN_TTL, None)
+            for old in [s for s, (deadline, _) in self.logins.items() if deadline < now]:
+                del self.logins[old]
+            self.logins[state] = (now + LOGIN_TTL, None)
         return auth_pb.GetOidcLoginResponse(login_url=self.http.login_url(state), state=state)
 
     def complete_login(self, state: str, username: str) -> bool:
@@ -275,14 +277,14 @@ class AuthOn:
 
     def Authenticate(self, req: auth_pb.AuthenticateRequest, ctx) -> auth_pb.AuthenticateResponse:
         if not req.oidc_state:
-            raise _failure(grpc.StatusCode.UNAUTHENTICATED, "ID tokens are not supported by the Pachtray local server; "
+            raise RpcFailure(grpc.StatusCode.UNAUTHENTICATED, "ID tokens are not supported by the Pachtray local server; "
                                                             "log in with GetOIDCLogin")
         with self.logins_changed:
             while True:
                 pending = self.logins.get(req.oidc_state)
                 if pending is None or pending[0] < time.time():
                     self.logins.pop(req.oidc_state, None)
-                    raise _failure(grpc.StatusCode.UNAUTHENTICATED, "OIDC state token is unknown or has expired")
+                    raise RpcFailure(grpc.StatusCode.UNAUTHENTICATED, "OIDC state token is unknown or has expired")
                 if pending[1] is not None:
                     del self.logins[req.oidc_state]
                     subject = pending[1]
@@ -440,7 +442,8 @@ class _LoginHandler(BaseHTTPRequestHandler):
             return self._answer(400, "invalid user name")
         if not self.auth.complete_login(params.get("state", ""), user):
             return self._answer(400, "this login link is unknown or has expired")
-        page = f"<!doctype html><html><body><p>Logged in as {html.escape(user)}. You can close this window.</p></body></html>"
+        page = (f"<!doctype html><html><body><p>Logged in as {html.escape(user)}. "
+                "You can close this window.</p></body></html>")
         self._answer(200, page, "text/html")
 
     def _answer(self, status: int, body: str, ctype: str = "text/plain") -> None:

@@ -64,8 +64,12 @@ class LocalServer:
         ))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        bound = self.server.add_insecure_port(f"{host}:{port}")
+        try:
+            bound = self.server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        except RuntimeError:
+            bound = 0
         if not bound:
+            self.store.close()
             raise OSError(f"cannot listen on {host}:{port}")
         self.host = host
         self.port = bound
@@ -81,6 +85,7 @@ class LocalServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.auth.stop()
+        self.store.close()
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:

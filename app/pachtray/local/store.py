@@ -14,6 +14,7 @@ blobs are on disk, so a reader sees all of a stream's changes or none of them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -184,6 +185,13 @@ class BlobWriter:
 class Store:
     def __init__(self, data_dir: str | os.PathLike):
         self.root = Path(data_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.root / "lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise OSError(f"data dir {self.root} is in use by another local server") from None
         self.blob_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
         for i in range(256):
@@ -203,6 +211,15 @@ class Store:
         with self.write() as c:
             c.execute("INSERT OR IGNORE INTO projects(name, description, created) VALUES ('default', '', ?)",
                       (time.time(),))
+            # Stores written before commits recorded their layers: seal them, parents first.
+            for seq, parent, error in c.execute(
+                    "SELECT seq, parent_seq, error FROM commits WHERE finishing IS NOT NULL"
+                    " AND seq NOT IN (SELECT seq FROM commit_layers) ORDER BY seq").fetchall():
+                self._seal(c, seq, parent, error)
+
+    def close(self) -> None:
+        """Release the data dir (another server may open it afterwards)."""
+        self._lock_file.close()
 
     # --- connections and transactions -------------------------------------------------------
     def conn(self) -> sqlite3.Connection:

@@ -23,7 +23,7 @@ import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
 
 from pachtray.errors import PachtrayError  # noqa: E402
 from pachtray.mount.cache import ChunkCache  # noqa: E402
-from pachtray.mount.reader import ClientFn, CommitTree, ReadState, norm, reader_for  # noqa: E402
+from pachtray.mount.reader import ClientFn, CommitTree, ReadState, attrs, norm, reader_for  # noqa: E402
 from pachtray.mount.staging import RwView  # noqa: E402
 
 __all__ = ["FuseMount", "CommitView", "RwView", "LocalDirView", "MountError", "clean_stale_mount"]
@@ -71,17 +71,6 @@ def clean_stale_mount(mount_dir: str) -> None:
                          f"unmount it with: {_fusermount()} -u {mount_dir}")
 
 
-def _now_ns() -> int:
-    return time.time_ns()
-
-
-def _attrs(mode: int, size: int = 0, mtime: float | None = None) -> dict:
-    ns = _now_ns() if mtime is None else int(mtime * 1e9)
-    return {"st_mode": mode, "st_nlink": 2 if mode & 0o040000 else 1, "st_size": size,
-            "st_blocks": (size + 511) // 512, "st_mtime": ns, "st_ctime": ns, "st_atime": ns,
-            "st_uid": os.getuid(), "st_gid": os.getgid()}
-
-
 def _erofs(*_args, **_kw):
     raise OSError(errno.EROFS, "read-only mount")
 
@@ -107,7 +96,7 @@ class _TreeHandle:
         return self.tree.read(self.path, self.size, offset, size, self.state)
 
     def stat(self) -> dict:
-        return _attrs(RO_FILE, self.size, self.mtime)
+        return attrs(RO_FILE, self.size, self.mtime)
 
     def write(self, data, offset):
         _erofs()
@@ -155,7 +144,7 @@ class CommitView(_ReadOnly):
         if handle is not None:
             return handle.stat()
         e = self._entry(path)
-        return _attrs(RO_DIR if e.is_dir else RO_FILE, 0 if e.is_dir else e.size, e.mtime)
+        return attrs(RO_DIR if e.is_dir else RO_FILE, 0 if e.is_dir else e.size, e.mtime)
 
     def readdir(self, path: str) -> list[tuple[str, dict]]:
         if not self._entry(path).is_dir:
@@ -185,7 +174,7 @@ class _FdHandle:
 
     def stat(self) -> dict:
         st = os.fstat(self.fd)
-        return _attrs(st.st_mode, st.st_size, st.st_mtime)
+        return attrs(st.st_mode, st.st_size, st.st_mtime)
 
     def fsync(self) -> None:
         os.fsync(self.fd)
@@ -212,7 +201,7 @@ class LocalDirView:
         if handle is not None:
             return handle.stat()
         st = os.lstat(self._real(path))
-        return _attrs(st.st_mode, st.st_size, st.st_mtime)
+        return attrs(st.st_mode, st.st_size, st.st_mtime)
 
     def readdir(self, path: str) -> list[tuple[str, dict]]:
         with os.scandir(self._real(path)) as it:
@@ -266,7 +255,12 @@ ROOT_NODE_ID = 1
 
 
 class _Ops(fuse.Operations):
-    """FUSE callbacks: route a path to its view, keep the table of open handles."""
+    """FUSE callbacks: route a path to its view, keep the table of open handles.
+
+    There is deliberately no `flush`: the kernel then never makes close() wait for this process
+    (a forced, unkillable wait that deadlocks a process closing a file of its own mount while
+    holding the GIL, e.g. at interpreter exit).
+    """
 
     use_ns = True
 
@@ -303,11 +297,11 @@ class _Ops(fuse.Operations):
         if fh is not None and fh.fh in self._handles:
             return self._handle(fh).stat()
         if path == "/":
-            return _attrs(0o040755, 0, self.m.started)
+            return attrs(0o040755, 0, self.m.started)
         name, view, sub = self._route(path)
-        attrs = view.getattr(sub)
+        found = view.getattr(sub)
         self.m._seen_path(name, path)
-        return attrs
+        return found
 
     def readdir(self, path, fh):
         if path == "/":
@@ -339,9 +333,6 @@ class _Ops(fuse.Operations):
 
     def write(self, path, data, offset, fi):
         return self._handle(fi).write(data, offset)
-
-    def flush(self, path, fi):
-        return 0
 
     def fsync(self, path, datasync, fi):
         self._handle(fi).fsync()

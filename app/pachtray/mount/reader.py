@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import errno
 import logging
+import os
 import posixpath
 import threading
 import time
@@ -33,17 +34,6 @@ PAGE_SIZE = 1000
 LISTINGS_KEPT = 4096
 
 ClientFn = Callable[[], Client | None]
-
-
-class _QuietOnPurposeCancels(logging.Filter):
-    """A chunk read cancels the rest of its GetFile stream; the SDK's interceptor then fails in
-    a done-callback and gRPC logs that as an error. Those cancels are ours, not errors."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "FutureCancelledError" not in record.getMessage()
-
-
-logging.getLogger("grpc._channel").addFilter(_QuietOnPurposeCancels())
 
 
 class FetchStats:
@@ -71,6 +61,14 @@ def os_error(e: Exception, what: str) -> OSError:
     if num == errno.EIO:
         log.warning("%s failed: %s", what, e.details() if code is not None else e)
     return OSError(num, f"{what}: {errno.errorcode[num]}")
+
+
+def attrs(mode: int, size: int, mtime: float) -> dict:
+    """A stat dict for mfusepy (times in ns), owned by whoever runs the mount."""
+    ns = int(mtime * 1e9)
+    return {"st_mode": mode, "st_nlink": 2 if mode & 0o040000 else 1, "st_size": size,
+            "st_blocks": (size + 511) // 512, "st_mtime": ns, "st_ctime": ns, "st_atime": ns,
+            "st_uid": os.getuid(), "st_gid": os.getgid()}
 
 
 def is_not_found(e: Exception) -> bool:

@@ -35,7 +35,8 @@ from pachyderm_sdk.api import pfs
 
 from pachtray.errors import PachtrayError
 from pachtray.mount.cache import ChunkCache
-from pachtray.mount.reader import ClientFn, CommitTree, ReadState, make_commit, norm, reader_for, require_client
+from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_commit, norm, reader_for,
+                                   require_client)
 
 log = logging.getLogger(__name__)
 
@@ -223,12 +224,9 @@ class RwView:
         return self.base.commit.id if self.base.commit else None
 
     # --- resolution ---------------------------------------------------------------------------
-    def _attrs(self, is_dir: bool, size: int, mtime: float) -> dict:
-        ns = int(mtime * 1e9)
-        return {"st_mode": DIR_MODE if is_dir else FILE_MODE, "st_nlink": 2 if is_dir else 1,
-                "st_size": 0 if is_dir else size, "st_blocks": (size + 511) // 512,
-                "st_mtime": ns, "st_ctime": ns, "st_atime": ns,
-                "st_uid": os.getuid(), "st_gid": os.getgid()}
+    @staticmethod
+    def _attrs(is_dir: bool, size: int, mtime: float) -> dict:
+        return attrs(DIR_MODE if is_dir else FILE_MODE, 0 if is_dir else size, mtime)
 
     def _base_path(self, path: str) -> str | None:
         """Where `path` comes from in the base when it has no row itself (None: hidden)."""

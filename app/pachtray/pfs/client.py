@@ -8,6 +8,7 @@ deadline (a long download is fine as long as messages keep arriving).
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 import weakref
@@ -34,6 +35,17 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 5000),
     ("grpc.keepalive_permit_without_calls", 0),
 ]
+
+
+class _QuietOnPurposeCancels(logging.Filter):
+    """Cancelling a stream early (a chunk read that has its bytes, an abandoned iterator) makes
+    the SDK's interceptor fail in a done-callback, which gRPC logs as an error. It is not one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "FutureCancelledError" not in record.getMessage()
+
+
+logging.getLogger("grpc._channel").addFilter(_QuietOnPurposeCancels())
 
 
 @dataclass(frozen=True)

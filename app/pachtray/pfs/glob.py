@@ -48,8 +48,15 @@ class _Parser:
             if c in stop:
                 return "".join(out)
             nxt = p[self.i + 1] if self.i + 1 < len(p) else ""
-            if c in "@?*+!" and nxt == "(":
-                out.append(self._extglob(c))
+            if c == "!" and nxt == "(":
+                # !(a|b) matches what a or b would not, given what follows: the rest goes in the lookahead.
+                body = self._extglob_body(c)
+                rest = self.parse(stop)
+                end = r"\Z" if not stop else ""
+                out.append(f"(?:(?!{body}{rest}{end})[^/]*?){rest}")
+                return "".join(out)
+            if c in "@?*+" and nxt == "(":
+                out.append(self._extglob_body(c) + {"@": "", "?": "?", "*": "*", "+": "+"}[c])
             elif c == "*":
                 if nxt == "*":
                     self.i += 2
@@ -82,7 +89,7 @@ class _Parser:
                 out.append(re.escape(c))
         return "".join(out)
 
-    def _extglob(self, kind: str) -> str:
+    def _extglob_body(self, kind: str) -> str:
         self.i += 2
         alts = [self.parse("|)")]
         while self.i < len(self.p) and self.p[self.i] == "|":
@@ -91,10 +98,7 @@ class _Parser:
         if self.i >= len(self.p):
             raise GlobError(f"unclosed '{kind}(' in glob {self.p!r}")
         self.i += 1
-        body = "(?:" + "|".join(alts) + ")"
-        if kind == "!":
-            return f"(?:(?!{body}$)[^/]*)"
-        return body + {"@": "", "?": "?", "*": "*", "+": "+"}[kind]
+        return "(?:" + "|".join(alts) + ")"
 
     def _class(self) -> str:
         p = self.p
