@@ -132,7 +132,7 @@ def test_slow_daemon_does_not_block_event_loop(qapp, qtbot):
     gate = threading.Event()
     server = FakeServer({"/pachtray/v1/info": (200, {"pachtray": "x", "connection": "connected", "auth": "off"}),
                          "/config": (200, {"cluster_status": "AUTH_DISABLED", "pachd_address": "grpc://x:1"}),
-                         "/mounts": (200, {"mounted": [], "unmounted": []})}, gate=gate)
+                         "/pachtray/v1/mounts": (200, {"mounted": []})}, gate=gate)
     controller = Controller(DaemonClient(server.port))
     ticks = []
     timer = QTimer()
@@ -331,6 +331,22 @@ def test_starts_daemon_when_none_is_running_and_stops_it_on_quit(qapp, qtbot, pa
         assert app.window.windowTitle() == f"Pachtray — {pachd.address}"
         assert os.path.ismount(tmp_path / "pfs")
         assert (config.data_dir() / "daemon.log").exists()
+
+        # a new API port in Settings restarts the daemon there
+        old_port, new_port = settings.api_port, free_port()
+        dialog = app.open_settings()
+        dialog.port_edit.setText(str(new_port))
+        dialog.save()
+        qtbot.waitUntil(lambda: any(d.windowTitle() == "Restart the daemon?" for d in dialogs.open_dialogs()),
+                        timeout=20000)
+        confirm = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Restart the daemon?")
+        next(b for b in confirm.buttons() if b.text() == "Restart now").click()
+        qtbot.waitUntil(lambda: app.controller.client.port == new_port and
+                        app.controller.status.connection == "connected", timeout=90000)
+        assert config.Settings.load().api_port == new_port
+        assert daemon_process.probe(old_port).state == daemon_process.ABSENT
+        settings = app.settings
+
         box = app.request_quit()
         assert box.informativeText() == "No mounts are active."
         with qtbot.waitSignal(app.quit_requested, timeout=90000):

@@ -17,13 +17,17 @@ def keep_until_closed(dialog: QWidget) -> None:
     Left to Python's cycle collector, a widget could be destroyed on whatever thread happens to
     run the collection (a worker), which Qt does not allow.
     """
-    def closed(*_):
+    def forget(*_):
         if dialog in _open:
             _open.remove(dialog)
+
+    def closed(*_):
+        forget()
         dialog.deleteLater()
 
     _open.append(dialog)
     dialog.finished.connect(closed)
+    dialog.destroyed.connect(forget)  # deleted with its parent window before it was closed
 
 
 def open_dialogs() -> list[QWidget]:

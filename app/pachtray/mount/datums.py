@@ -176,7 +176,7 @@ def _pfs_datums(client, p: pps.PfsInput) -> list[Datum]:
     rx = _capture_regex(p.glob)
     datums = []
     # `(a|b)` and `@(a|b)` mean the same to pachd; the explicit form also suits simpler matchers.
-    for fi in client.pfs.glob_file(commit=commit, pattern=_bare_groups_as_extglobs(p.glob)):
+    for fi in client.pfs.glob_file(commit=commit, pattern=p.glob):
         path = fi.file.path.rstrip("/") or "/"
         datums.append((DatumFile(
             name=p.name, project=p.project, repo=p.repo, branch=p.branch, commit=head.id, path=path,
@@ -228,37 +228,8 @@ def datum_mounts(datum: Datum) -> list[dict]:
     return list(mounts.values())
 
 
-# -- capture groups: pachd's glob library makes every `(...)` and extglob a numbered group ----------
-
-class _CaptureParser(pfs_glob._Parser):
-    def _extglob(self, kind: str) -> str:
-        body = super()._extglob(kind)
-        return f"({body})"
-
-
-def _bare_groups_as_extglobs(glob: str) -> str:
-    """A bare `(a|b)` is a capture group to pachd, the same as `@(a|b)`."""
-    out, i, in_class = [], 0, False
-    while i < len(glob):
-        c = glob[i]
-        if c == "\\" and i + 1 < len(glob):
-            out.append(glob[i:i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]" or out[-1] == "["
-        elif c == "[":
-            in_class = True
-        elif c == "(" and (i == 0 or glob[i - 1] not in "@?*+!"):
-            out.append("@")
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
 def _capture_regex(glob: str) -> re.Pattern:
-    cleaned = _bare_groups_as_extglobs(pfs_glob.clean_path(glob))
-    return re.compile("(?s:" + _CaptureParser(cleaned).parse() + r")\Z")
+    return pfs_glob.compile_glob(pfs_glob.clean_path(glob), capture=True)
 
 
 _TEMPLATE_REF = re.compile(r"\$(?:\$|\{(\w+)\}|(\w+))")

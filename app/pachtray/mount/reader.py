@@ -208,9 +208,6 @@ class ChunkReader:
             stream.close()  # cancels the rest of the download
         return bytes(buf[:want])
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
 
 _readers: "weakref.WeakKeyDictionary[ChunkCache, ChunkReader]" = weakref.WeakKeyDictionary()
 _readers_lock = threading.Lock()

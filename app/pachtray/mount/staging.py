@@ -215,7 +215,8 @@ class RwView:
         stored = self.journal.meta("base_commit")
         if stored is not None and self.rows:
             base_commit_id = stored or None
-        self.journal.set_meta("base_commit", base_commit_id or "")
+        if stored != (base_commit_id or ""):
+            self.journal.set_meta("base_commit", base_commit_id or "")
         self.base = CommitTree(client_fn, project, repo, base_commit_id, self.reader)
         self.invalidate = None  # set by FuseMount: drops the kernel's cached view of this mount
 

@@ -2,7 +2,9 @@
 
 Supported: `*` (any run without '/'), `**` (any run, '/' included), `?` (one non-'/' char),
 `[abc]`, `[a-z]`, `[!x]`/`[^x]`, `{a,b}` alternatives (nestable), extglobs `@(a|b)`, `?(a|b)`,
-`*(a|b)`, `+(a|b)`, `!(a|b)`, and `\\` escapes. Paths are matched with a leading '/' and without
+`*(a|b)`, `+(a|b)`, `!(a|b)`, a bare `(a|b)` (the same as `@(a|b)`), and `\\` escapes. With
+``capture=True`` every group but `!(...)` is a numbered regex group, as pachd numbers them for
+`join_on`/`group_by` templates. Paths are matched with a leading '/' and without
 a trailing one, as pachd does.
 """
 
@@ -36,9 +38,10 @@ def is_glob(pattern: str) -> bool:
 
 
 class _Parser:
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, capture: bool = False):
         self.p = pattern
         self.i = 0
+        self.capture = capture
 
     def parse(self, stop: str = "") -> str:
         out: list[str] = []
@@ -55,8 +58,9 @@ class _Parser:
                 end = r"\Z" if not stop else ""
                 out.append(f"(?:(?!{body}{rest}{end})[^/]*?){rest}")
                 return "".join(out)
-            if c in "@?*+" and nxt == "(":
-                out.append(self._extglob_body(c) + {"@": "", "?": "?", "*": "*", "+": "+"}[c])
+            if c in "@?*+" and nxt == "(" or c == "(":
+                group = self._extglob_body(c) + {"@": "", "?": "?", "*": "*", "+": "+", "(": ""}[c]
+                out.append(f"({group})" if self.capture else group)
             elif c == "*":
                 if nxt == "*":
                     self.i += 2
@@ -90,7 +94,7 @@ class _Parser:
         return "".join(out)
 
     def _extglob_body(self, kind: str) -> str:
-        self.i += 2
+        self.i += 1 if kind == "(" else 2
         alts = [self.parse("|)")]
         while self.i < len(self.p) and self.p[self.i] == "|":
             self.i += 1
@@ -119,9 +123,9 @@ class _Parser:
 
 
 @functools.lru_cache(maxsize=256)
-def compile_glob(glob: str) -> re.Pattern:
+def compile_glob(glob: str, capture: bool = False) -> re.Pattern:
     """Compile a (cleaned) Pachyderm glob to a regex matching whole paths."""
-    return re.compile("(?s:" + _Parser(glob).parse() + r")\Z")
+    return re.compile("(?s:" + _Parser(glob, capture).parse() + r")\Z")
 
 
 def matcher(glob: str):
