@@ -138,7 +138,8 @@ def test_put_config_switches_cluster_and_records_the_mount_server_context(daemon
 def test_mount_server_without_a_context_starts_unconnected_and_can_be_configured(tmp_path, pachd):
     port, sock = free_port(), str(tmp_path / "ms.sock")
     cmd = [PY, "-m", "pachtray", "mount-server", "--mount-dir", str(tmp_path / "pfs"), "--sock-path", sock,
-           "--port", str(port), "--data-dir", str(tmp_path / "data"), "--allow-other=false"]
+           "--port", str(port), "--data-dir", str(tmp_path / "data"), "--allow-other=false",
+           "--log-file", str(tmp_path / "ms-own.log")]
     log = open(tmp_path / "ms.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -155,6 +156,7 @@ def test_mount_server_without_a_context_starts_unconnected_and_can_be_configured
     finally:
         stop_process(proc, 60)
     assert proc.returncode == 0
+    assert f"using cluster {pachd.address}" in (tmp_path / "ms-own.log").read_text()  # --log-file
 
 
 def test_mount_server_uses_the_active_pachctl_context_and_can_skip_tcp(tmp_path, pachd):

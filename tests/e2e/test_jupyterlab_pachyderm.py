@@ -52,13 +52,13 @@ def jupyter(jlab_venv, tmp_path):
 
     yield make
     for server in started:
-        spawned = descendants(server.proc.pid)  # e.g. a mount-server the extension auto-started
+        spawned = descendants(server.proc.pid)
+        autostarted = any(b"mount-server" in cmdline(pid) for pid in spawned)
         server.stop()
         for pid in spawned:
             terminate_pid(pid)
-        mount_dir = server.env["PFS_MOUNT_DIR"]
-        if os.path.ismount(mount_dir):
-            force_unmount(mount_dir)
+        if autostarted and os.path.ismount(server.env["PFS_MOUNT_DIR"]):  # the mount-server's, now stopped
+            force_unmount(server.env["PFS_MOUNT_DIR"])
 
 
 @pytest.fixture
@@ -88,6 +88,13 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def terminate_pid(pid: int) -> None:

@@ -8,11 +8,16 @@ in sys.modules (both are top-level `conftest`) and break `from conftest import .
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import pytest
 
 from conftest import Daemon, free_port, wait_for
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QMenu
 
 
 def isolated_env(home: Path) -> dict:
@@ -118,3 +123,17 @@ def make_repo(client, name: str, files: dict[str, bytes] | None = None, branch: 
 def unmount_all(daemon: Daemon) -> None:
     with contextlib.suppress(Exception):
         daemon.put("/_unmount_all", {})
+
+
+def find_action(menu: QMenu, path: list[str]) -> QAction | None:
+    """The action at a path of menu texts, e.g. ["Mount", "default", "images", "master", "Read-only"]."""
+    head, rest = path[0], path[1:]
+    for action in menu.actions():
+        if action.text() != head:
+            continue
+        if not rest:
+            return action
+        sub = action.menu()
+        if sub is not None:
+            return find_action(sub, rest)
+    return None

@@ -29,6 +29,9 @@ class FakeServer:
         self.routes, self.gate, self.hits = routes, gate, []
 
         class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self):
+                self.do_GET()
+
             def do_GET(self):
                 path = self.path.split("?")[0]
                 outer.hits.append(path)
@@ -143,8 +146,10 @@ def test_slow_daemon_does_not_block_event_loop(qapp, qtbot):
         qtbot.waitUntil(lambda: len(ticks) >= 30, timeout=20000)
         assert all(pending > 0 for pending in ticks), "the request finished early: the server was not slow"
         assert not controller.status.reachable
+        controller.unmount("some-mount")  # a user action: the tray shows busy until it is answered
+        assert controller.state() == "busy"
         gate.set()
-        qtbot.waitUntil(lambda: controller.status.reachable, timeout=20000)
+        qtbot.waitUntil(lambda: controller.status.reachable and not controller.busy, timeout=20000)
         assert controller.state() == "connected"
     finally:
         timer.stop()
@@ -345,6 +350,7 @@ def test_starts_daemon_when_none_is_running_and_stops_it_on_quit(qapp, qtbot, pa
                         app.controller.status.connection == "connected", timeout=90000)
         assert config.Settings.load().api_port == new_port
         assert daemon_process.probe(old_port).state == daemon_process.ABSENT
+        assert not any(d.windowTitle() == "Pachtray daemon unreachable" for d in dialogs.open_dialogs())
         settings = app.settings
 
         box = app.request_quit()

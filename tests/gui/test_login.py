@@ -8,11 +8,10 @@ import uuid
 
 import pytest
 import requests
-from guihelpers import isolated_env, make_app  # noqa: F401 - fixture
+from guihelpers import find_action, isolated_env, make_app  # noqa: F401 - fixture
 from PySide6.QtCore import Qt
 
 from conftest import Daemon, LocalPachd
-from pachtray.gui.tray import find_action
 
 ROOT_TOKEN = "root-token-for-gui-tests"
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-from guihelpers import make_app, make_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from guihelpers import find_action, make_app, make_repo, sdk, shared_daemon, unmount_all  # noqa: F401 - fixtures
 
 from pachtray.gui import dialogs
 from pachtray.gui.signals import emit
-from pachtray.gui.tray import find_action
 
 
 def _menu_texts(menu) -> list[str]:
@@ -96,8 +95,8 @@ def test_rest_initiated_mount_shows_in_tray(make_app, shared_daemon, sdk, unique
     try:
         resp = shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo, "branch": "master"}]})
         assert resp.status_code == 200, resp.text
-        # the periodic refresh is 5 s; the feed must be faster than that
-        qtbot.waitUntil(lambda: any(m["name"] == name for m in app.controller.status.mounted), timeout=4000)
+        app.controller._timer.stop()  # no periodic refresh: only the change feed can bring it
+        qtbot.waitUntil(lambda: any(m["name"] == name for m in app.controller.status.mounted), timeout=30000)
         emit(app.tray.menu.aboutToShow)
         assert any(a.text().startswith(f"{name} (ro)") for a in app.tray.menu.actions())
         assert "1 mount" in app.tray.icon.toolTip()
@@ -153,3 +152,32 @@ def test_quit_stop_everything_stops_daemon_and_unmounts(make_app, daemon_factory
 
     head = pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master"))
     assert not sdk.pfs.path_exists(pfs.File(commit=head, path="/unsaved.txt"))  # stays staged, never auto-committed
+
+
+def test_menu_stays_small_with_ten_thousand_repos(qapp):
+    from pachtray.gui import icons
+    from pachtray.gui.client import DaemonClient
+    from pachtray.gui.controller import Controller, Status
+    from pachtray.gui.tray import MENU_LIMIT, Tray
+
+    controller = Controller(DaemonClient(1))
+    controller.status = Status(reachable=True, info={"connection": "connected", "local": True})
+    controller.repos = {"projects": [{"name": "default", "description": ""}],
+                        "repos": [{"project": "default", "repo": f"r{i:05d}", "branches": ["master"],
+                                   "authorization": "off"} for i in range(10000)]}
+    opened = []
+    tray = Tray(controller, icons.tray_icons(), {k: (lambda k=k: opened.append(k)) for k in
+                                                 ("window", "jupyter", "login", "settings", "quit")})
+    try:
+        tray.rebuild()
+        default = find_action(tray.menu, ["Mount", "default"]).menu()
+        texts = [a.text() for a in default.actions()]
+        assert len(texts) == MENU_LIMIT + 1 and texts[-1] == f"{10000 - MENU_LIMIT} more… (open window)"
+        default.actions()[-1].trigger()
+        find_action(tray.menu, ["Settings…"]).trigger()
+        assert opened == ["window", "settings"]
+        assert tray.state == "connected"
+        assert tray.icon.toolTip() == "Pachtray — Local (embedded), connected\n0 mounts"
+    finally:
+        tray.dispose()
+        controller.tasks.close()

@@ -71,6 +71,7 @@ def test_browse_and_lazy_file_pages(make_app, shared_daemon, sdk, unique_name, q
 
     window.filter_edit.setText(repo)
     assert window.repo_model.total_repos() == 1
+    assert window.repos_label.text().startswith("1 of ")
     window.filter_edit.setText("no-such-repo-anywhere")
     assert window.repo_model.total_repos() == 0
 

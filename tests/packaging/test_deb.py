@@ -98,6 +98,10 @@ def test_deb_contents(built):
     assert "Package: pachtray" in info
     depends = {d.strip().split()[0] for d in info.split("Depends:", 1)[1].replace("\n", " ").split(",")}
     assert {"fuse3", "libfuse3-3", "libxcb-cursor0", "libxkbcommon-x11-0"} <= depends
+    # apt accepts the package and can satisfy its Depends (Debian 12 package names, versions).
+    sim = subprocess.run(["apt-get", "install", "--simulate", "-q", str(deb)], capture_output=True, text=True,
+                         timeout=300)
+    assert sim.returncode == 0 and re.search(r"^Inst pachtray ", sim.stdout, re.M), sim.stdout + sim.stderr
 
     root = Path(str(bundle) + "-x")
     subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)

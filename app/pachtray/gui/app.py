@@ -21,7 +21,7 @@ from pachtray.errors import PachtrayError
 from pachtray.gui import daemon_process, dialogs, icons
 from pachtray.gui.client import DaemonClient
 from pachtray.gui.controller import Controller
-from pachtray.gui.daemon_process import ABSENT, FOREIGN, OURS
+from pachtray.gui.daemon_process import FOREIGN, OURS
 from pachtray.gui.jupyter import open_jupyterlab
 from pachtray.gui.login import LoginFlow, open_in_browser
 from pachtray.gui.settings_dialog import SettingsDialog, needs_restart
@@ -178,6 +178,7 @@ class PachtrayApp(QObject):
 
     def restart_daemon(self, old_port: int) -> None:
         settings, client = self.settings, self.controller.client
+        self.controller.stop()  # the daemon is away on purpose for a moment
 
         def restart():
             try:
@@ -191,11 +192,14 @@ class PachtrayApp(QObject):
 
         def restarted(_):
             self.controller.set_client(DaemonClient(settings.api_port))
+            self.controller.start()
             emit(self.controller.notify, "Daemon restarted", "The daemon runs with your new settings.", False)
 
-        self.controller.tasks.run(restart, restarted,
-                                  lambda e: emit(self.controller.notify, getattr(e, "title", "Restart failed"),
-                                                                        str(e), True), busy=True)
+        def failed(error):
+            self.controller.start()  # shows what is there now (probably the error state)
+            emit(self.controller.notify, getattr(error, "title", "Restart failed"), str(error), True)
+
+        self.controller.tasks.run(restart, restarted, failed, busy=True)
 
     # ------------------------------------------------------------- quit
 
@@ -241,6 +245,7 @@ class PachtrayApp(QObject):
             return
         port, client = self.settings.api_port, self.controller.client
         mount_dir = self.controller.status.info.get("mount_dir", "")
+        self.controller.stop()  # the daemon going away is what we asked for
 
         def stop():
             try:

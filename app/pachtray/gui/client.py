@@ -67,12 +67,6 @@ class DaemonClient:
 
     # -- the calls the GUI makes, named after what they do
 
-    def health(self) -> bool:
-        try:
-            return self.get("/health", timeout=2).get("status") == "running"
-        except (DaemonUnavailable, ApiError, ValueError):
-            return False
-
     def info(self) -> dict:
         return self.get(EXTRAS + "/info", timeout=10)
 

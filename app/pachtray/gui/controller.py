@@ -106,7 +106,8 @@ class Controller(QObject):
     # ------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """Begin following the daemon: first refresh now, then the feed and the timer."""
+        """Begin (or resume) following the daemon: refresh now, then the feed and the timers."""
+        self.stop()
         self.refresh()
         self.refresh_repos()
         self._poller = Poller(self._wait_change, -1, self)
@@ -116,18 +117,16 @@ class Controller(QObject):
         self._repos_timer.start()
 
     def set_client(self, client: DaemonClient) -> None:
-        """Follow another daemon (after a restart on a new port)."""
+        """Talk to another daemon (after a restart on a new port); takes effect at start()."""
         self.client = client
-        if self._poller is not None:
-            self._poller.reset()
-        self.refresh()
-        self.refresh_repos()
 
     def stop(self) -> None:
+        """Stop following the daemon (quit, or while it restarts: no 'unreachable' alarms)."""
         self._timer.stop()
         self._repos_timer.stop()
         if self._poller is not None:
             self._poller.stop()
+            self._poller = None
 
     def _wait_change(self, generation: int) -> int:
         return self.client.wait_change(generation, EVENT_WAIT)
@@ -142,14 +141,12 @@ class Controller(QObject):
         return self.tasks.busy or any(m.get("state") in BUSY_STATES for m in self.status.mounted)
 
     def state(self) -> str:
-        """The tray icon state: disconnected, connected, mounted, busy or error."""
+        """The tray icon state: busy (work the user waits for), error, disconnected, mounted or connected."""
         status = self.status
-        if not status.reachable:
-            return "error"
-        if any(m.get("state") == "error" for m in status.mounted):
-            return "error"
         if self.busy:
             return "busy"
+        if not status.reachable or any(m.get("state") == "error" for m in status.mounted):
+            return "error"
         if status.connection != "connected":
             return "disconnected"
         return "mounted" if status.mounted else "connected"

@@ -207,7 +207,6 @@ class PagedTableModel(QAbstractTableModel):
     """Rows come from `load(cursor) -> (rows, next_cursor)` on a worker, one page per fetchMore."""
 
     COLUMNS: tuple[str, ...] = ()
-    loaded = Signal()
     failed = Signal(str)
 
     def __init__(self, tasks: Tasks, parent=None):
@@ -268,7 +267,6 @@ class PagedTableModel(QAbstractTableModel):
             self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(rows) - 1)
             self._rows.extend(rows)
             self.endInsertRows()
-        emit(self.loaded)
 
     def _page_failed(self, epoch: int, error: Exception) -> None:
         if epoch != self._epoch:

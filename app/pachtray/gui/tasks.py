@@ -111,7 +111,7 @@ class Poller(QObject):
                  retry_delay: float = 2.0):
         super().__init__(parent)
         self._call = call
-        self._initial = self.last = initial
+        self.last = initial
         self._retry_delay = retry_delay
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pachtray-poller", daemon=True)
@@ -121,10 +121,6 @@ class Poller(QObject):
 
     def stop(self) -> None:
         self._stop.set()
-
-    def reset(self) -> None:
-        """Forget the last answer (the next one is reported whatever it is)."""
-        self.last = self._initial
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -11,14 +11,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 from pachtray.gui import dialogs
 from pachtray.gui.controller import Controller
 
-MENU_REPO_LIMIT = 50  # per project; the window lists the rest
-STATE_TEXT = {
-    "disconnected": "not connected",
-    "connected": "connected",
-    "mounted": "connected",
-    "busy": "working…",
-    "error": "error",
-}
+MENU_LIMIT = 50  # projects, and repos per project; the window lists the rest
 
 
 class Tray(QObject):
@@ -65,7 +58,7 @@ class Tray(QObject):
             tip = "Pachtray — daemon not running"
         else:
             count = len(status.mounted)
-            tip = f"Pachtray — {status.cluster} ({status.connection})\n{count} mount{'s' if count != 1 else ''}"
+            tip = f"Pachtray — {status.cluster}, {status.connection}\n{count} mount{'s' if count != 1 else ''}"
             pending = status.pending_total()
             if pending:
                 tip += f", {pending} uncommitted change{'s' if pending != 1 else ''}"
@@ -171,15 +164,17 @@ class Tray(QObject):
         if not any(by_project.values()):
             mount_menu.addAction("No repos").setEnabled(False)
             return
-        for project in sorted(by_project):
+        projects = [p for p in sorted(by_project) if by_project[p]]
+        for project in projects[:MENU_LIMIT]:
             repos = by_project[project]
-            if not repos:
-                continue
             psub = self._submenu(mount_menu, project)
-            for repo in repos[:MENU_REPO_LIMIT]:
+            for repo in repos[:MENU_LIMIT]:
                 self._add_repo(psub, repo)
-            if len(repos) > MENU_REPO_LIMIT:
-                self._action(psub, f"{len(repos) - MENU_REPO_LIMIT} more… (open window)", self.actions["window"])
+            if len(repos) > MENU_LIMIT:
+                self._action(psub, f"{len(repos) - MENU_LIMIT} more… (open window)", self.actions["window"])
+        if len(projects) > MENU_LIMIT:
+            self._action(mount_menu, f"{len(projects) - MENU_LIMIT} more projects… (open window)",
+                         self.actions["window"])
 
     def _add_repo(self, psub: QMenu, repo: dict) -> None:
         access = repo.get("authorization", "off")
@@ -214,16 +209,3 @@ def open_folder(path: str) -> None:
     if path:
         QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
-
-def find_action(menu: QMenu, path: list[str]) -> QAction | None:
-    """The action at a path of menu texts (prefix match on the last item's text is not used)."""
-    head, rest = path[0], path[1:]
-    for action in menu.actions():
-        if action.text() != head:
-            continue
-        if not rest:
-            return action
-        sub = action.menu()
-        if sub is not None:
-            return find_action(sub, rest)
-    return None

@@ -317,11 +317,7 @@ class MainWindow(QMainWindow):
         self.repo_model.set_listing(listing)
         if self.repo_model.rowCount() <= 20:
             self.repo_tree.expandAll()
-        total = len(listing.get("repos", []))
-        if self.controller.repos_error:
-            self.repos_label.setText(f"Cannot list repos: {self.controller.repos_error}")
-        else:
-            self.repos_label.setText(f"{total} repos in {len(listing.get('projects', []))} projects")
+        self._show_repo_count()
         if keep:
             index = self.repo_model.index_of(*keep)
             if index.isValid():
@@ -334,9 +330,19 @@ class MainWindow(QMainWindow):
         self.repo_model.set_filter(text)
         if self.repo_model.rowCount() <= 20:
             self.repo_tree.expandAll()
+        self._show_repo_count()
+
+    def _show_repo_count(self) -> None:
+        if self.controller.repos_error:
+            self.repos_label.setText(f"Cannot list repos: {self.controller.repos_error}")
+            return
+        listing = self.controller.repos
+        total, shown = len(listing.get("repos", [])), self.repo_model.total_repos()
+        count = f"{shown} of {total}" if shown != total else f"{total}"
+        self.repos_label.setText(f"{count} repos in {len(listing.get('projects', []))} projects")
 
     def select_repo(self, project: str, repo: str) -> bool:
-        """Select a repo in the tree (used by the tray's 'Open window' and by tests)."""
+        """Select a repo in the tree (screenshots and tests pick one this way)."""
         index = self.repo_model.index_of(project, repo)
         if not index.isValid():
             return False
