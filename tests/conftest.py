@@ -142,7 +142,8 @@ class Daemon:
     def start(self, timeout: float = 30) -> "Daemon":
         import requests
 
-        self.mount_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a stale FUSE mount (ENOTCONN) is the daemon's to clean
+            self.mount_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen(self.command(), stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
         try:
