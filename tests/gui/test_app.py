@@ -365,3 +365,38 @@ def test_starts_daemon_when_none_is_running_and_stops_it_on_quit(qapp, qtbot, pa
             daemon_process.wait_stopped(settings.api_port)
         force_unmount(tmp_path / "pfs")
         app.dispose()
+
+
+def test_foreign_server_on_socket_is_detected(tmp_path):
+    import socketserver
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"404 page not found\n"
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def address_string(self):
+            return "unix"
+
+        def log_message(self, *args):
+            pass
+
+    class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    sock = str(tmp_path / "old-mount-server.sock")
+    server = UnixHTTPServer(sock, Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        found = daemon_process.probe(free_port(), sock)
+        assert found.state == daemon_process.FOREIGN and found.where == sock
+        assert "HTTP 404" in found.detail
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert os.path.exists(sock)  # left behind: a stale socket counts as nothing there
+    assert daemon_process.probe(free_port(), sock).state == daemon_process.ABSENT
+    os.unlink(sock)
