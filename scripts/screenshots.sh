@@ -156,8 +156,10 @@ w.branch_table.setCurrentIndex(w.branches_model.index(0, 0))
 wait(lambda: w.commits_model.rowCount() == 3 and not w.commits_model.loading, what="commits")
 w.commit_table.setCurrentIndex(w.commits_model.index(0, 0))
 wait(lambda: w.files_model.rowCount() > 0 and not w.files_model.loading, what="files")
-emit(w.file_table.doubleClicked, w.files_model.index(0, 0))
-wait(lambda: w.files_model.rowCount() >= 2 and not w.files_model.loading, what="folder")
+for depth in ("/2024", "/2024/cam-a"):  # into a folder of images
+    emit(w.file_table.doubleClicked, w.files_model.index(0, 0))
+    wait(lambda: w.folder_label.text().endswith(depth) and w.files_model.rowCount() >= 2
+         and not w.files_model.loading, what=f"folder {depth}")
 settle(1.0)
 w.grab().save(f"{out}/window.png")
 w.tabs.setCurrentIndex(1)

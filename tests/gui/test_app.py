@@ -124,6 +124,7 @@ def test_no_display_runs_daemon_only(pachd, tmp_path):
         assert again.returncode == 0 and "already running" in again.stderr
     finally:
         stop_process(proc, timeout=30)
+        force_unmount(tmp_path / "pfs")
     assert proc.returncode == 0
 
 
@@ -400,3 +401,30 @@ def test_foreign_server_on_socket_is_detected(tmp_path):
     assert os.path.exists(sock)  # left behind: a stale socket counts as nothing there
     assert daemon_process.probe(free_port(), sock).state == daemon_process.ABSENT
     os.unlink(sock)
+
+
+def test_cli_window_attaches_and_exits_cleanly_on_sigterm(qapp, tmp_path):
+    """`pachtray --window` as a process: attaches to a running daemon; SIGTERM ends the GUI only."""
+    from pachtray.gui.single_instance import SingleInstance
+
+    server = FakeServer({"/pachtray/v1/info": (200, {"pachtray": "x", "connection": "connected", "auth": "off"}),
+                         "/config": (200, {"cluster_status": "AUTH_DISABLED", "pachd_address": "grpc://x:1"}),
+                         "/pachtray/v1/mounts": (200, {"mounted": []}),
+                         "/pachtray/v1/repos": (200, {"projects": [], "repos": []}),
+                         "/pachtray/v1/events": (200, {"generation": 1})})
+    try:
+        config.Settings(api_port=server.port, sock_path="", mount_dir=str(tmp_path / "pfs")).save()
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        gui = subprocess.Popen([PY, "-m", "pachtray", "--window"], env=env, stderr=open(tmp_path / "err", "w"))
+        try:
+            wait_for(lambda: "/pachtray/v1/mounts" in server.hits, 60, what="the GUI to poll the daemon")
+            assert gui.poll() is None
+            assert SingleInstance().notify_running()  # it holds the single-instance socket
+            gui.send_signal(signal.SIGTERM)
+            assert gui.wait(30) == 0, (tmp_path / "err").read_text()
+        finally:
+            stop_process(gui)
+        assert "/pachtray/v1/info" in server.hits and not any(h.startswith("/pachtray/v1/_shutdown")
+                                                               for h in server.hits)
+    finally:
+        server.close()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
@@ -295,6 +296,18 @@ def _lazy_unmount(path: str) -> None:
 
 # ----------------------------------------------------------------- command line
 
+def _quit_on_signals(qapp: QApplication) -> None:
+    """SIGTERM/SIGINT end the tray app cleanly (the daemon keeps running, like "Keep mounts running").
+
+    Python runs signal handlers only between bytecodes, so a timer gives it a chance while Qt waits.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: qapp.exit(0))
+    wake = QTimer(qapp)
+    wake.timeout.connect(lambda: None)
+    wake.start(500)
+
+
 def has_display() -> bool:
     """Whether Qt can show anything here (an explicit non-X11/Wayland platform counts)."""
     if sys.platform in ("darwin", "win32"):
@@ -360,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
               "the daemon keeps running).", file=sys.stderr)
         qapp.setQuitOnLastWindowClosed(True)
     app.start(show_window=args.window)
+    _quit_on_signals(qapp)
     code = qapp.exec()
     instance.release()
     app.dispose()

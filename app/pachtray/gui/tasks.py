@@ -108,11 +108,12 @@ class Poller(QObject):
     answered = Signal(object)
 
     def __init__(self, call: Callable[[Any], Any], initial: Any, parent: QObject | None = None,
-                 retry_delay: float = 2.0):
+                 retry_delay: float = 2.0, idle_delay: float = 0.25):
         super().__init__(parent)
         self._call = call
         self.last = initial
         self._retry_delay = retry_delay
+        self._idle_delay = idle_delay
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pachtray-poller", daemon=True)
 
@@ -131,9 +132,11 @@ class Poller(QObject):
                 continue
             if self._stop.is_set():
                 return
-            if answer != self.last:
-                self.last = answer
-                try:
-                    emit(self.answered, answer)
-                except RuntimeError:
-                    return  # the receiver was deleted (app exit)
+            if answer == self.last:
+                self._stop.wait(self._idle_delay)  # a long poll that timed out (or a server that does not wait)
+                continue
+            self.last = answer
+            try:
+                emit(self.answered, answer)
+            except RuntimeError:
+                return  # the receiver was deleted (app exit)

@@ -103,6 +103,8 @@ def _setup_table(view: QTableView, model, widths: tuple[int | None, ...]) -> Non
 
 
 class MainWindow(QMainWindow):
+    """Reads the controller's cached status; every listing loads page by page on workers."""
+
     def __init__(self, controller: Controller, icon: QIcon | None = None, actions: dict | None = None):
         super().__init__()
         self.controller = controller
@@ -339,7 +341,9 @@ class MainWindow(QMainWindow):
         listing = self.controller.repos
         total, shown = len(listing.get("repos", [])), self.repo_model.total_repos()
         count = f"{shown} of {total}" if shown != total else f"{total}"
-        self.repos_label.setText(f"{count} repos in {len(listing.get('projects', []))} projects")
+        projects = len(listing.get("projects", []))
+        self.repos_label.setText(f"{count} repo{'s' if total != 1 else ''} in {projects} "
+                                 f"project{'s' if projects != 1 else ''}")
 
     def select_repo(self, project: str, repo: str) -> bool:
         """Select a repo in the tree (screenshots and tests pick one this way)."""

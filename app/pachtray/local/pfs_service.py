@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+import collections
 import re
 import tarfile
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -24,6 +27,7 @@ PRINTABLE_RE = re.compile(r"^[ -~]+$")
 PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
 REPO_NAME_LIMIT = 255
 MAX_LIST = 100000
+LISTINGS_KEPT = 1_000_000  # entries of finished commits' folders kept listed and encoded
 INLINE_BATCH = 32 << 20  # small contents held by one ModifyFile before they are stored early
 P = auth_pb.Permission
 
@@ -95,10 +99,48 @@ def present(msg) -> bool:
     return msg is not None and betterproto.serialized_on_wire(msg)
 
 
+class FolderPages:
+    """The entries ListFile answers for one path, paged by marker without rescanning the folder.
+
+    Each entry's FileInfo is encoded (by the SDK's class) the first time a page holds it and kept:
+    a finished commit never changes, so later listings and pages of a big folder only copy bytes.
+    """
+
+    def __init__(self, entries: list[Entry], encode):
+        self.entries = entries
+        self.keys = [e.path.rstrip("/") or "/" for e in entries]
+        self.ordered = all(a < b for a, b in zip(self.keys, self.keys[1:]))
+        self.encoded: list[bytes | None] = [None] * len(entries)
+        self.encode = encode
+
+    def indices(self, marker: pfs.File, number: int, reverse: bool) -> range | list[int]:
+        """pachd's paging: strictly after (before, reversed) the marker's path, at most ``number``."""
+        n = len(self.keys)
+        m = clean_path(marker.path) if present(marker) and marker.path else None
+        if m is not None and not self.ordered:  # names sort differently with and without the '/'
+            kept = [i for i, k in enumerate(self.keys) if (k > m if not reverse else k < m)]
+            return kept[-number:][::-1] if reverse else kept[:number or None]
+        if reverse:
+            end = n if m is None else bisect.bisect_left(self.keys, m)
+            return range(end - 1, max(end - number, 0) - 1, -1)
+        start = 0 if m is None else bisect.bisect_right(self.keys, m)
+        return range(start, n if not number else min(n, start + number))
+
+    def page(self, marker: pfs.File, number: int, reverse: bool) -> Iterator[bytes]:
+        for i in self.indices(marker, number, reverse):
+            data = self.encoded[i]
+            if data is None:
+                data = self.encoded[i] = self.encode(self.entries[i])
+            yield data
+
+
 class PfsService:
     def __init__(self, store: Store, auth):
         self.store = store
         self.auth = auth
+        self._folders: collections.OrderedDict[tuple[int, str], FolderPages] = collections.OrderedDict()
+        self._folders_size = 0
+        self._folders_lock = threading.Lock()
 
     # --- message helpers ----------------------------------------------------------------------
     def repo_row(self, repo: pfs.Repo) -> RepoRow:
@@ -157,6 +199,23 @@ class PfsService:
                 hash=bytes.fromhex(e.blob) if e.blob else b"",
             )
         return make
+
+    def file_info_encoder(self, r: RepoRow, c: CommitRow):
+        """Like `file_info_maker`, but the encoded FileInfo, for listings of many entries.
+
+        The fields every entry of a commit shares with others of its type are encoded once and
+        appended: protobuf merges concatenated encodings of a message (one more field set per
+        entry costs as much as the whole message), and the decoded FileInfo is the same.
+        """
+        commit = SharedCommit.of(self.commit_msg(r, c))
+        committed = ts(c.finishing or c.started)
+        shared = {is_dir: bytes(pfs.FileInfo(file_type=pfs.FileType.DIR if is_dir else pfs.FileType.FILE,
+                                             committed=committed)) for is_dir in (False, True)}
+
+        def encode(e: Entry) -> bytes:
+            return bytes(pfs.FileInfo(file=pfs.File(commit=commit, path=e.path), size_bytes=e.size,
+                                      hash=bytes.fromhex(e.blob) if e.blob else b"")) + shared[e.is_dir]
+        return encode
 
     def commit_repo(self, commit: pfs.Commit) -> RepoRow:
         repo = commit.repo if present(commit.repo) and commit.repo.name else commit.branch.repo
@@ -556,16 +615,34 @@ class PfsService:
             raise not_found(f"file {p} not found in repo {repo} at commit {commit.id}")
         return self.file_info_maker(repo, commit)(entry)
 
-    def ListFile(self, req: pfs.ListFileRequest, ctx) -> Iterator[pfs.FileInfo]:
+    def ListFile(self, req: pfs.ListFileRequest, ctx) -> Iterator[bytes]:
         repo, commit = self.read_commit(ctx, req.file.commit)
         check_pagination(req.number, req.reverse)
+        yield from self.folder_pages(repo, commit, clean_path(req.file.path)).page(
+            req.pagination_marker, req.number, req.reverse)
+
+    def folder_pages(self, repo: RepoRow, commit: CommitRow, path: str) -> FolderPages:
+        """What ListFile of ``path`` answers; kept for finished (immutable) commits."""
+        key = (commit.seq, path)
+        with self._folders_lock:
+            found = self._folders.get(key)
+            if found is not None:
+                self._folders.move_to_end(key)
+                return found
         chain = self.store.chain(commit.seq)
-        p = clean_path(req.file.path)
-        entry = self.store.lookup(chain, p)  # pachd lists nothing (no error) for a missing path
-        entries = [] if entry is None else self.store.list_dir(chain, p) if entry.is_dir else [entry]
-        make = self.file_info_maker(repo, commit)
-        for e in paginate(entries, req.pagination_marker, req.number, req.reverse):
-            yield make(e)
+        entry = self.store.lookup(chain, path)  # pachd lists nothing (no error) for a missing path
+        entries = [] if entry is None else self.store.list_dir(chain, path) if entry.is_dir else [entry]
+        pages = FolderPages(entries, self.file_info_encoder(repo, commit))
+        if commit.finishing is None:
+            return pages
+        with self._folders_lock:
+            if key not in self._folders:
+                self._folders[key] = pages
+                self._folders_size += len(entries)
+            while self._folders_size > LISTINGS_KEPT and len(self._folders) > 1:
+                _, old = self._folders.popitem(last=False)
+                self._folders_size -= len(old.entries)
+        return pages
 
     def WalkFile(self, req: pfs.WalkFileRequest, ctx) -> Iterator[pfs.FileInfo]:
         repo, commit = self.read_commit(ctx, req.file.commit)

@@ -2,7 +2,8 @@
 
 The SDK's `ApiBase` classes name every RPC with its request class and streaming shape; we reuse
 that (never hand-written protocol code) and route each RPC to a method of the same name on our
-implementation, serializing responses with `bytes(msg)`.
+implementation, serializing responses with `bytes(msg)` (a response already given as bytes, made
+the same way, is sent as it is).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def _abort(context: grpc.ServicerContext, exc: Exception, method: str):
 
 
 def _serialize(msg) -> bytes:
-    return bytes(msg)
+    """A message, or bytes an implementation already encoded with the SDK's class (kept listings)."""
+    return msg if isinstance(msg, bytes) else bytes(msg)
 
 
 def _wrap(fn: Callable, method: str, streaming_response: bool, before: Callable | None):

@@ -147,11 +147,16 @@ class CommitView(_ReadOnly):
         return attrs(RO_DIR if e.is_dir else RO_FILE, 0 if e.is_dir else e.size, e.mtime)
 
     def readdir(self, path: str) -> list[tuple[str, dict]]:
+        return [(name, st) for _, name, st in self.readdir_from(path, 0)]
+
+    def readdir_from(self, path: str, start: int):
+        """(index, name, attrs) of the entries from the `start`-th on, in the commit's order;
+        pages are fetched as the kernel asks for more, never the whole folder in one call."""
         if not self._entry(path).is_dir:
             raise OSError(errno.ENOTDIR, path)
-        return [(name, {"st_mode": RO_DIR if e.is_dir else RO_FILE})
-                for name, e in sorted(self.tree.list(path).items())
-                if self._visible(posixpath.join(path, name))]
+        for i, e in enumerate(self.tree.entries_from(path, start), start):
+            if self._visible(posixpath.join(path, e.name)):
+                yield i, e.name, {"st_mode": RO_DIR if e.is_dir else RO_FILE}
 
     def open(self, path: str, flags: int) -> _TreeHandle:
         if (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC:
@@ -267,6 +272,7 @@ class _Ops(fuse.Operations):
     def __init__(self, mount: "FuseMount"):
         self.m = mount
         self._handles: dict[int, tuple[object, object]] = {}
+        self._dir_listings: dict[int, list] = {}  # open folder handle -> listing taken at offset 0
         self._ids = itertools.count(1)
 
     def _route(self, path: str):
@@ -303,13 +309,38 @@ class _Ops(fuse.Operations):
         self.m._seen_path(name, path)
         return found
 
-    def readdir(self, path, fh):
+    def opendir(self, path):
+        return next(self._ids)
+
+    def releasedir(self, path, fh):
+        self._dir_listings.pop(fh, None)
+        return 0
+
+    def readdir_with_offset(self, path, offset, fh):
+        """Entries from `offset` on, each with the offset after it, as the kernel's buffer takes them.
+
+        A view with `readdir_from` is listed lazily; other views' listings are taken once per
+        open folder (offset 0) and kept until it is closed, so a big folder costs O(n), not O(n²).
+        """
+        dot = {"st_mode": 0o040755}
+        for off, name in ((1, "."), (2, "..")):
+            if offset < off:
+                yield name, dot, off
+        start = max(offset - 2, 0)
         if path == "/":
-            names = [(n, {"st_mode": 0o040755}, 0) for n in sorted(self.m.views())]
+            items = enumerate((n, dot) for n in sorted(self.m.views()))
         else:
             _, view, sub = self._route(path)
-            names = [(n, a, 0) for n, a in view.readdir(sub)]
-        return [".", "..", *names]
+            if hasattr(view, "readdir_from"):
+                items = ((i, (n, st)) for i, n, st in view.readdir_from(sub, start))
+            else:
+                listing = self._dir_listings.get(fh) if offset else None
+                if listing is None:
+                    listing = self._dir_listings[fh] = view.readdir(sub)
+                items = enumerate(listing)
+        for i, (name, st) in items:
+            if i >= start:
+                yield name, st, i + 3
 
     def access(self, path, amode):
         if path == "/":

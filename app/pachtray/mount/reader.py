@@ -1,9 +1,10 @@
 """Lazy access to one commit: listings a folder at a time, file bytes a chunk at a time.
 
-A listing fetches only that folder's entries (paginated ListFile); a read fetches only the
-chunks that cover the bytes asked for (GetFile from an offset, cancelled once the chunk is
-complete), plus a few chunks ahead when a reader goes sequentially. Chunks land in the shared
-on-disk ChunkCache; `STATS` counts every byte received so tests can prove laziness.
+A listing fetches only that folder's entries, a page (ListFile call) at a time as far as it is
+read; a read fetches only the chunks that cover the bytes asked for (GetFile from an offset,
+cancelled once the chunk is complete), plus a few chunks ahead when a reader goes sequentially.
+Chunks land in the shared on-disk ChunkCache; `STATS` counts every byte received so tests can
+prove laziness.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
 from pachtray.mount.cache import ChunkCache, content_key
+from pachtray.pfs.client import list_file
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +224,25 @@ def reader_for(cache: ChunkCache) -> ChunkReader:
         return reader
 
 
+class Listing:
+    """One folder's entries, in pachd's order, as its pages arrive; `complete` once all are in."""
+
+    def __init__(self):
+        self.entries: list[Entry] = []
+        self.by_name: dict[str, Entry] = {}
+        self.probed: dict[str, Entry | None] = {}  # names looked up one by one before their page came
+        self.marker: str | None = None  # path of the last entry received, as pachd sent it
+        self.complete = False
+        self.lock = threading.Lock()  # one page fetch at a time
+
+
 class CommitTree:
-    """Listings (cached: the commit is immutable) and reads of one commit; None id = empty."""
+    """Listings and reads of one commit; None id = empty.
+
+    A folder is listed a page (ListFile call) at a time and only as far as someone needs, so the
+    first entries of a 100,000-entry folder come after one page, and every call has its own deadline.
+    Pages are kept (the commit is immutable), so no page is fetched or decoded twice.
+    """
 
     def __init__(self, client_fn: ClientFn, project: str, repo: str, commit_id: str | None, reader: ChunkReader):
         self.client_fn = client_fn
@@ -231,58 +250,111 @@ class CommitTree:
         self.reader = reader
         self.mtime = time.time()
         self._lock = threading.Lock()
-        self._listings: collections.OrderedDict[str, dict[str, Entry]] = collections.OrderedDict()
+        self._listings: collections.OrderedDict[str, Listing] = collections.OrderedDict()
+
+    def _listing(self, directory: str) -> Listing:
+        with self._lock:
+            found = self._listings.get(directory)
+            if found is None:
+                found = self._listings[directory] = Listing()
+                while len(self._listings) > LISTINGS_KEPT:
+                    self._listings.popitem(last=False)
+            else:
+                self._listings.move_to_end(directory)
+            return found
 
     def list(self, directory: str) -> dict[str, Entry]:
-        """The entries of `directory` ({} if it does not exist or is a file)."""
+        """The entries of `directory` ({} if it does not exist or is a file); do not modify."""
         directory = norm(directory)
         if self.commit is None:
             return {}
-        with self._lock:
-            found = self._listings.get(directory)
-            if found is not None:
-                self._listings.move_to_end(directory)
-                return found
-        found = self._fetch_listing(directory)
-        with self._lock:
-            self._listings[directory] = found
-            while len(self._listings) > LISTINGS_KEPT:
-                self._listings.popitem(last=False)
-        return found
+        listing = self._listing(directory)
+        with listing.lock:
+            while not listing.complete:
+                self._fetch_page(listing, directory)
+            return listing.by_name
 
-    def _fetch_listing(self, directory: str) -> dict[str, Entry]:
+    def entries_from(self, directory: str, start: int):
+        """The entries of `directory` from the `start`-th on, fetching pages only as they are reached."""
+        directory = norm(directory)
+        if self.commit is None:
+            return
+        listing = self._listing(directory)
+        i = start
+        while True:
+            with listing.lock:
+                if i >= len(listing.entries) and not listing.complete:
+                    self._fetch_page(listing, directory)
+                batch = listing.entries[i:i + 256]
+            if not batch:
+                return
+            yield from batch
+            i += len(batch)
+
+    def _fetch_page(self, listing: Listing, directory: str) -> None:
+        """Append the next page to `listing` (caller holds its lock); a timed-out page is asked again once."""
         what = f"list {self.commit.repo.name}@{self.commit.id}:{directory}"
         client = require_client(self.client_fn, what)
-        entries: dict[str, Entry] = {}
-        marker = None
-        try:
-            while True:
-                page = list(client.pfs.list_file(file=pfs.File(commit=self.commit, path=directory),
-                                                 number=PAGE_SIZE, pagination_marker=marker))
-                fresh = 0
-                for info in page:
-                    p = info.file.path
-                    if posixpath.dirname(p.rstrip("/")) != directory:
-                        continue
-                    name = posixpath.basename(p.rstrip("/"))
-                    if not name or name in entries:
-                        continue
-                    fresh += 1
-                    mtime = info.committed.timestamp() if info.committed else self.mtime
-                    entries[name] = Entry(name, info.file_type == pfs.FileType.DIR, info.size_bytes, mtime)
-                if len(page) < PAGE_SIZE or not fresh:
-                    return entries
-                marker = pfs.File(commit=self.commit, path=page[-1].file.path)
-        except (grpc.RpcError, ConnectionError) as e:
-            if is_not_found(e):
-                return {}
-            raise os_error(e, what) from None
+        marker = None if listing.marker is None else pfs.File(commit=self.commit, path=listing.marker)
+        for attempt in (1, 2):
+            try:
+                page = list(list_file(client, file=pfs.File(commit=self.commit, path=directory),
+                                      pagination_marker=marker, number=PAGE_SIZE))
+                break
+            except (grpc.RpcError, ConnectionError) as e:
+                if is_not_found(e):
+                    listing.complete = True
+                    return
+                timed_out = isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                if attempt == 2 or not timed_out:
+                    raise os_error(e, what) from None
+        fresh = 0
+        for info in page:
+            p = info.file.path.rstrip("/")
+            parent, _, name = p.rpartition("/")
+            if (parent or "/") != directory or not name or name in listing.by_name:
+                continue
+            fresh += 1
+            mtime = info.committed.timestamp() if info.committed else self.mtime
+            e = Entry(name, info.file_type == pfs.FileType.DIR, info.size_bytes, mtime)
+            listing.entries.append(e)
+            listing.by_name[name] = e
+        if page:
+            listing.marker = page[-1].file.path
+        if len(page) < PAGE_SIZE or not fresh:
+            listing.complete = True
 
     def stat(self, path: str) -> Entry | None:
         path = norm(path)
         if path == "/":
             return Entry("", True, 0, self.mtime)
-        return self.list(posixpath.dirname(path)).get(posixpath.basename(path))
+        if self.commit is None:
+            return None
+        directory, name = posixpath.split(path)
+        listing = self._listing(directory)
+        with listing.lock:
+            if not listing.entries and not listing.complete:
+                self._fetch_page(listing, directory)
+            found = listing.by_name.get(name)
+            if found is not None or listing.complete:
+                return found
+            if name in listing.probed:
+                return listing.probed[name]
+        found = listing.probed[name] = self._inspect(path, name)
+        return found
+
+    def _inspect(self, path: str, name: str) -> Entry | None:
+        """One entry of a folder whose listing has not reached it yet (one call, not the pages before it)."""
+        what = f"stat {self.commit.repo.name}@{self.commit.id}:{path}"
+        client = require_client(self.client_fn, what)
+        try:
+            info = client.pfs.inspect_file(file=pfs.File(commit=self.commit, path=path))
+        except (grpc.RpcError, ConnectionError) as e:
+            if is_not_found(e):
+                return None
+            raise os_error(e, what) from None
+        mtime = info.committed.timestamp() if info.committed else self.mtime
+        return Entry(name, info.file_type == pfs.FileType.DIR, info.size_bytes, mtime)
 
     def read(self, path: str, size: int, offset: int, length: int, state: ReadState | None = None) -> bytes:
         if self.commit is None:

@@ -332,6 +332,8 @@ class RwView:
             if self._open[blob] > 0:
                 return
             del self._open[blob]
+            if blob not in self._clean_blobs:  # the usual case: no scan of every row per close
+                return
             clean = [p for p, r in self.rows.items() if r.blob == blob and r.clean]
         if clean:
             with self._mut:
@@ -377,12 +379,20 @@ class RwView:
                     elif row.blob:
                         self._clean_blobs.discard(row.blob)
 
+    def _rows_under(self, path: str) -> list[str]:
+        """Paths with a row at or under `path` (caller holds `_lock`), found through the folders
+        that have rows, so deleting or moving one of 100,000 staged files does not scan them all."""
+        found = [path] if path in self.rows else []
+        for d, names in self._children.items():
+            if d == path or _under(d, path):
+                found.extend(p for p in (posixpath.join(d, n) for n in names) if p in self.rows)
+        return found
+
     def _hide(self, path: str, changes: dict[str, Row | None]) -> None:
         """Add to `changes` what removes `path` (and everything under it) from the view."""
         with self._lock:
-            for p in self.rows:
-                if p == path or _under(p, path):
-                    changes[p] = None
+            for p in self._rows_under(path):
+                changes[p] = None
             base_path = self._base_path(path)  # depends on ancestors' rows only
         if base_path is not None and self.base.stat(base_path) is not None:
             changes[path] = Row("gone")
@@ -520,8 +530,8 @@ class RwView:
             if dst is not None:
                 self._hide(new, changes)
             with self._lock:
-                moved = {new + p[len(old):]: Row(r.kind, r.blob, r.src) for p, r in self.rows.items()
-                         if _under(p, old)}
+                moved = {new + p[len(old):]: Row(r.kind, r.blob, r.src)
+                         for p, r in ((p, self.rows[p]) for p in self._rows_under(old)) if p != old}
             if src.row is not None:
                 top = Row(src.row.kind, src.row.blob, src.row.src)
             elif src.is_dir:
@@ -557,10 +567,12 @@ class RwView:
                 yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(
                     dst=path, src=pfs.File(commit=base, path=row.src)))
                 continue
-            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=b""))
             with open(self.journal.blob_path(row.blob), "rb") as f:
-                while data := f.read(UPLOAD_CHUNK):
+                data = f.read(UPLOAD_CHUNK)  # sent even when empty: that creates an empty file
+                while True:
                     yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=data))
+                    if not (data := f.read(UPLOAD_CHUNK)):
+                        break
 
     def commit(self, description: str = "") -> str | None:
         """Upload every change as one commit on the branch; returns its id (None: nothing to do).

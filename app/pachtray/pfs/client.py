@@ -15,8 +15,10 @@ import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import betterproto
 import grpc
 from pachyderm_sdk import Client
+from pachyderm_sdk.api import pfs
 from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
 from pachyderm_sdk.interceptor import MetadataClientInterceptor
 
@@ -284,3 +286,55 @@ def connect(address: Address | str, *, token: str | None = None, root_certs: byt
     if isinstance(address, str):
         address = parse_address(address)
     return PachClient(address, token=token, root_certs=root_certs, rpc_timeout=rpc_timeout)
+
+
+class _SharedCommits:
+    """Decodes the Commit that every FileInfo of a listing repeats once per distinct encoding.
+
+    Stands in for the Commit class in the metadata of `ListedFile` (betterproto decodes a nested
+    message as ``cls().parse(data)``); the decoded Commit is shared, so it must not be modified.
+    """
+
+    KEPT = 1024
+
+    def __init__(self):
+        self._decoded: dict[bytes, pfs.Commit] = {}
+
+    def __call__(self) -> "_SharedCommits":
+        return self
+
+    def parse(self, data: bytes) -> pfs.Commit:
+        found = self._decoded.get(data)
+        if found is None:
+            if len(self._decoded) >= self.KEPT:
+                self._decoded.clear()
+            found = self._decoded[data] = pfs.Commit().parse(data)
+        return found
+
+
+def _decoding_with(cls: type, field: str, field_cls) -> type:
+    """A subclass of the SDK message ``cls`` that decodes ``field`` with ``field_cls``."""
+    sub = type(cls.__name__, (cls,), {"__module__": cls.__module__})
+    meta = betterproto.ProtoClassMetadata(sub)
+    meta.cls_by_field[field] = field_cls
+    sub._betterproto_meta = meta
+    return sub
+
+
+ListedFile = _decoding_with(pfs.File, "commit", _SharedCommits())
+ListedFileInfo = _decoding_with(pfs.FileInfo, "file", ListedFile)
+_LIST_FILE = f"/{pfs.ApiBase.__proto_path__}/ListFile"
+
+
+def list_file(client: Client, *, file: pfs.File, pagination_marker: pfs.File | None = None,
+              number: int = 0):
+    """`client.pfs.list_file`, decoding several times faster for big folders: the Commit all
+    answers repeat is decoded once (a listing decodes millions of nested messages otherwise).
+    The answers are `ListedFileInfo`s (SDK FileInfos); their `file.commit` is shared, read-only.
+    """
+    request = pfs.ListFileRequest(file=file, number=number)
+    if pagination_marker is not None:
+        request.pagination_marker = pagination_marker
+    call = client._channel.unary_stream(_LIST_FILE, request_serializer=pfs.ListFileRequest.SerializeToString,
+                                        response_deserializer=ListedFileInfo.FromString)
+    return call(request)
