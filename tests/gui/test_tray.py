@@ -7,7 +7,6 @@ import os
 from guihelpers import find_action, make_app, make_repo, sdk, shared_daemon, unmount_all  # noqa: F401 - fixtures
 
 from pachtray.gui import dialogs
-from pachtray.gui.signals import emit
 
 
 def _menu_texts(menu) -> list[str]:
@@ -20,7 +19,7 @@ def test_menu_lists_cluster_and_entries(make_app, shared_daemon, sdk, unique_nam
     app = make_app(shared_daemon, show_window=False)
     app.controller.refresh_repos()
     tray = app.tray
-    emit(tray.menu.aboutToShow)
+    tray.menu.aboutToShow.emit()
     texts = _menu_texts(tray.menu)
     assert texts[0].endswith("— connected"), texts
     for entry in ("Mount", "Open window", "Open JupyterLab", "Settings…", "Quit"):
@@ -51,7 +50,7 @@ def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_nam
         with open(mountpoint / "hello.txt", "rb") as f:
             assert f.read() == b"hello"
         assert tray.state == "mounted"
-        emit(tray.menu.aboutToShow)
+        tray.menu.aboutToShow.emit()
         entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{name} (ro)"))
         assert [a.text() for a in entry.menu().actions()] == ["Open folder", "Unmount"]
 
@@ -68,7 +67,7 @@ def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_nam
         controller.refresh()
         qtbot.waitUntil(lambda: any(m["name"] == name and (m.get("pending_changes") or 0) >= 1
                                     for m in controller.status.mounted), timeout=20000)
-        emit(tray.menu.aboutToShow)
+        tray.menu.aboutToShow.emit()
         entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{name} (rw)"))
         commit = next(a for a in entry.menu().actions() if a.text().startswith("Commit…"))
         assert commit.text() == "Commit… (1 pending)" and commit.isEnabled()
@@ -97,7 +96,7 @@ def test_rest_initiated_mount_shows_in_tray(make_app, shared_daemon, sdk, unique
         assert resp.status_code == 200, resp.text
         app.controller._timer.stop()  # no periodic refresh: only the change feed can bring it
         qtbot.waitUntil(lambda: any(m["name"] == name for m in app.controller.status.mounted), timeout=30000)
-        emit(app.tray.menu.aboutToShow)
+        app.tray.menu.aboutToShow.emit()
         assert any(a.text().startswith(f"{name} (ro)") for a in app.tray.menu.actions())
         assert "1 mount" in app.tray.icon.toolTip()
     finally:

@@ -9,7 +9,6 @@ from PySide6.QtCore import QModelIndex, Qt
 
 from pachtray.gui import dialogs
 from pachtray.gui.models import PAGE
-from pachtray.gui.signals import emit
 
 MANY = PAGE * 2 + 50
 
@@ -57,7 +56,7 @@ def test_browse_and_lazy_file_pages(make_app, shared_daemon, sdk, unique_name, q
     assert {r["name"] for r in window.files_model.rows()} == {"many", "readme.md"}, (window.files_model.error, window.folder_label.text())
 
     many = next(i for i, r in enumerate(window.files_model.rows()) if r["name"] == "many")
-    emit(window.file_table.doubleClicked, window.files_model.index(many, 0))
+    window.file_table.doubleClicked.emit(window.files_model.index(many, 0))
     qtbot.waitUntil(lambda: window.files_model.rowCount() > 0 and not window.files_model.loading, timeout=20000)
     assert window.files_model.rowCount() == PAGE  # one page, not the whole folder
     assert window.files_model.canFetchMore(QModelIndex())

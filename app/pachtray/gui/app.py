@@ -26,7 +26,6 @@ from pachtray.gui.daemon_process import FOREIGN, OURS
 from pachtray.gui.jupyter import open_jupyterlab
 from pachtray.gui.login import LoginFlow, open_in_browser
 from pachtray.gui.settings_dialog import SettingsDialog, needs_restart
-from pachtray.gui.signals import emit
 from pachtray.gui.tray import Tray
 from pachtray.gui.window import MainWindow
 
@@ -96,7 +95,7 @@ class PachtrayApp(QObject):
     def _daemon_failed(self, error: Exception) -> None:
         box = dialogs.error(self.window, getattr(error, "title", "Pachtray"), str(error))
         if isinstance(error, ForeignServer):
-            box.finished.connect(lambda _r: emit(self.quit_requested, 1))
+            box.finished.connect(lambda _r: self.quit_requested.emit(1))
         else:
             self.controller.start()  # keep trying: the user may start the daemon or fix Settings
 
@@ -147,12 +146,12 @@ class PachtrayApp(QObject):
                                    log_path)
 
         def started(result):
-            emit(self.controller.notify, "JupyterLab starting",
+            self.controller.notify.emit("JupyterLab starting",
                                         f"{result.jupyter} lab (PFS_MOUNT_DIR={result.env['PFS_MOUNT_DIR']}); "
                                         f"log: {log_path}", False)
 
         def failed(error):
-            emit(self.controller.notify, getattr(error, "title", "Cannot open JupyterLab"), str(error), True)
+            self.controller.notify.emit(getattr(error, "title", "Cannot open JupyterLab"), str(error), True)
 
         self.controller.tasks.run(launch, started, failed, busy=True)
 
@@ -169,7 +168,7 @@ class PachtrayApp(QObject):
     def _settings_saved(self, old: config.Settings, new: config.Settings) -> None:
         self.settings = new
         if not needs_restart(old, new):
-            emit(self.controller.notify, "Settings saved", "Your settings are saved.", False)
+            self.controller.notify.emit("Settings saved", "Your settings are saved.", False)
             return
         dialogs.confirm(self.window, "Restart the daemon?",
                         "The new cluster, folder, port or cache settings take effect when the daemon restarts.",
@@ -194,11 +193,11 @@ class PachtrayApp(QObject):
         def restarted(_):
             self.controller.set_client(DaemonClient(settings.api_port))
             self.controller.start()
-            emit(self.controller.notify, "Daemon restarted", "The daemon runs with your new settings.", False)
+            self.controller.notify.emit("Daemon restarted", "The daemon runs with your new settings.", False)
 
         def failed(error):
             self.controller.start()  # shows what is there now (probably the error state)
-            emit(self.controller.notify, getattr(error, "title", "Restart failed"), str(error), True)
+            self.controller.notify.emit(getattr(error, "title", "Restart failed"), str(error), True)
 
         self.controller.tasks.run(restart, restarted, failed, busy=True)
 
@@ -271,7 +270,7 @@ class PachtrayApp(QObject):
         self.tray.hide()
         if self.window is not None:
             self.window.close()
-        emit(self.quit_requested, 0)
+        self.quit_requested.emit(0)
 
     def dispose(self) -> None:
         """Stop background work and delete the widgets on the GUI thread (exit, tests)."""

@@ -15,7 +15,6 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from pachtray.errors import ApiError, PachtrayError
 from pachtray.gui.client import EXTRAS, DaemonClient
-from pachtray.gui.signals import emit
 from pachtray.gui.tasks import Poller, Tasks
 
 log = logging.getLogger(__name__)
@@ -176,17 +175,17 @@ class Controller(QObject):
         if status.connection == "connected" and not was_connected:
             self.refresh_repos()
         self._timer.setInterval(STATUS_INTERVAL_MS if status.connection == "connected" else RETRY_INTERVAL_MS)
-        emit(self.status_changed)
+        self.status_changed.emit()
 
     def _status_failed(self, error: Exception) -> None:
         self._refresh_done()
         if not isinstance(error, PachtrayError):
             log.warning("status refresh failed: %s", error)
         if self.status.reachable:
-            emit(self.notify, "Pachtray daemon unreachable", str(error), True)
+            self.notify.emit("Pachtray daemon unreachable", str(error), True)
         self.status = Status(reachable=False)
         self._timer.setInterval(RETRY_INTERVAL_MS)
-        emit(self.status_changed)
+        self.status_changed.emit()
 
     def _refresh_done(self) -> None:
         self._refreshing = False
@@ -202,12 +201,12 @@ class Controller(QObject):
             return  # unchanged: keep the views' scroll positions and selections
         self.repos = repos
         self.repos_error = ""
-        emit(self.repos_changed)
+        self.repos_changed.emit()
 
     def _repos_failed(self, error: Exception) -> None:
         self.repos = {"projects": [], "repos": []}
         self.repos_error = str(error)
-        emit(self.repos_changed)
+        self.repos_changed.emit()
 
     # ------------------------------------------------------------- actions
 
@@ -215,7 +214,7 @@ class Controller(QObject):
         """Run one REST call as a user action: busy state, notification, error dialog."""
         def done(result):
             if success:
-                emit(self.notify, title, success, False)
+                self.notify.emit(title, success, False)
             if then is not None:
                 then(result)
             self.refresh()
@@ -224,7 +223,7 @@ class Controller(QObject):
 
         def failed(error: Exception):
             heading = getattr(error, "title", "") or f"{title} failed"
-            emit(self.notify, heading, str(error), True)
+            self.notify.emit(heading, str(error), True)
             self.refresh()
 
         self.tasks.run(call, done, failed, busy=True)

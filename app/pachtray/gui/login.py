@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from pachtray.errors import ApiError
 from pachtray.gui.client import DaemonTimeout
 from pachtray.gui.controller import Controller
-from pachtray.gui.signals import emit
 
 LOGIN_TIMEOUT = 300.0
 TOKEN_WAIT = 10.0  # one /auth/_login_token call waits this long for the browser, then we ask again
@@ -122,9 +121,9 @@ class LoginFlow(QObject):
         if ok:
             self.controller.tasks.run(self.controller.client.info, self._logged_in)
         elif message != "Login cancelled.":
-            emit(self.controller.notify, "Login failed", message, True)
-        emit(self.finished, ok, message)
+            self.controller.notify.emit("Login failed", message, True)
+        self.finished.emit(ok, message)
 
     def _logged_in(self, info: dict) -> None:
         user = info.get("user", "").removeprefix("user:") or "unknown user"
-        emit(self.controller.notify, "Logged in", f"Logged in as {user}", False)
+        self.controller.notify.emit("Logged in", f"Logged in as {user}", False)

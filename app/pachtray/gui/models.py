@@ -13,7 +13,6 @@ from typing import Any, Callable
 from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
-from pachtray.gui.signals import emit
 from pachtray.gui.tasks import Tasks
 
 PAGE = 200
@@ -272,7 +271,7 @@ class PagedTableModel(QAbstractTableModel):
         if epoch != self._epoch:
             return
         self._loading, self._more, self.error = False, False, str(error)
-        emit(self.failed, self.error)
+        self.failed.emit(self.error)
 
     def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:

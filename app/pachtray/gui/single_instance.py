@@ -13,7 +13,6 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from pachtray import config
-from pachtray.gui.signals import emit
 
 SHOW = b"show\n"
 
@@ -67,7 +66,7 @@ class SingleInstance(QObject):
 
     def _on_message(self, conn: QLocalSocket) -> None:
         if bytes(conn.readAll().data()).startswith(SHOW.strip()):
-            emit(self.activated)
+            self.activated.emit()
 
     def release(self) -> None:
         if self._server is not None:

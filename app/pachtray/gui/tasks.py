@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from pachtray.gui.signals import emit
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ class _Job(QRunnable):
         except Exception as e:  # noqa: BLE001 - every failure is handed to on_error
             result, error = None, e
         try:
-            emit(self._tasks._finished, self._token, result, error)
+            self._tasks._finished.emit(self._token, result, error)
         except RuntimeError:
             pass  # the app closed while this ran: nobody is left to tell
 
@@ -72,7 +71,7 @@ class Tasks(QObject):
         if busy:
             self._busy += 1
             if self._busy == 1:
-                emit(self.busy_changed, True)
+                self.busy_changed.emit(True)
         self._pool.start(_Job(self, token, fn))
         return token
 
@@ -82,7 +81,7 @@ class Tasks(QObject):
         if busy:
             self._busy -= 1
             if self._busy == 0:
-                emit(self.busy_changed, False)
+                self.busy_changed.emit(False)
         if error is not None:
             if on_error is not None:
                 on_error(error)
@@ -137,6 +136,6 @@ class Poller(QObject):
                 continue
             self.last = answer
             try:
-                emit(self.answered, answer)
+                self.answered.emit(answer)
             except RuntimeError:
                 return  # the receiver was deleted (app exit)

@@ -16,7 +16,6 @@ from pachtray.gui import dialogs
 from pachtray.gui.client import EXTRAS
 from pachtray.gui.controller import Controller
 from pachtray.gui.models import PAGE, BranchesModel, CommitsModel, FilesModel, RepoTreeModel
-from pachtray.gui.signals import emit
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 UPLOAD_POLL_MS = 300
@@ -74,7 +73,7 @@ class BranchTable(QTableView):
             row = self.currentIndex().row()
         if paths and row >= 0:
             event.acceptProposedAction()
-            emit(self.files_dropped, row, paths)
+            self.files_dropped.emit(row, paths)
         else:
             event.ignore()
 
@@ -541,7 +540,7 @@ class MainWindow(QMainWindow):
 
         def failed(error):
             self.upload_bar.hide()
-            emit(self.controller.notify, getattr(error, "title", "Upload failed"), str(error), True)
+            self.controller.notify.emit(getattr(error, "title", "Upload failed"), str(error), True)
 
         self.controller.tasks.run(lambda: client.put(EXTRAS + "/_upload", body), started, failed, busy=True)
 
@@ -569,12 +568,12 @@ class MainWindow(QMainWindow):
         self._upload_timer.stop()
         self.upload_bar.hide()
         if job["state"] == "done":
-            emit(self.controller.notify, "Upload finished", f"{job['files_total']} file(s) committed to "
+            self.controller.notify.emit("Upload finished", f"{job['files_total']} file(s) committed to "
                                         f"{job['repo']}@{job['branch']} as {job['commit'][:12]}", False)
             self.controller.refresh_repos()
             self._load_branches()
         else:
-            emit(self.controller.notify, "Upload failed", job.get("error") or "unknown error", True)
+            self.controller.notify.emit("Upload failed", job.get("error") or "unknown error", True)
 
     @property
     def uploading(self) -> bool:
