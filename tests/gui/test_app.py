@@ -106,6 +106,20 @@ def test_foreign_server_on_port_is_reported_and_app_quits(qapp, qtbot, go_mount_
         app.dispose()
 
 
+def test_missing_fuse_is_explained_in_a_dialog_at_start(qapp, qtbot, go_mount_server):
+    from pachtray import frozen
+    from pachtray.gui.app import PachtrayApp
+
+    app = PachtrayApp(config.Settings(api_port=go_mount_server.port, sock_path=""))
+    try:
+        app.start(fuse_check=lambda: frozen.check_fuse_prerequisite(platform="win32"))
+        box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "FUSE is not installed")
+        assert "WinFsp" in box.text()
+        box.done(0)
+    finally:
+        app.dispose()
+
+
 def test_no_display_runs_daemon_only(pachd, tmp_path):
     port = free_port()
     settings = config.Settings(cluster_address=pachd.address, api_port=port, sock_path=str(tmp_path / "s.sock"),

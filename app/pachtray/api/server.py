@@ -14,6 +14,7 @@ import os
 import socket
 import socketserver
 import stat
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -143,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _log_handler_error(request: Any, client_address: Any) -> None:
+    if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+        log.debug("client hung up before its answer was sent")  # e.g. a long-poll given up
+        return
     log.exception("error while serving a request")
 
 

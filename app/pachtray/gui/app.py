@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 
-from pachtray import config
+from pachtray import config, frozen
 from pachtray.errors import PachtrayError
 from pachtray.gui import daemon_process, dialogs, icons
 from pachtray.gui.client import DaemonClient
@@ -69,8 +69,11 @@ class PachtrayApp(QObject):
 
     # ------------------------------------------------------------- start
 
-    def start(self, show_window: bool = False) -> None:
+    def start(self, show_window: bool = False, fuse_check=frozen.check_fuse_prerequisite) -> None:
         """Show the tray, then find or start the daemon on a worker."""
+        missing_fuse = fuse_check()
+        if missing_fuse:  # browsing still works; mounting would fail deep inside with no advice
+            dialogs.error(None, "FUSE is not installed", missing_fuse)
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray.show()
         else:

@@ -1,0 +1,150 @@
+"""A folder with very many entries (issue #8's edge case, issue #5): one commit written with one
+ModifyFile stream, listed through a real read-only FUSE mount (lazy pages, no EIO), plus the
+local server's ListFile paging and a read-write folder of many staged files.
+
+WIDE_ENTRIES defaults to 20,000: each entry costs a gRPC message and betterproto work on both
+sides, and 100,000 (the issue's figure, PACHTRAY_WIDE_ENTRIES=100000) does not fit the 90 s
+budget of this package's tests on a loaded 2-core machine.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+from pachyderm_sdk.api import pfs
+
+from conftest import force_unmount
+from pachtray.mount.cache import ChunkCache
+from pachtray.mount.fs import CommitView, FuseMount, RwView
+from pachtray.pfs.client import connect
+
+WIDE_ENTRIES = int(os.environ.get("PACHTRAY_WIDE_ENTRIES", "20000"))
+MiB = 1 << 20
+
+
+def name(i: int) -> str:
+    return f"f{i:06d}"
+
+
+def write_commit(client, repo: str, files) -> str:
+    """``files`` ((path, bytes) pairs) in one commit made by one ModifyFile stream; its id."""
+    client.pfs.create_repo(repo=pfs.Repo(name=repo))
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri(f"{repo}@master"))
+
+    def requests():
+        yield pfs.ModifyFileRequest(set_commit=commit)
+        for path, data in files:
+            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=data))
+
+    client.pfs.modify_file(requests())
+    client.pfs.finish_commit(commit=commit)
+    return client.pfs.inspect_commit(commit=commit, wait=pfs.CommitState.FINISHED).commit.id
+
+
+@pytest.fixture
+def fuse_mount(tmp_path):
+    m = FuseMount(tmp_path / "pfs")
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()
+        force_unmount(tmp_path / "pfs")
+
+
+@pytest.fixture
+def pclient(pachd):
+    c = connect(pachd.address, rpc_timeout=10)
+    yield c
+    c.close()
+
+
+def test_wide_folder_through_a_ro_mount(pclient, fuse_mount, tmp_path, unique_name):
+    n = WIDE_ENTRIES
+    repo = unique_name("wide")
+    files = ((f"/wide/{name(i)}", b"%d\n" % i) for i in range(n))
+    commit_id = write_commit(pclient, repo, [("/top.txt", b"top\n"), *files])
+    cache = ChunkCache(tmp_path / "cache", 64 * MiB)
+    fuse_mount.add_view("ro", CommitView(lambda: pclient, "default", repo, commit_id, ["/"], cache))
+    wide = os.path.join(fuse_mount.mount_dir, "ro", "wide")
+
+    # A name far into the folder, before any listing reached it, and a missing one.
+    last = os.path.join(wide, name(n - 1))
+    assert os.stat(last).st_size == len(b"%d\n" % (n - 1))
+    with pytest.raises(FileNotFoundError):
+        os.stat(os.path.join(wide, "f-missing"))
+
+    listed = os.listdir(wide)
+    assert len(listed) == n
+    assert len(set(listed)) == n
+    for i in (0, 1, n // 2, n - 1):
+        assert name(i) in listed
+    with open(os.path.join(wide, name(n // 2)), "rb") as f:
+        assert f.read() == b"%d\n" % (n // 2)
+    assert sorted(os.listdir(os.path.join(fuse_mount.mount_dir, "ro"))) == ["top.txt", "wide"]
+
+    # A second view of the same commit lists the whole folder again (the server's pages are kept).
+    fuse_mount.add_view("again", CommitView(lambda: pclient, "default", repo, commit_id, ["/wide"], cache))
+    with os.scandir(os.path.join(fuse_mount.mount_dir, "again", "wide")) as it:
+        again = [e.name for e in it]
+    assert sorted(again) == sorted(listed)
+    with pytest.raises(OSError) as e:
+        os.listdir(os.path.join(wide, name(0)))
+    assert e.value.errno == errno.ENOTDIR
+
+
+PAGED = ["/p/a", "/p/a-b", "/p/a.txt", "/p/a/inner", "/p/b/x", "/p/c", "/p/d-", "/p/z"]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_list_file_pages_match_the_whole_listing(pclient, unique_name, reverse):
+    """Paging by marker (forward and reversed) gives the whole listing once, in order, also when a
+    folder's name sorts differently with its '/' ("a/" after "a-b" and "a.txt")."""
+    repo = unique_name("paged")
+    write_commit(pclient, repo, [(p, p.encode()) for p in PAGED])
+    folder = pfs.File.from_uri(f"{repo}@master:/p")
+    whole = [i.file.path for i in pclient.pfs.list_file(file=folder)]
+    assert whole == sorted(whole)
+    assert {p.rstrip("/") for p in whole} == {"/p/a", "/p/a-b", "/p/a.txt", "/p/b", "/p/c", "/p/d-", "/p/z"}
+    for size in (1, 2, 3):
+        paged, marker = [], None
+        while True:
+            page = [i.file.path for i in pclient.pfs.list_file(file=folder, number=size, reverse=reverse,
+                                                                pagination_marker=marker)]
+            paged += page
+            if len(page) < size:
+                break
+            marker = pfs.File.from_uri(f"{repo}@master:{page[-1]}")
+        assert paged == (whole[::-1] if reverse else whole), size
+    bare = [i.file.path for i in pclient.pfs.list_file(file=pfs.File.from_uri(f"{repo}@master:/p/a.txt"))]
+    assert bare == ["/p/a.txt"]
+    assert list(pclient.pfs.list_file(file=pfs.File.from_uri(f"{repo}@master:/missing"))) == []
+
+
+def test_many_staged_files_in_a_rw_folder(pclient, fuse_mount, tmp_path, unique_name):
+    """Creating, deleting and moving among many staged files stays correct (and linear)."""
+    n = 2000
+    repo = unique_name("wide-rw")
+    base = write_commit(pclient, repo, [("/keep.txt", b"kept\n")])
+    cache = ChunkCache(tmp_path / "cache", 64 * MiB)
+    view = RwView(tmp_path / "staging", lambda: pclient, "default", repo, "master", base, cache)
+    fuse_mount.add_view("rw", view)
+    top = os.path.join(fuse_mount.mount_dir, "rw")
+    os.mkdir(os.path.join(top, "many"))
+    for i in range(n):
+        with open(os.path.join(top, "many", name(i)), "wb") as f:
+            f.write(b"%d\n" % i)
+    os.remove(os.path.join(top, "many", name(0)))
+    os.rename(os.path.join(top, "many"), os.path.join(top, "moved"))
+    assert len(os.listdir(os.path.join(top, "moved"))) == n - 1
+    assert not os.path.exists(os.path.join(top, "many"))
+    assert view.commit() is not None
+    head = pfs.File.from_uri(f"{repo}@master:/moved")
+    committed = {i.file.path for i in pclient.pfs.list_file(file=head)}
+    assert committed == {f"/moved/{name(i)}" for i in range(1, n)}
+    assert os.listdir(os.path.join(top, "moved")) and len(os.listdir(os.path.join(top, "moved"))) == n - 1
+    with open(os.path.join(top, "moved", name(n - 1)), "rb") as f:
+        assert f.read() == b"%d\n" % (n - 1)
+    view.close()
