@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(suite.BENCHMARKS)}")
     if args.profile:
+        if not Path(sys.executable).with_name("py-spy").exists():
+            parser.error(f"--profile needs py-spy next to {sys.executable}: {Path(sys.executable).parent}/pip install py-spy")
         args.profile.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 

@@ -45,8 +45,15 @@ def force_unmount(path: str | os.PathLike) -> None:
     for cmd in (["fusermount3", "-uz", str(path)], ["fusermount", "-uz", str(path)], ["umount", "-l", str(path)]):
         if shutil.which(cmd[0]):
             subprocess.run(cmd, capture_output=True)
-            if not os.path.ismount(path):
+            if not is_mounted(path):
                 return
+
+
+def is_mounted(path: str | os.PathLike) -> bool:
+    """True for live and dead (ENOTCONN) mounts alike; os.path.ismount misses the dead ones."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1].replace("\\040", " ") == target for line in f)
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
@@ -169,7 +176,7 @@ class Daemon:
     def stop(self) -> None:
         if self.proc:
             stop_process(self.proc, timeout=30)
-        if os.path.ismount(self.mount_dir):
+        if is_mounted(self.mount_dir):
             force_unmount(self.mount_dir)
 
     def kill(self) -> None:

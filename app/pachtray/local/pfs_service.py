@@ -108,26 +108,12 @@ class FolderPages:
 
     def __init__(self, entries: list[Entry], encode):
         self.entries = entries
-        self.keys = [e.path.rstrip("/") or "/" for e in entries]
-        self.ordered = all(a < b for a, b in zip(self.keys, self.keys[1:]))
+        self.paths = [e.path for e in entries]
         self.encoded: list[bytes | None] = [None] * len(entries)
         self.encode = encode
 
-    def indices(self, marker: pfs.File, number: int, reverse: bool) -> range | list[int]:
-        """pachd's paging: strictly after (before, reversed) the marker's path, at most ``number``."""
-        n = len(self.keys)
-        m = clean_path(marker.path) if present(marker) and marker.path else None
-        if m is not None and not self.ordered:  # names sort differently with and without the '/'
-            kept = [i for i, k in enumerate(self.keys) if (k > m if not reverse else k < m)]
-            return kept[-number:][::-1] if reverse else kept[:number or None]
-        if reverse:
-            end = n if m is None else bisect.bisect_left(self.keys, m)
-            return range(end - 1, max(end - number, 0) - 1, -1)
-        start = 0 if m is None else bisect.bisect_right(self.keys, m)
-        return range(start, n if not number else min(n, start + number))
-
     def page(self, marker: pfs.File, number: int, reverse: bool) -> Iterator[bytes]:
-        for i in self.indices(marker, number, reverse):
+        for i in page_indices(self.paths, marker, number, reverse):
             data = self.encoded[i]
             if data is None:
                 data = self.encoded[i] = self.encode(self.entries[i])
@@ -652,8 +638,8 @@ class PfsService:
         entry = self.store.lookup(chain, p)  # pachd walks nothing (no error) for a missing path
         entries = [] if entry is None else [entry] + (self.store.walk(chain, p) if entry.is_dir else [])
         make = self.file_info_maker(repo, commit)
-        for e in paginate(entries, req.pagination_marker, req.number, req.reverse):
-            yield make(e)
+        for i in page_indices([e.path for e in entries], req.pagination_marker, req.number, req.reverse):
+            yield make(entries[i])
 
     def GlobFile(self, req: pfs.GlobFileRequest, ctx) -> Iterator[pfs.FileInfo]:
         repo, commit = self.read_commit(ctx, req.commit)
@@ -726,19 +712,25 @@ def check_pagination(number: int, reverse: bool) -> None:
         raise unknown(f"cannot return more than {MAX_LIST} files at a time")
 
 
-def paginate(entries: list[Entry], marker: pfs.File, number: int, reverse: bool) -> list[Entry]:
-    """pachd's list/walk paging: strictly after (or before, reversed) the marker's path, at most ``number``."""
+def page_indices(paths: list[str], marker: pfs.File, number: int, reverse: bool) -> Iterator[int]:
+    """pachd's list/walk paging over sorted paths (directories end in '/'): from the marker's path
+    as given on (before it, reversed), skipping the marker itself, at most ``number`` (0: all)."""
+    lower, upper = 0, len(paths)
+    skip = None
     if present(marker) and marker.path:
-        m = clean_path(marker.path)
+        skip = clean_path(marker.path)
         if reverse:
-            entries = [e for e in entries if e.path.rstrip("/") < m]
+            upper = bisect.bisect_left(paths, marker.path)
         else:
-            entries = [e for e in entries if (e.path.rstrip("/") or "/") > m]
-    if reverse:
-        entries = entries[-number:][::-1]
-    elif number:
-        entries = entries[:number]
-    return entries
+            lower = bisect.bisect_left(paths, marker.path)
+    left = number or len(paths)
+    for i in range(upper - 1, lower - 1, -1) if reverse else range(lower, upper):
+        if left == 0:
+            return
+        if skip is not None and (paths[i].rstrip("/") or "/") == skip:
+            continue
+        left -= 1
+        yield i
 
 
 class ModifyBatch:

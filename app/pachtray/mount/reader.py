@@ -236,6 +236,39 @@ class Listing:
         self.lock = threading.Lock()  # one page fetch at a time
 
 
+class CommitListings:
+    """The folder listings of one commit, shared by every CommitTree of it (a ro mount and a rw
+    mount of the same head list a big folder once): a commit never changes."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.by_dir: collections.OrderedDict[str, Listing] = collections.OrderedDict()
+
+    def get(self, directory: str) -> Listing:
+        with self.lock:
+            found = self.by_dir.get(directory)
+            if found is None:
+                found = self.by_dir[directory] = Listing()
+                while len(self.by_dir) > LISTINGS_KEPT:
+                    self.by_dir.popitem(last=False)
+            else:
+                self.by_dir.move_to_end(directory)
+            return found
+
+
+_commit_listings: "weakref.WeakValueDictionary[tuple[str, str, str], CommitListings]" = weakref.WeakValueDictionary()
+_commit_listings_lock = threading.Lock()
+
+
+def listings_of(project: str, repo: str, commit_id: str) -> CommitListings:
+    """The listings of a commit while some CommitTree of it is alive (commit ids are UUIDs)."""
+    with _commit_listings_lock:
+        found = _commit_listings.get((project, repo, commit_id))
+        if found is None:
+            found = _commit_listings[(project, repo, commit_id)] = CommitListings()
+        return found
+
+
 class CommitTree:
     """Listings and reads of one commit; None id = empty.
 
@@ -249,19 +282,10 @@ class CommitTree:
         self.commit = make_commit(project, repo, commit_id) if commit_id else None
         self.reader = reader
         self.mtime = time.time()
-        self._lock = threading.Lock()
-        self._listings: collections.OrderedDict[str, Listing] = collections.OrderedDict()
+        self._listings = listings_of(project, repo, commit_id) if commit_id else CommitListings()
 
     def _listing(self, directory: str) -> Listing:
-        with self._lock:
-            found = self._listings.get(directory)
-            if found is None:
-                found = self._listings[directory] = Listing()
-                while len(self._listings) > LISTINGS_KEPT:
-                    self._listings.popitem(last=False)
-            else:
-                self._listings.move_to_end(directory)
-            return found
+        return self._listings.get(directory)
 
     def list(self, directory: str) -> dict[str, Entry]:
         """The entries of `directory` ({} if it does not exist or is a file); do not modify."""
