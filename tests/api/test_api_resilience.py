@@ -11,6 +11,8 @@ from apihelpers import unix_request
 from conftest import wait_for
 from pachyderm_sdk.api import pfs
 
+from pachtray import config
+
 
 def _repo_with(client, name: str, files: dict[str, bytes]) -> pfs.Repo:
     repo = pfs.Repo(name=name, type="user", project=pfs.Project(name="default"))
@@ -56,6 +58,8 @@ def test_killed_daemon_leaves_pending_changes_that_can_be_committed_or_discarded
     _kill_during_writes(d, [keep, drop], complete=3)
 
     # Same data dir, mount dir and socket: the stale FUSE mount and socket are cleaned at start.
+    # Restore off: otherwise the restored rw mounts take the changes back (state `mounted`).
+    config.Settings(restore_mounts=False).save()
     again = daemon_factory(pachd.address, tmp=d.tmp)
     assert unix_request(again.sock_path, "GET", "/health").status == 200
     kept = wait_for(lambda: _mount_state(again, keep), 30, what="recovered mount")

@@ -193,14 +193,19 @@ class PfsService:
         appended: protobuf merges concatenated encodings of a message (one more field set per
         entry costs as much as the whole message), and the decoded FileInfo is the same.
         """
-        commit = SharedCommit.of(self.commit_msg(r, c))
         committed = ts(c.finishing or c.started)
         shared = {is_dir: bytes(pfs.FileInfo(file_type=pfs.FileType.DIR if is_dir else pfs.FileType.FILE,
                                              committed=committed)) for is_dir in (False, True)}
+        # One message refilled per entry: building betterproto messages costs more than encoding them.
+        info = pfs.FileInfo(file=pfs.File(commit=SharedCommit.of(self.commit_msg(r, c))))
+        lock = threading.Lock()
 
         def encode(e: Entry) -> bytes:
-            return bytes(pfs.FileInfo(file=pfs.File(commit=commit, path=e.path), size_bytes=e.size,
-                                      hash=bytes.fromhex(e.blob) if e.blob else b"")) + shared[e.is_dir]
+            with lock:
+                info.file.path = e.path
+                info.size_bytes = e.size
+                info.hash = bytes.fromhex(e.blob) if e.blob else b""
+                return bytes(info) + shared[e.is_dir]
         return encode
 
     def commit_repo(self, commit: pfs.Commit) -> RepoRow:

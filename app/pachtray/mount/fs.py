@@ -146,9 +146,6 @@ class CommitView(_ReadOnly):
         e = self._entry(path)
         return attrs(RO_DIR if e.is_dir else RO_FILE, 0 if e.is_dir else e.size, e.mtime)
 
-    def readdir(self, path: str) -> list[tuple[str, dict]]:
-        return [(name, st) for _, name, st in self.readdir_from(path, 0)]
-
     def readdir_from(self, path: str, start: int):
         """(index, name, attrs) of the entries from the `start`-th on, in the commit's order;
         pages are fetched as the kernel asks for more, never the whole folder in one call."""
