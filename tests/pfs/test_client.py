@@ -27,7 +27,8 @@ def test_parse_address(text, expected):
 
 
 @pytest.mark.parametrize("text", ["", "   ", "ftp://h:1", "grpc://", "grpc://h:99999", "grpc://h:1/x",
-                                  "grpc://u:p@h:1", "grpc://h:port", "grpc://h:1?q=1"])
+                                  "grpc://u:p@h:1", "grpc://h:port", "grpc://h:1?q=1",
+                                  "grpc://bad host:1", "bad host"])
 def test_parse_address_rejects(text):
     with pytest.raises(ValueError, match=BAD_ADDRESS):
         parse_address(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 import weakref
@@ -67,6 +68,10 @@ class Address:
         return self.url.split("://", 1)[1]
 
 
+# A DNS name or an IPv4/IPv6 literal: no spaces or other characters a resolver would refuse later.
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
+
+
 def parse_address(text: str) -> Address:
     """Parse `host[:port]`, `grpc://host[:port]` or `grpcs://...` (also http/https), as pachctl does."""
     text = (text or "").strip()
@@ -80,7 +85,8 @@ def parse_address(text: str) -> Address:
     except ValueError:
         raise ValueError(BAD_ADDRESS) from None
     if (parts.scheme not in _SCHEMES or not parts.hostname or parts.path not in ("", "/")
-            or parts.query or parts.fragment or parts.username or parts.password):
+            or parts.query or parts.fragment or parts.username or parts.password
+            or not _HOST.fullmatch(parts.hostname)):
         raise ValueError(BAD_ADDRESS)
     return Address(parts.hostname, port or DEFAULT_PORT, _SCHEMES[parts.scheme])
 
