@@ -131,6 +131,9 @@ def default_mount_dir() -> str:
     return str(pfs) if usable else str(Path.home() / "pfs")
 
 
+TOKEN_STORAGES = ("auto", "keyring", "file", "session")
+
+
 @dataclass
 class Settings:
     """The app's own settings (the GUI edits them; the daemon reads them at start)."""
@@ -145,6 +148,10 @@ class Settings:
     restore_mounts: bool = True
     allowed_origins: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED_ORIGINS))
     jupyter_path: str = ""
+    # where login tokens are kept: "auto" (the OS keychain when one is usable, else the pachctl
+    # config file), "keyring", "file" (the pachctl config), or "session" (memory only: log in again
+    # after a restart) -- the choice for machines with no keychain, e.g. headless Linux
+    token_storage: str = "auto"
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
@@ -214,6 +221,8 @@ class Settings:
             errs["allowed_origins"] = f"not an origin (scheme://host[:port]): {', '.join(map(repr, bad))}"
         if self.jupyter_path and not Path(self.jupyter_path).expanduser().exists():
             errs["jupyter_path"] = f"no such file: {self.jupyter_path}"
+        if self.token_storage not in TOKEN_STORAGES:
+            errs["token_storage"] = f"must be one of {', '.join(TOKEN_STORAGES)}"
         return errs
 
 

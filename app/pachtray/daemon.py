@@ -243,7 +243,7 @@ class DaemonApp:
             [c for c in contexts.values() if isinstance(c, dict)]
         for ctx in candidates:
             if ctx is None:
-                token = tokens.load(address.url)
+                token = tokens.load(address.url, self.settings.token_storage)
             elif _same_address(ctx.get("pachd_address"), address):
                 token = ctx.get("session_token")
             else:
@@ -442,7 +442,7 @@ class DaemonApp:
         finally:
             login_client.close()
         tokens.remember(token)
-        where = tokens.save(address.url, token)
+        where = tokens.save(address.url, token, self.settings.token_storage)
         log.info("logged in to %s; token kept in %s", address.url, where)
         with self._switch_lock:
             self.use_cluster(address, root_certs=certs, server_cas=cas, token=token)

@@ -58,17 +58,22 @@ def _keyring():
     return keyring
 
 
-def storage() -> str:
-    """Where tokens go: `keyring (<backend>)` or `file (<pachctl config path>)`."""
-    kr = _keyring()
+def storage(policy: str = "auto") -> str:
+    """Where tokens go under ``policy`` (Settings.token_storage): `keyring (<backend>)`,
+    `file (<pachctl config path>)` or `session (...)`."""
+    kr = _keyring() if policy in ("auto", "keyring") else None
     if kr is not None:
         return f"keyring ({type(kr.get_keyring()).__module__})"
+    if policy == "keyring":
+        return "session (no usable keychain on this machine; log in again after a restart)"
+    if policy == "session":
+        return "session (kept in memory only; log in again after a restart)"
     return f"file ({config.pachctl_config_path()})"
 
 
-def load(address: str) -> str | None:
-    """The keychain's token for a cluster address (None when none or no keychain)."""
-    kr = _keyring()
+def load(address: str, policy: str = "auto") -> str | None:
+    """The keychain's token for a cluster address (None when none, no keychain, or not wanted)."""
+    kr = _keyring() if policy in ("auto", "keyring") else None
     if kr is None:
         return None
     try:
@@ -80,15 +85,21 @@ def load(address: str) -> str | None:
     return token
 
 
-def save(address: str, token: str) -> str:
-    """Keep ``token`` for ``address``; returns where it went (see storage())."""
+def save(address: str, token: str, policy: str = "auto") -> str:
+    """Keep ``token`` for ``address`` as ``policy`` says; returns where it went (see storage())."""
     remember(token)
-    kr = _keyring()
+    where = storage(policy)
+    if where.startswith("session"):
+        return where
+    kr = _keyring() if where.startswith("keyring") else None
     if kr is not None:
         try:
             kr.set_password(SERVICE, address, token)
-            return storage()
+            return where
         except Exception as e:  # noqa: BLE001 - fall back to the file rather than lose the login
+            if policy == "keyring":
+                log.warning("cannot store the token for %s in the keychain (%s); keeping it for this session", address, e)
+                return "session (the keychain refused it; log in again after a restart)"
             log.warning("cannot store the token for %s in the keychain (%s); using the pachctl config", address, e)
     config.set_context_token(address, token)
     return f"file ({config.pachctl_config_path()})"

@@ -130,3 +130,25 @@ def test_token_kept_in_the_keychain_survives_a_restart(daemon_factory, auth_pach
     assert again.get("/repos").status_code == 200
     assert again.put("/auth/_logout").status_code == 200
     assert token not in Path(env["PACHTRAY_TEST_KEYRING"]).read_text()
+
+
+@pytest.mark.parametrize("policy", ["session", "file"])
+def test_the_user_chooses_where_tokens_are_kept(daemon_factory, auth_pachd, repos, tmp_path, policy):
+    """With a keychain available, "session" keeps the token in memory only and "file" puts it in
+    the pachctl config instead: the choice a user without a keychain (or not trusting it) makes."""
+    from pachtray import config
+
+    config.Settings(token_storage=policy).save()
+    env = _file_keyring_env(tmp_path)
+    d = daemon_factory(auth_pachd.address, env=env)
+    where = d.get("/config").json()["token_storage"]
+    assert where.startswith("session" if policy == "session" else "file ("), where
+    reply, _ = _login(d)
+    assert reply.status_code == 200, reply.text
+    token = reply.json()["v2"]["contexts"][reply.json()["v2"]["active_context"]]["session_token"]
+    assert d.get("/repos").status_code == 200
+    keyring_file = Path(env["PACHTRAY_TEST_KEYRING"])
+    assert not keyring_file.exists() or token not in keyring_file.read_text()
+    config_file = Path(os.environ["PACH_CONFIG"])
+    stored_in_file = config_file.exists() and token in config_file.read_text()
+    assert stored_in_file == (policy == "file")

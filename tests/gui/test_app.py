@@ -224,9 +224,11 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
     dialog.sock_edit.setText(str(tmp_path / "pfs.sock"))
     dialog.mount_edit.setText(str(tmp_path / "pfs"))
     dialog.login_check.setChecked(True)
+    dialog.token_combo.setCurrentIndex(dialog.token_combo.findData("session"))
     dialog.save()
     assert saved and all(not label.isVisible() for label in dialog.problems.values())
     stored = json.loads(config.settings_path().read_text())
+    assert stored["token_storage"] == "session"
     assert stored["api_port"] == 9123 and stored["cluster_address"] == "grpcs://pachd.example.com:31400"
     assert stored["tls_ca_file"] == str(ca) and stored["start_at_login"] is True
     entry = autostart_path().read_text()
@@ -234,6 +236,7 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
 
     dialog = SettingsDialog(config.Settings.load(), run_task, lambda old, new: saved.append((old, new)))
     assert dialog.cluster_radio.isChecked() and dialog.port_edit.text() == "9123"
+    assert dialog.token_combo.currentData() == "session"
     dialog.local_radio.setChecked(True)
     dialog.login_check.setChecked(False)
     dialog.save()

@@ -33,7 +33,7 @@ def config_answer(app) -> dict:
         "cluster_status": app.cluster_status(),
         "pachd_address": app.address.url,
         "connection": app.connection_state(),
-        "token_storage": tokens.storage(),
+        "token_storage": tokens.storage(app.settings.token_storage),
         "local": app.is_local,
     }
 

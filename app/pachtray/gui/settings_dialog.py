@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtWidgets import (
-    QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+    QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
     QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
@@ -21,7 +21,8 @@ from pachtray import config
 
 AUTOSTART_NAME = "pachtray.desktop"
 # Fields whose change needs the daemon restarted (it listens, mounts and connects with them).
-RESTART_FIELDS = ("cluster_address", "tls_ca_file", "mount_dir", "api_port", "sock_path", "cache_size_mb")
+RESTART_FIELDS = ("cluster_address", "tls_ca_file", "mount_dir", "api_port", "sock_path", "cache_size_mb",
+                  "token_storage")
 
 
 def autostart_path() -> Path:
@@ -108,6 +109,13 @@ class SettingsDialog(QDialog):
         self.jupyter_edit.setPlaceholderText("default: jupyter on PATH")
         self._add(form, "Jupyter program", self._with_browse(self.jupyter_edit, file=True), "jupyter_path")
 
+        # No keychain (headless Linux): the user decides between a plain file and no storage at all.
+        self.token_combo = QComboBox(self)
+        for value, label in TOKEN_STORAGE_LABELS.items():
+            self.token_combo.addItem(label, value)
+        self.token_combo.setCurrentIndex(max(0, self.token_combo.findData(settings.token_storage)))
+        self._add(form, "Keep login tokens in", self.token_combo, "token_storage")
+
         self.login_check = QCheckBox("Start Pachtray when I log in", self)
         self.login_check.setChecked(settings.start_at_login)
         form.addRow("", self.login_check)
@@ -180,7 +188,8 @@ class SettingsDialog(QDialog):
             tls_ca_file=self.ca_edit.text().strip() if cluster else "",
             mount_dir=self.mount_edit.text().strip(), api_port=port, sock_path=self.sock_edit.text().strip(),
             cache_size_mb=self.cache_spin.value(), jupyter_path=self.jupyter_edit.text().strip(),
-            start_at_login=self.login_check.isChecked(), restore_mounts=self.restore_check.isChecked())
+            start_at_login=self.login_check.isChecked(), restore_mounts=self.restore_check.isChecked(),
+            token_storage=self.token_combo.currentData())
         for key, message in settings.errors().items():
             problems.setdefault(key, message)
         return settings, problems
@@ -209,6 +218,14 @@ class SettingsDialog(QDialog):
             self.general_problem.setText(f"Could not save the settings: {error}")
 
         self._run_task(lambda: save_settings(settings), saved, failed)
+
+
+TOKEN_STORAGE_LABELS = {
+    "auto": "the OS keychain (a file when there is none)",
+    "keyring": "the OS keychain only",
+    "file": "the pachctl config file (~/.pachyderm/config.json)",
+    "session": "memory only (log in again after a restart)",
+}
 
 
 def needs_restart(old: config.Settings, new: config.Settings) -> bool:
