@@ -15,9 +15,10 @@ from pachyderm_sdk.api import pfs
 
 from conftest import force_unmount, stop_process, wait_for
 from pachtray.mount import reader
-from pachtray.mount.cache import ChunkCache
 from pachtray.mount.fs import CommitView, FuseMount, LocalDirView
 from pachtray.pfs.client import connect
+
+from mounthelpers import cache, mount, pclient  # noqa: F401 - fixtures
 
 MiB = 1024 * 1024
 
@@ -36,29 +37,6 @@ def pattern(size: int) -> bytes:
     """Position-dependent bytes, so a read at the wrong offset cannot pass."""
     block = b"".join(i.to_bytes(4, "big") for i in range(MiB // 4))
     return (block * (size // len(block) + 1))[:size]
-
-
-@pytest.fixture
-def cache(tmp_path):
-    return ChunkCache(tmp_path / "cache", 256 * MiB)
-
-
-@pytest.fixture
-def mount(tmp_path):
-    m = FuseMount(tmp_path / "pfs")
-    m.start()
-    try:
-        yield m
-    finally:
-        m.stop()
-        force_unmount(tmp_path / "pfs")
-
-
-@pytest.fixture
-def pclient(pachd):
-    c = connect(pachd.address, rpc_timeout=5)
-    yield c
-    c.close()
 
 
 def test_listing_nested_dirs_and_reads(client, pclient, mount, cache, unique_name):

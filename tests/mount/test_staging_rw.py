@@ -24,6 +24,8 @@ from pachtray.mount.fs import FuseMount
 from pachtray.mount.staging import CommitFailed, RwView
 from pachtray.pfs.client import connect
 
+from mounthelpers import cache, mount, pclient  # noqa: F401 - fixtures
+
 MiB = 1024 * 1024
 
 
@@ -52,29 +54,6 @@ def tree(client, repo: str, commit_id: str) -> dict[str, bytes]:
 
 def commit_count(client, repo: str) -> int:
     return len(list(client.pfs.list_commit(repo=pfs.Repo(name=repo))))
-
-
-@pytest.fixture
-def cache(tmp_path):
-    return ChunkCache(tmp_path / "cache", 256 * MiB)
-
-
-@pytest.fixture
-def mount(tmp_path):
-    m = FuseMount(tmp_path / "pfs")
-    m.start()
-    try:
-        yield m
-    finally:
-        m.stop()
-        force_unmount(tmp_path / "pfs")
-
-
-@pytest.fixture
-def pclient(pachd):
-    c = connect(pachd.address, rpc_timeout=5)
-    yield c
-    c.close()
 
 
 def test_every_change_then_one_commit(client, pclient, mount, cache, tmp_path, unique_name):

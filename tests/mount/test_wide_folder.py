@@ -15,10 +15,10 @@ import os
 import pytest
 from pachyderm_sdk.api import pfs
 
-from conftest import force_unmount
 from pachtray.mount.cache import ChunkCache
-from pachtray.mount.fs import CommitView, FuseMount, RwView
-from pachtray.pfs.client import connect
+from pachtray.mount.fs import CommitView, RwView
+
+from mounthelpers import mount, pclient  # noqa: F401 - fixtures
 
 WIDE_ENTRIES = int(os.environ.get("PACHTRAY_WIDE_ENTRIES", "20000"))
 MiB = 1 << 20
@@ -43,32 +43,14 @@ def write_commit(client, repo: str, files) -> str:
     return client.pfs.inspect_commit(commit=commit, wait=pfs.CommitState.FINISHED).commit.id
 
 
-@pytest.fixture
-def fuse_mount(tmp_path):
-    m = FuseMount(tmp_path / "pfs")
-    m.start()
-    try:
-        yield m
-    finally:
-        m.stop()
-        force_unmount(tmp_path / "pfs")
-
-
-@pytest.fixture
-def pclient(pachd):
-    c = connect(pachd.address, rpc_timeout=10)
-    yield c
-    c.close()
-
-
-def test_wide_folder_through_a_ro_mount(pclient, fuse_mount, tmp_path, unique_name):
+def test_wide_folder_through_a_ro_mount(pclient, mount, tmp_path, unique_name):
     n = WIDE_ENTRIES
     repo = unique_name("wide")
     files = ((f"/wide/{name(i)}", b"%d\n" % i) for i in range(n))
     commit_id = write_commit(pclient, repo, [("/top.txt", b"top\n"), *files])
     cache = ChunkCache(tmp_path / "cache", 64 * MiB)
-    fuse_mount.add_view("ro", CommitView(lambda: pclient, "default", repo, commit_id, ["/"], cache))
-    wide = os.path.join(fuse_mount.mount_dir, "ro", "wide")
+    mount.add_view("ro", CommitView(lambda: pclient, "default", repo, commit_id, ["/"], cache))
+    wide = os.path.join(mount.mount_dir, "ro", "wide")
 
     # A name far into the folder, before any listing reached it, and a missing one.
     last = os.path.join(wide, name(n - 1))
@@ -83,11 +65,11 @@ def test_wide_folder_through_a_ro_mount(pclient, fuse_mount, tmp_path, unique_na
         assert name(i) in listed
     with open(os.path.join(wide, name(n // 2)), "rb") as f:
         assert f.read() == b"%d\n" % (n // 2)
-    assert sorted(os.listdir(os.path.join(fuse_mount.mount_dir, "ro"))) == ["top.txt", "wide"]
+    assert sorted(os.listdir(os.path.join(mount.mount_dir, "ro"))) == ["top.txt", "wide"]
 
     # A second view of the same commit lists the whole folder again (the server's pages are kept).
-    fuse_mount.add_view("again", CommitView(lambda: pclient, "default", repo, commit_id, ["/wide"], cache))
-    with os.scandir(os.path.join(fuse_mount.mount_dir, "again", "wide")) as it:
+    mount.add_view("again", CommitView(lambda: pclient, "default", repo, commit_id, ["/wide"], cache))
+    with os.scandir(os.path.join(mount.mount_dir, "again", "wide")) as it:
         again = [e.name for e in it]
     assert sorted(again) == sorted(listed)
     with pytest.raises(OSError) as e:
@@ -123,15 +105,15 @@ def test_list_file_pages_match_the_whole_listing(pclient, unique_name, reverse):
     assert list(pclient.pfs.list_file(file=pfs.File.from_uri(f"{repo}@master:/missing"))) == []
 
 
-def test_many_staged_files_in_a_rw_folder(pclient, fuse_mount, tmp_path, unique_name):
+def test_many_staged_files_in_a_rw_folder(pclient, mount, tmp_path, unique_name):
     """Creating, deleting and moving among many staged files stays correct (and linear)."""
     n = 2000
     repo = unique_name("wide-rw")
     base = write_commit(pclient, repo, [("/keep.txt", b"kept\n")])
     cache = ChunkCache(tmp_path / "cache", 64 * MiB)
     view = RwView(tmp_path / "staging", lambda: pclient, "default", repo, "master", base, cache)
-    fuse_mount.add_view("rw", view)
-    top = os.path.join(fuse_mount.mount_dir, "rw")
+    mount.add_view("rw", view)
+    top = os.path.join(mount.mount_dir, "rw")
     os.mkdir(os.path.join(top, "many"))
     for i in range(n):
         with open(os.path.join(top, "many", name(i)), "wb") as f:

@@ -1,0 +1,36 @@
+"""Fixtures shared by the FUSE-level tests of tests/mount: a chunk cache, a FuseMount at a temp
+folder (always unmounted), and a Pachtray client of the session's embedded server."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import force_unmount
+from pachtray.mount.cache import ChunkCache
+from pachtray.mount.fs import FuseMount
+from pachtray.pfs.client import connect
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return ChunkCache(tmp_path / "cache", 256 * MiB)
+
+
+@pytest.fixture
+def mount(tmp_path):
+    m = FuseMount(tmp_path / "pfs")
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()
+        force_unmount(tmp_path / "pfs")
+
+
+@pytest.fixture
+def pclient(pachd):
+    c = connect(pachd.address, rpc_timeout=10)
+    yield c
+    c.close()
