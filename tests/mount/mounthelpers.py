@@ -4,6 +4,7 @@ folder (always unmounted), and a Pachtray client of the session's embedded serve
 from __future__ import annotations
 
 import pytest
+from pachyderm_sdk.api import pfs
 
 from conftest import force_unmount
 from pachtray.mount.cache import ChunkCache
@@ -34,3 +35,13 @@ def pclient(pachd):
     c = connect(pachd.address, rpc_timeout=10)
     yield c
     c.close()
+
+
+def put_commit(client, repo: str, files: dict[str, bytes], branch: str = "master") -> str:
+    """Create `repo` if needed, write `files` in one commit on `branch`, return the commit id."""
+    if repo not in [r.repo.name for r in client.pfs.list_repo()]:
+        client.pfs.create_repo(repo=pfs.Repo(name=repo))
+    with client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@{branch}")) as c:
+        for path, data in files.items():
+            c.put_file_from_bytes(path=path, data=data)
+    return client.pfs.inspect_branch(branch=pfs.Branch.from_uri(f"{repo}@{branch}")).head.id

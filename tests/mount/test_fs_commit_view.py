@@ -18,19 +18,9 @@ from pachtray.mount import reader
 from pachtray.mount.fs import CommitView, FuseMount, LocalDirView
 from pachtray.pfs.client import connect
 
-from mounthelpers import cache, mount, pclient  # noqa: F401 - fixtures
+from mounthelpers import cache, mount, pclient, put_commit  # noqa: F401 - fixtures
 
 MiB = 1024 * 1024
-
-
-def put_commit(client, repo: str, files: dict[str, bytes], branch: str = "master") -> str:
-    """Create `repo` if needed, write `files` in one commit on `branch`, return the commit id."""
-    if repo not in [r.repo.name for r in client.pfs.list_repo()]:
-        client.pfs.create_repo(repo=pfs.Repo(name=repo))
-    with client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@{branch}")) as c:
-        for path, data in files.items():
-            c.put_file_from_bytes(path=path, data=data)
-    return client.pfs.inspect_branch(branch=pfs.Branch.from_uri(f"{repo}@{branch}")).head.id
 
 
 def pattern(size: int) -> bytes:

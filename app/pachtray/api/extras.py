@@ -62,29 +62,20 @@ def _param(query: dict, key: str, default: str | None = None) -> str:
     return value
 
 
-def _int_param(query: dict, key: str, default: int, low: int, high: int) -> int:
+def _number_param(query: dict, key: str, default, low, high, kind=int):
+    """An int (or, with kind=float, a number) query parameter within [low, high]; 400 otherwise."""
     raw = query.get(key)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ApiError(400, f"query parameter {key!r} must be an integer, got {raw!r}") from None
+        noun = "an integer" if kind is int else "a number"
+        raise ApiError(400, f"query parameter {key!r} must be {noun}, got {raw!r}") from None
     if not low <= value <= high:
-        raise ApiError(400, f"query parameter {key!r} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _float_param(query: dict, key: str, default: float, low: float, high: float) -> float:
-    raw = query.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiError(400, f"query parameter {key!r} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ApiError(400, f"query parameter {key!r} must be between {low:g} and {high:g}, got {raw}")
+        show = (lambda v: f"{v:g}") if kind is float else str
+        got = raw if kind is float else value
+        raise ApiError(400, f"query parameter {key!r} must be between {show(low)} and {show(high)}, got {got}")
     return value
 
 
@@ -170,8 +161,8 @@ def mounts(req, app):
 
 def events(req, app):
     """Answer as soon as the manager's generation differs from `since` (or at `timeout`)."""
-    since = _int_param(req.query, "since", -1, -1, 2**62)
-    timeout = _float_param(req.query, "timeout", 25.0, 0.0, MAX_EVENT_WAIT)
+    since = _number_param(req.query, "since", -1, -1, 2**62)
+    timeout = _number_param(req.query, "timeout", 25.0, 0.0, MAX_EVENT_WAIT, float)
     if since < 0:
         return {"generation": app.manager.generation}
     return {"generation": app.manager.wait_change(since, timeout)}
@@ -252,8 +243,8 @@ def commits(req, app):
 
     repo = _repo_of(req.query)
     branch = _name(_param(req.query, "branch"), "branch")
-    offset = _int_param(req.query, "offset", 0, 0, 10**9)
-    limit = _int_param(req.query, "limit", 100, 1, MAX_PAGE)
+    offset = _number_param(req.query, "offset", 0, 0, 10**9)
+    limit = _number_param(req.query, "limit", 100, 1, MAX_PAGE)
     client = app.client()
     want = offset + limit + 1
     stream = _rpc(client.pfs.list_commit, repo=repo, to=pfs.Commit(branch=pfs.Branch(repo=repo, name=branch)),
@@ -292,7 +283,7 @@ def files(req, app):
     after = req.query.get("after", "")
     if after:
         after = _pfs_path(after, "after")
-    limit = _int_param(req.query, "limit", 200, 1, MAX_PAGE)
+    limit = _number_param(req.query, "limit", 200, 1, MAX_PAGE)
     marker = pfs.File(commit=commit, path=after) if after else None
     stream = _rpc(app.client().pfs.list_file, file=pfs.File(commit=commit, path=folder),
                   pagination_marker=marker, number=limit + 1)

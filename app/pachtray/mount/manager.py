@@ -439,12 +439,16 @@ class MountManager:
             m.pending = m.view.pending_count()
         else:
             m.view = self._ro_view(m)
+        self._publish(m)
+        self._changed_set()
+
+    def _publish(self, m: _Mount) -> None:
+        """Register a mount whose view is built and show it in the file system."""
         with self._lock:
             self._mounts[m.name] = m
         self._fs.add_view(m.name, m.view)
         with self._lock:
             m.state = "mounted"
-        self._changed_set()
 
     def _adopt_or_reject(self, existing: _Mount, m: _Mount) -> None:
         same = existing.source() == m.source() and (not m.pinned or existing.commit == m.commit)
@@ -722,11 +726,7 @@ class MountManager:
                     raise ApiError(500, f"mount at '{m.name}' already in use (recovered changes): commit or "
                                         "discard them first")
             m.view = self._ro_view(m)
-            with self._lock:
-                self._mounts[m.name] = m
-            self._fs.add_view(m.name, m.view)
-            with self._lock:
-                m.state = "mounted"
+            self._publish(m)
         self._bump()
 
     def _hide_datum(self) -> None:
