@@ -56,6 +56,44 @@ def is_mounted(path: str | os.PathLike) -> bool:
         return any(line.split()[1].replace("\\040", " ") == target for line in f)
 
 
+_DEAD_FS = """
+import errno, sys
+import mfusepy as fuse
+
+class Root(fuse.Operations):
+    def getattr(self, path, fh=None):
+        if path == "/":
+            return dict(st_mode=0o40755, st_nlink=2)
+        raise fuse.FuseOSError(errno.ENOENT)
+
+fuse.FUSE(Root(), sys.argv[1], foreground=True)
+"""
+
+
+@contextlib.contextmanager
+def stale_fuse_mount(mount_dir: Path):
+    """A FUSE mount whose process was killed: every stat of it fails with ENOTCONN, as after a crash."""
+    mount_dir.mkdir(parents=True, exist_ok=True)
+    script = mount_dir.parent / f".dead_fs_{uuid.uuid4().hex[:8]}.py"
+    script.write_text(_DEAD_FS)
+    fs = subprocess.Popen([PY, str(script), str(mount_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.ismount(mount_dir), 30, what="the soon-dead file system")
+        fs.kill()
+        fs.wait(10)
+        try:
+            os.listdir(mount_dir)  # a stat of the mount point itself can be answered from the kernel's cache
+        except OSError:
+            pass
+        else:
+            raise AssertionError(f"{mount_dir} still answers after its file system was killed")
+        yield mount_dir
+    finally:
+        if fs.poll() is None:
+            fs.kill()
+        force_unmount(mount_dir)
+
+
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None

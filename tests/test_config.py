@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stale_fuse_mount
+
 from pachtray import config
 
 
@@ -122,3 +124,17 @@ def test_settings_errors_name_each_bad_field(tmp_path):
 
 def test_default_mount_dir_is_absolute():
     assert os.path.isabs(config.default_mount_dir())
+
+
+def test_default_mount_dir_keeps_a_stale_fuse_mount_for_the_daemon_to_clean(tmp_path):
+    """After a crash /pfs can be a dead FUSE mount (every stat says ENOTCONN): it is still the
+    default, not an error that stops the daemon from starting (the daemon cleans it at start)."""
+    candidate = tmp_path / "pfs"
+    with stale_fuse_mount(candidate):
+        assert config.default_mount_dir(candidate) == str(candidate)
+        assert config.Settings(mount_dir="").effective_mount_dir()  # the real /pfs, whatever its state
+
+
+def test_default_mount_dir_is_the_candidate_when_it_can_be_created(tmp_path):
+    assert config.default_mount_dir(tmp_path / "new" / "pfs") == str(tmp_path / "new" / "pfs")
+    assert config.default_mount_dir(tmp_path) == str(tmp_path)

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 import requests
-from conftest import PY, force_unmount, free_port, grpc_serving, stop_process, wait_for
+from conftest import PY, free_port, grpc_serving, stale_fuse_mount, stop_process, wait_for
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
@@ -137,45 +137,20 @@ def test_the_embedded_server_is_started_again_when_it_dies(daemon_factory):
     assert d.get("/repos").status_code == 200
 
 
-DEAD_FS = """
-import errno, sys
-import mfusepy as fuse
-
-class Root(fuse.Operations):
-    def getattr(self, path, fh=None):
-        if path == "/":
-            return dict(st_mode=0o40755, st_nlink=2)
-        raise fuse.FuseOSError(errno.ENOENT)
-
-fuse.FUSE(Root(), sys.argv[1], foreground=True)
-"""
-
-
 def test_a_stale_fuse_mount_at_the_mount_dir_is_cleaned_at_start(tmp_path, pachd):
     mount_dir = tmp_path / "pfs"
-    mount_dir.mkdir()
-    (tmp_path / "dead_fs.py").write_text(DEAD_FS)
-    fs = subprocess.Popen([PY, str(tmp_path / "dead_fs.py"), str(mount_dir)], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
     daemon_proc = None
-    try:
-        wait_for(lambda: os.path.ismount(mount_dir), 30, what="the soon-dead file system")
-        fs.kill()  # leaves "Transport endpoint is not connected" behind, as a killed daemon can
-        fs.wait(10)
-        with pytest.raises(OSError):
-            os.listdir(mount_dir)
-        port = free_port()
-        daemon_proc = subprocess.Popen(
-            [PY, "-m", "pachtray", "daemon", "--mount-dir", str(mount_dir), "--data-dir", str(tmp_path / "data"),
-             "--port", str(port), "--sock-path", "", "--pachd-address", pachd.address],
-            stdout=open(tmp_path / "daemon.log", "wb"), stderr=subprocess.STDOUT)
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/mounts", timeout=5).status_code == 200, 60,
-                 what="daemon with its own FUSE mount")
-        assert os.listdir(mount_dir) == []  # our (empty) mount, not the dead one
-    finally:
-        if daemon_proc is not None:
-            stop_process(daemon_proc, 60)
-        if fs.poll() is None:
-            fs.kill()
-        force_unmount(mount_dir)
+    with stale_fuse_mount(mount_dir):
+        try:
+            port = free_port()
+            daemon_proc = subprocess.Popen(
+                [PY, "-m", "pachtray", "daemon", "--mount-dir", str(mount_dir), "--data-dir", str(tmp_path / "data"),
+                 "--port", str(port), "--sock-path", "", "--pachd-address", pachd.address],
+                stdout=open(tmp_path / "daemon.log", "wb"), stderr=subprocess.STDOUT)
+            wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/mounts", timeout=5).status_code == 200, 60,
+                     what="daemon with its own FUSE mount")
+            assert os.listdir(mount_dir) == []  # our (empty) mount, not the dead one
+        finally:
+            if daemon_proc is not None:
+                stop_process(daemon_proc, 60)
     assert daemon_proc.returncode == 0

@@ -7,6 +7,7 @@ fields we do not know are kept, and it is written atomically with mode 0600 (it 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import tempfile
@@ -124,11 +125,26 @@ def settings_path() -> Path:
     return Path(base) / "pachtray" / "settings.json"
 
 
-def default_mount_dir() -> str:
-    """/pfs (what notebooks and pipelines expect) when usable or creatable, else ~/pfs."""
-    pfs = Path("/pfs")
-    usable = os.access(pfs, os.W_OK) or os.path.ismount(pfs) if pfs.exists() else os.access(pfs.parent, os.W_OK)
-    return str(pfs) if usable else str(Path.home() / "pfs")
+def default_mount_dir(candidate: Path = Path("/pfs")) -> str:
+    """/pfs (what notebooks and pipelines expect) when usable or creatable, else ~/pfs.
+
+    A FUSE mount left by a killed process answers every stat with ENOTCONN; that is still our
+    place (the daemon cleans such a mount at start), so it must not break the default.
+    """
+    try:
+        exists = candidate.exists()
+    except OSError as e:
+        if e.errno == errno.ENOTCONN or os.path.ismount(candidate):
+            return str(candidate)
+        exists = True
+    if exists:
+        usable = os.access(candidate, os.W_OK) or os.path.ismount(candidate)
+    else:
+        parent = candidate.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        usable = os.access(parent, os.W_OK)
+    return str(candidate) if usable else str(Path.home() / "pfs")
 
 
 TOKEN_STORAGES = ("auto", "keyring", "file", "session")

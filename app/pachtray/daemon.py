@@ -502,8 +502,11 @@ def _parser(mode: str, settings: config.Settings) -> argparse.ArgumentParser:
         prog="pachtray daemon" if daemon else "mount-server",
         description=("Pachtray's daemon: FUSE mounts, the mount-server REST API and the embedded local server."
                      if daemon else "Pachtray's drop-in for Pachyderm's mount-server (jupyterlab-pachyderm)."))
-    p.add_argument("--mount-dir", default=settings.effective_mount_dir() if daemon else "/pfs",
-                   help="folder where repos are mounted (default: %(default)s)")
+    # The default is worked out only when no --mount-dir is given: it looks at /pfs, which may be
+    # a dead FUSE mount this very start is about to clean.
+    p.add_argument("--mount-dir", default=None,
+                   help="folder where repos are mounted (default: %s)" % (
+                       "the app setting, else /pfs if usable, else ~/pfs" if daemon else "/pfs"))
     p.add_argument("--sock-path", default=settings.sock_path,
                    help="also serve the API on this unix socket; empty for none (default: %(default)s)")
     p.add_argument("--port", type=int, default=settings.api_port if daemon else 9002,
@@ -574,6 +577,8 @@ def _run(argv: list[str], mode: str) -> int:
             return 2
 
     data_dir = config.data_dir(args.data_dir)
+    if args.mount_dir is None:
+        args.mount_dir = settings.effective_mount_dir() if mode == "daemon" else "/pfs"
     mount_dir = Path(args.mount_dir).expanduser().absolute()
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
