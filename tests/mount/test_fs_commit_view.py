@@ -263,3 +263,37 @@ def test_start_refuses_a_live_mount(tmp_path):
     finally:
         first.stop()
         force_unmount(tmp_path / "live")
+
+
+def test_a_sequential_read_fetches_runs_of_chunks_in_few_calls(client, pclient, mount, cache, unique_name):
+    """Read-ahead claims several chunks and fetches them with one GetFile call: a call per 4 MiB
+    chunk halves the throughput of a download."""
+    repo = unique_name("seq")
+    size = 64 * MiB
+    data = pattern(size)
+    head = put_commit(client, repo, {"/big.bin": data})
+    mount.add_view("seq", CommitView(lambda: pclient, "default", repo, head, ["/"], cache))
+    calls, fetched = reader.STATS.requests, reader.STATS.bytes
+    with open(f"{mount.mount_dir}/seq/big.bin", "rb", buffering=0) as f:
+        got = b"".join(iter(lambda: f.read(MiB), b""))
+    assert got == data
+    calls, fetched = reader.STATS.requests - calls, reader.STATS.bytes - fetched
+    chunks = size // reader.CHUNK_SIZE
+    assert calls <= chunks // 2, f"{calls} GetFile calls for {chunks} chunks"
+    assert size <= fetched <= size + reader.CHUNK_SIZE
+
+
+def test_looking_up_one_folder_does_not_list_its_siblings(client, pclient, mount, cache, unique_name):
+    """`ls /pfs/repo/d150` asks for d150 alone, not for the listing of the 300 folders beside it."""
+    repo = unique_name("probe")
+    head = put_commit(client, repo, {f"/d{i:03d}/f{i}.txt": b"x" for i in range(300)})
+    view = CommitView(lambda: pclient, "default", repo, head, ["/"], cache)
+    mount.add_view("p", view)
+    assert os.listdir(f"{mount.mount_dir}/p/d150") == ["f150.txt"]
+    assert Path(f"{mount.mount_dir}/p/d151/f151.txt").read_bytes() == b"x"
+    with pytest.raises(FileNotFoundError):
+        os.stat(f"{mount.mount_dir}/p/d999")
+    root = view.tree._listings.get("/")
+    assert root.entries == [] and not root.complete, "the root was listed to look up one name"
+    assert sorted(os.listdir(f"{mount.mount_dir}/p")) == [f"d{i:03d}" for i in range(300)]
+    assert os.stat(f"{mount.mount_dir}/p/d150").st_mode & 0o040000

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pachtray.pfs.client import BAD_ADDRESS, Address, RpcIdleTimeout, connect, parse_address
+from pachtray.pfs.client import BAD_ADDRESS, Address, RpcIdleTimeout, connect, get_file, parse_address
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -106,4 +106,26 @@ def test_stream_gets_an_idle_deadline(silent_server):
     assert got == ["first"]
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "ListRepo" in info.value.details()
+    c.close()
+
+
+def test_abandoned_downloads_are_cancelled_and_free_the_server(local_pachd_factory, unique_name):
+    """A reader that has the bytes it wanted cancels the rest of the download: 100 abandoned
+    downloads (more than the server has threads) must leave the server answering at once. (The
+    SDK's own get_file generator lets go of its call only when garbage collected; until then the
+    server keeps a thread pushing the rest of the file.)"""
+    server = local_pachd_factory()
+    c = connect(server.address, rpc_timeout=10)
+    repo = unique_name("cancel")
+    c.pfs.create_repo(repo=pfs.Repo(name=repo))
+    with c.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as commit:
+        commit.put_file_from_bytes(path="/big.bin", data=b"x" * (32 << 20))
+    file = pfs.File.from_uri(f"{repo}@master:/big.bin")
+    held = []
+    for i in range(100):
+        call = get_file(c, file=file, offset=i)
+        assert next(iter(call)).value[:1] == b"x"
+        call.cancel()
+        held.append(call)  # still referenced: only the cancel can free the server's thread
+    assert [r.repo.name for r in c.pfs.list_repo()] == [repo]
     c.close()

@@ -26,14 +26,16 @@ from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
 from pachtray.mount.cache import ChunkCache, content_key
-from pachtray.pfs.client import list_file
+from pachtray.pfs.client import get_file, list_file
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 4 * 1024 * 1024
-READAHEAD_CHUNKS = 2
+READAHEAD_CHUNKS = 8  # 32 MiB window for a sequential reader
 PAGE_SIZE = 1000
 LISTINGS_KEPT = 4096
+PROBES_BEFORE_LISTING = 16  # single-name lookups in a folder before its first page is listed instead
+HOT_CHUNKS = 8  # fetched chunks kept in memory (32 MiB), besides the disk cache
 
 ClientFn = Callable[[], Client | None]
 
@@ -121,6 +123,11 @@ class ChunkReader:
         self._lock = threading.Lock()
         self._inflight: dict[tuple[str, int], Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pfs-readahead")
+        # Chunks just fetched stay in memory while a single writer puts them in the disk cache, so
+        # neither the download nor the reader waits for the disk.
+        self._hot: collections.OrderedDict[tuple[str, int], bytes] = collections.OrderedDict()
+        self._unwritten: set[tuple[str, int]] = set()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfs-cache-writer")
 
     def read(self, client_fn: ClientFn, commit: pfs.Commit, path: str, size: int, offset: int, length: int,
              state: ReadState | None = None) -> bytes:
@@ -136,7 +143,8 @@ class ChunkReader:
         while pos < end:
             idx, within = divmod(pos, cs)
             n = min(end - pos, cs - within)
-            data = self.cache.read(key, idx, within, n)
+            hot = self._hot_get(key, idx)
+            data = hot[within:within + n] if hot is not None else self.cache.read(key, idx, within, n)
             if data is None or len(data) < n:
                 chunk = self._chunk(client_fn, commit, path, key, idx, size)
                 data = chunk[within:within + n]
@@ -152,15 +160,73 @@ class ChunkReader:
             state.next_offset = offset + length
             # more than one chunk in a row: more than the kernel's own read-ahead of one small read
             sequential = state.streak > self.chunk_size
-        if not sequential:
+        if not sequential or self.readahead <= 0:
             return
+        # Read ahead in runs: once fewer than half the window is fetched or on its way, claim the
+        # rest of the window and fetch it with ONE GetFile call (a new call per chunk halves the
+        # throughput of a stream: its set-up and flow-control ramp are paid again each time).
         first = (offset + length) // self.chunk_size + 1
-        for idx in range(first, first + self.readahead):
-            if idx * self.chunk_size >= size or self.cache.contains(key, idx):
+        last = min(first + self.readahead, (size + self.chunk_size - 1) // self.chunk_size)
+        ahead = [idx for idx in range(first, last) if not self._covered(key, idx)]
+        if len(ahead) < max(1, self.readahead // 2) and first + self.readahead // 2 < last:
+            return
+        run: list[tuple[int, Future]] = []
+        for idx in ahead:
+            if self._has(key, idx):
                 continue
             fut, owner = self._claim(key, idx)
-            if owner:
-                self._pool.submit(self._fill, fut, client_fn, commit, path, key, idx, size)
+            if not owner:
+                continue
+            if run and idx != run[-1][0] + 1:
+                self._pool.submit(self._fill_run, run, client_fn, commit, path, key, size)
+                run = []
+            run.append((idx, fut))
+        if run:
+            self._pool.submit(self._fill_run, run, client_fn, commit, path, key, size)
+
+    def _covered(self, key: str, idx: int) -> bool:
+        with self._lock:
+            if (key, idx) in self._inflight:
+                return True
+        return self._has(key, idx)
+
+    def _has(self, key: str, idx: int) -> bool:
+        with self._lock:
+            if (key, idx) in self._hot:
+                return True
+        return self.cache.contains(key, idx)
+
+    def _hot_get(self, key: str, idx: int) -> bytes | None:
+        with self._lock:
+            data = self._hot.get((key, idx))
+            if data is not None:
+                self._hot.move_to_end((key, idx))
+            return data
+
+    def _store(self, key: str, idx: int, data: bytes) -> None:
+        with self._lock:
+            self._hot[(key, idx)] = data
+            self._unwritten.add((key, idx))
+            self._trim_hot()
+        self._writer.submit(self._write, key, idx, data)
+
+    def _write(self, key: str, idx: int, data: bytes) -> None:
+        try:
+            self.cache.put(key, idx, data)
+        finally:
+            with self._lock:
+                self._unwritten.discard((key, idx))
+                self._trim_hot()
+
+    def _trim_hot(self) -> None:
+        """Drop the oldest chunks already on disk beyond HOT_CHUNKS (caller holds the lock)."""
+        excess = len(self._hot) - HOT_CHUNKS
+        for k in [k for k in self._hot if k not in self._unwritten][:max(0, excess)]:
+            del self._hot[k]
+
+    def flush(self) -> None:
+        """Wait until every fetched chunk is in the disk cache (tests, shutdown)."""
+        self._writer.submit(lambda: None).result()
 
     def _claim(self, key: str, idx: int) -> tuple[Future, bool]:
         """The future of chunk `idx`; True if the caller must fill it."""
@@ -174,41 +240,80 @@ class ChunkReader:
     def _chunk(self, client_fn: ClientFn, commit: pfs.Commit, path: str, key: str, idx: int, size: int) -> bytes:
         fut, owner = self._claim(key, idx)
         if owner:
-            self._fill(fut, client_fn, commit, path, key, idx, size)
+            self._fill_run([(idx, fut)], client_fn, commit, path, key, size)
         return fut.result()
 
-    def _fill(self, fut: Future, client_fn: ClientFn, commit: pfs.Commit, path: str, key: str, idx: int,
-              size: int) -> None:
+    def _fill_run(self, run: list[tuple[int, Future]], client_fn: ClientFn, commit: pfs.Commit, path: str,
+                  key: str, size: int) -> None:
+        """Fill consecutive chunks from one GetFile call; each future is answered as soon as its
+        chunk is complete, so a reader waits for its chunk, not for the whole run."""
+        cs = self.chunk_size
+        pending = list(run)
         try:
-            want = min(self.chunk_size, size - idx * self.chunk_size)
-            data = self.cache.read(key, idx, 0, want)  # cached while this fill was queued?
-            if data is None or len(data) < want:
-                data = self._fetch(client_fn, commit, path, idx * self.chunk_size, want)
-                self.cache.put(key, idx, data)
-            fut.set_result(data)
+            while pending and self._has(key, pending[0][0]):  # cached while queued
+                idx, fut = pending.pop(0)
+                data = self._hot_get(key, idx)
+                if data is None:
+                    data = self.cache.read(key, idx, 0, min(cs, size - idx * cs))
+                self._done(key, idx, fut, result=data)
+            if not pending:
+                return
+            start = pending[0][0] * cs
+            end = min(size, (pending[-1][0] + 1) * cs)
+            for data in self._fetch(client_fn, commit, path, start, end - start, cs):
+                idx, fut = pending.pop(0)
+                self._store(key, idx, data)
+                self._done(key, idx, fut, result=data)
+            if pending:
+                raise OSError(errno.EIO, f"read {commit.repo.name}@{commit.id}:{path}: file shorter than listed")
         except BaseException as e:
-            fut.set_exception(e)
-        finally:
-            with self._lock:
-                self._inflight.pop((key, idx), None)
+            for idx, fut in pending:
+                self._done(key, idx, fut, error=e)
+            if not isinstance(e, Exception):
+                raise
 
-    def _fetch(self, client_fn: ClientFn, commit: pfs.Commit, path: str, offset: int, want: int) -> bytes:
+    def _done(self, key: str, idx: int, fut: Future, result: bytes | None = None,
+              error: BaseException | None = None) -> None:
+        with self._lock:
+            self._inflight.pop((key, idx), None)
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
+
+    def _fetch(self, client_fn: ClientFn, commit: pfs.Commit, path: str, offset: int, want: int, piece: int):
+        """Yield `want` bytes from `offset` in pieces of `piece` bytes (the last may be shorter),
+        from one GetFile call that is cancelled as soon as they are in (nothing more is downloaded
+        than the run asked for, and no server stream is left open)."""
         what = f"read {commit.repo.name}@{commit.id}:{path}"
         client = require_client(client_fn, what)
-        buf = bytearray()
         STATS.add(requests=1)
-        stream = client.pfs.get_file(file=pfs.File(commit=commit, path=path), offset=offset)
+        stream = get_file(client, file=pfs.File(commit=commit, path=path), offset=offset)
+        parts: list[bytes] = []
+        held = got = 0
         try:
             for msg in stream:
-                STATS.add(len(msg.value))
-                buf += msg.value
-                if len(buf) >= want:
+                value = msg.value
+                STATS.add(len(value))
+                if len(value) > want - got:
+                    value = value[:want - got]
+                got += len(value)
+                while held + len(value) >= piece:  # complete a piece, keep the rest
+                    cut = piece - held
+                    parts.append(value[:cut])
+                    yield b"".join(parts)
+                    parts, held, value = [], 0, value[cut:]
+                if value:
+                    parts.append(value)
+                    held += len(value)
+                if got >= want:
                     break
         except (grpc.RpcError, ConnectionError) as e:
             raise os_error(e, what) from None
         finally:
-            stream.close()  # cancels the rest of the download
-        return bytes(buf[:want])
+            stream.cancel()
+        if parts:
+            yield b"".join(parts)
 
 
 _readers: "weakref.WeakKeyDictionary[ChunkCache, ChunkReader]" = weakref.WeakKeyDictionary()
@@ -277,8 +382,10 @@ class CommitTree:
     Pages are kept (the commit is immutable), so no page is fetched or decoded twice.
     """
 
-    def __init__(self, client_fn: ClientFn, project: str, repo: str, commit_id: str | None, reader: ChunkReader):
+    def __init__(self, client_fn: ClientFn, project: str, repo: str, commit_id: str | None, reader: ChunkReader,
+                 probe: bool = True):
         self.client_fn = client_fn
+        self.probe = probe
         self.commit = make_commit(project, repo, commit_id) if commit_id else None
         self.reader = reader
         self.mtime = time.time()
@@ -357,7 +464,12 @@ class CommitTree:
         directory, name = posixpath.split(path)
         listing = self._listing(directory)
         with listing.lock:
-            if not listing.entries and not listing.complete:
+            # Looking up one name asks for that name alone (one small answer) until a folder has
+            # been probed often enough that listing its first page is cheaper: `ls /pfs/repo/d0500`
+            # must not list the 1,000 folders next to d0500 first. Without `probe` (the base of a rw
+            # mount) the folder is listed at once, so new names can be created while offline.
+            if not listing.entries and not listing.complete and (
+                    not self.probe or len(listing.probed) >= PROBES_BEFORE_LISTING):
                 self._fetch_page(listing, directory)
             found = listing.by_name.get(name)
             if found is not None or listing.complete:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import betterproto
 import grpc
+from betterproto.lib.google.protobuf import BytesValue
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
@@ -343,4 +344,17 @@ def list_file(client: Client, *, file: pfs.File, pagination_marker: pfs.File | N
         request.pagination_marker = pagination_marker
     call = client._channel.unary_stream(_LIST_FILE, request_serializer=pfs.ListFileRequest.SerializeToString,
                                         response_deserializer=ListedFileInfo.FromString)
+    return call(request)
+
+
+_GET_FILE = f"/{pfs.ApiBase.__proto_path__}/GetFile"
+
+
+def get_file(client: Client, *, file: pfs.File, offset: int = 0):
+    """`client.pfs.get_file` as the call itself, so a reader that has what it wanted can
+    `cancel()` it: the SDK's generator only lets go of the call when it is garbage collected,
+    and until then the server keeps a thread busy pushing the rest of the file."""
+    request = pfs.GetFileRequest(file=file, offset=offset)
+    call = client._channel.unary_stream(_GET_FILE, request_serializer=pfs.GetFileRequest.SerializeToString,
+                                        response_deserializer=BytesValue.FromString)
     return call(request)
