@@ -569,11 +569,12 @@ class RwView:
             return sum(1 for r in self.rows.values()
                        if not r.clean and (r.kind != "dir" or r.src is not None))
 
-    def _requests(self, commit: pfs.Commit, plan: list[tuple[str, Row]]):
+    def _requests(self, commit: pfs.Commit, plan: list[tuple[str, Row]], new_paths: set[str]):
         base = self.base.commit
         yield pfs.ModifyFileRequest(set_commit=commit)
         for path, row in plan:
-            yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
+            if path not in new_paths:  # PFS appends to a file that exists: replace, not append
+                yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
             if row.kind == "gone" or (row.kind == "dir" and row.src is None):
                 continue
             if row.blob is None:
@@ -603,7 +604,12 @@ class RwView:
             branch = pfs.Branch(repo=make_commit(self.project, self.repo, "").repo, name=self.branch)
             try:
                 client = require_client(self.client_fn, f"commit to {where}")
-                client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan))
+                # Files the base does not have need no delete first: one message per new file, not two
+                # (unless a renamed folder above them is copied into place in the same commit).
+                copied = tuple(p + "/" for p, r in plan if r.kind == "dir" and r.src is not None)
+                new_paths = {p for p, r in plan if r.kind == "file" and r.blob and not p.startswith(copied)
+                             and not self._in_base(p)}
+                client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan, new_paths))
                 head = client.pfs.inspect_branch(branch=branch).head.id
             except (grpc.RpcError, ConnectionError, OSError) as e:
                 detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
@@ -628,6 +634,13 @@ class RwView:
                 changes[p] = None
         self.journal.set_meta("base_commit", base_commit_id or "")
         self._apply_dropping_blobs(changes)
+
+    def _in_base(self, path: str) -> bool:
+        """Whether the base commit has something at `path` (True when that cannot be told)."""
+        try:
+            return self.base.stat(path) is not None
+        except OSError:
+            return True
 
     def _base_node_missing(self, path: str) -> bool:
         try:
