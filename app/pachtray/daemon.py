@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 LOCAL_PACHD_PORT = 30650
 HEALTH_INTERVAL = 2.0  # seconds between connection checks
 PROBE_TIMEOUT = 2.0
+UNREACHABLE_AFTER = 2  # failed checks in a row before the mounts stop waiting for pachd
 CONNECT_TIMEOUT = 5.0  # PUT /config: as the reference's dial timeout
 LOCAL_START_TIMEOUT = 60.0
 STARTUP_WAIT = 60.0  # how long a request waits for the mounts/connection being set up
@@ -352,6 +353,7 @@ class DaemonApp:
 
     def watch_connection(self) -> None:
         """Mark the connection connected/disconnected; on reconnect hand the mounts a fresh client."""
+        failed = 0  # health checks failed in a row
         while not self.stopping.wait(HEALTH_INTERVAL):
             with self._lock:
                 client, address, certs = self._client, self._address, self._root_certs
@@ -368,11 +370,16 @@ class DaemonApp:
                             continue  # switched cluster meanwhile; the next round checks the new one
                         token, cas = self._token, self._server_cas
                     self.use_cluster(address, root_certs=certs, server_cas=cas, token=token)
+                failed = 0
                 continue
             with self._lock:
                 if self._client is not client:
                     continue
                 self._state = "connected" if ok else "disconnected"
+            failed = 0 if ok else failed + 1
+            if self._manager is not None:
+                # Two checks in a row (one slow answer on a busy machine is not an outage).
+                self._manager.set_reachable(failed < UNREACHABLE_AFTER)
             if not ok:
                 if was == "connected":
                     log.warning("cluster %s does not answer", address.url)

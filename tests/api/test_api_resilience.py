@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
+import time
 
 import pytest
 from apihelpers import unix_request
@@ -12,6 +14,9 @@ from conftest import wait_for
 from pachyderm_sdk.api import pfs
 
 from pachtray import config
+
+# The daemon's deadline per call (or between two messages of a stream) is 10 s.
+FIRST_CALL_EIO_WITHIN = 20
 
 
 def _repo_with(client, name: str, files: dict[str, bytes]) -> pfs.Repo:
@@ -102,6 +107,45 @@ def test_cluster_outage_fails_fast_then_recovers_without_remount(daemon_factory,
     wait_for(lambda: d.get("/config").json()["connection"] == "connected", 60, what="reconnected")
     assert wait_for(lambda: (root / "later.txt").read_bytes(), 60, what="read after restart") == b"read after restart"
     assert os.listdir(root / "sub") == ["x.txt"]
+
+
+def test_a_hung_cluster_gives_eio_in_seconds_not_a_hung_process(daemon_factory, local_pachd_factory, unique_name):
+    """A pachd that accepts connections but never answers (here: stopped with SIGSTOP, as a
+    wedged server or a half-dead VPN looks) must not hang `cat` or `ls` in the mount: the first
+    call gets EIO when the daemon's per-call deadline passes; once two health checks in a row have
+    failed, anything not cached is EIO at once; cached files keep reading throughout."""
+    server = local_pachd_factory()
+    name = unique_name("hung")
+    _repo_with(server.client(), name, {"/cached.txt": b"seen before", "/later.txt": b"never read",
+                                       "/sub/x.txt": b"x", "/other/y.txt": b"y"})
+    d = daemon_factory(server.address)
+    assert d.put("/_mount", json={"mounts": [{"name": name, "repo": name}]}).status_code == 200
+    root = d.mount_dir / name
+    assert (root / "cached.txt").read_bytes() == b"seen before"
+    assert sorted(os.listdir(root)) == ["cached.txt", "later.txt", "other", "sub"]
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OSError) as failed:
+            (root / "later.txt").read_bytes()
+        assert failed.value.errno == errno.EIO
+        assert time.monotonic() - started < FIRST_CALL_EIO_WITHIN
+        wait_for(lambda: d.get("/config").json()["connection"] == "disconnected", 30, what="disconnected")
+
+        def fails_at_once() -> bool:
+            started = time.monotonic()
+            with pytest.raises(OSError) as failed:
+                os.listdir(root / "sub")
+            assert failed.value.errno == errno.EIO
+            return time.monotonic() - started < 1.0
+
+        wait_for(fails_at_once, 30, interval=0.5, what="an uncached listing to fail at once")
+        assert (root / "cached.txt").read_bytes() == b"seen before"
+        assert d.get("/health").ok
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    assert wait_for(lambda: (root / "later.txt").read_bytes(), 60, what="read after the cluster answers") == b"never read"
+    assert os.listdir(root / "other") == ["y.txt"]
 
 
 def test_unmounting_a_busy_mount_says_what_holds_it(daemon_factory, pachd, client, unique_name):

@@ -140,6 +140,7 @@ class MountManager:
         self._datum: _DatumMode | None = None
         self._generation = 0
         self._client = None
+        self._reachable = True  # False while the daemon's health checks say pachd does not answer
         self._fs = None
         self._cache = None
         self._unrestored: list[dict] = []
@@ -185,12 +186,19 @@ class MountManager:
     def set_client(self, client) -> None:
         """Switch the cluster connection (None = not connected); views pick it up on their next RPC."""
         self._client = client
+        self._reachable = True
         if client is not None:
             self._restore_wake.set()
 
+    def set_reachable(self, reachable: bool) -> None:
+        """What the daemon's health checks say: while pachd does not answer, the views get no client,
+        so a read or listing of anything not cached is EIO at once instead of after a deadline
+        (a hung pachd would otherwise cost every `ls` and every kernel retry the full deadline)."""
+        self._reachable = reachable
+
     def client(self):
         """The current client or None; the views call this on every RPC (it changes on PUT /config)."""
-        return self._client
+        return self._client if self._reachable else None
 
     def _need_client(self):
         c = self._client
