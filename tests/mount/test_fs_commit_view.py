@@ -15,6 +15,7 @@ from pachyderm_sdk.api import pfs
 
 from conftest import force_unmount, stop_process, wait_for
 from pachtray.mount import reader
+from pachtray.mount.cache import content_key
 from pachtray.mount.fs import CommitView, FuseMount, LocalDirView
 from pachtray.pfs.client import connect
 
@@ -281,6 +282,8 @@ def test_a_sequential_read_fetches_runs_of_chunks_in_few_calls(client, pclient, 
     chunks = size // reader.CHUNK_SIZE
     assert calls <= chunks // 2, f"{calls} GetFile calls for {chunks} chunks"
     assert size <= fetched <= size + reader.CHUNK_SIZE
+    reader.reader_for(cache).flush()  # chunks are written to the disk cache behind the reader
+    assert all(cache.contains(content_key("default", repo, head, "/big.bin"), i) for i in range(chunks))
 
 
 def test_looking_up_one_folder_does_not_list_its_siblings(client, pclient, mount, cache, unique_name):
