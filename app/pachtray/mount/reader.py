@@ -160,7 +160,7 @@ class ChunkReader:
             state.next_offset = offset + length
             # more than one chunk in a row: more than the kernel's own read-ahead of one small read
             sequential = state.streak > self.chunk_size
-        if not sequential or self.readahead <= 0:
+        if not sequential:
             return
         # Read ahead in runs: once fewer than half the window is fetched or on its way, claim the
         # rest of the window and fetch it with ONE GetFile call (a new call per chunk halves the
@@ -172,8 +172,6 @@ class ChunkReader:
             return
         run: list[tuple[int, Future]] = []
         for idx in ahead:
-            if self._has(key, idx):
-                continue
             fut, owner = self._claim(key, idx)
             if not owner:
                 continue
@@ -225,7 +223,7 @@ class ChunkReader:
             del self._hot[k]
 
     def flush(self) -> None:
-        """Wait until every fetched chunk is in the disk cache (tests, shutdown)."""
+        """Wait until every chunk fetched so far is in the disk cache."""
         self._writer.submit(lambda: None).result()
 
     def _claim(self, key: str, idx: int) -> tuple[Future, bool]:

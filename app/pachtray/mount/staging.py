@@ -608,7 +608,7 @@ class RwView:
                 # (unless a renamed folder above them is copied into place in the same commit).
                 copied = tuple(p + "/" for p, r in plan if r.kind == "dir" and r.src is not None)
                 new_paths = {p for p, r in plan if r.kind == "file" and r.blob and not p.startswith(copied)
-                             and not self._in_base(p)}
+                             and not self._base_has(p, unknown=True)}
                 client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan, new_paths))
                 head = client.pfs.inspect_branch(branch=branch).head.id
             except (grpc.RpcError, ConnectionError, OSError) as e:
@@ -628,25 +628,19 @@ class RwView:
         for p, r in rows.items():
             if r.kind == "file" and r.blob in open_blobs:
                 changes[p] = Row("file", r.blob, clean=True)
-            elif r.kind == "dir" and r.src is None and self._base_node_missing(p):
+            elif r.kind == "dir" and r.src is None and not self._base_has(p, unknown=False):
                 changes[p] = r
             else:
                 changes[p] = None
         self.journal.set_meta("base_commit", base_commit_id or "")
         self._apply_dropping_blobs(changes)
 
-    def _in_base(self, path: str) -> bool:
-        """Whether the base commit has something at `path` (True when that cannot be told)."""
+    def _base_has(self, path: str, unknown: bool) -> bool:
+        """Whether the base commit has something at `path`; `unknown` when that cannot be told."""
         try:
             return self.base.stat(path) is not None
         except OSError:
-            return True
-
-    def _base_node_missing(self, path: str) -> bool:
-        try:
-            return self.base.stat(path) is None
-        except OSError:
-            return True
+            return unknown
 
     def discard(self) -> None:
         """Forget every staged change; the view shows the base again."""
