@@ -125,6 +125,19 @@ def unmount_all(daemon: Daemon) -> None:
         daemon.put("/_unmount_all", {})
 
 
+@contextlib.contextmanager
+def mounted_repo(daemon: Daemon, client, repo: str, files: dict[str, bytes]):
+    """A new repo holding `files`, mounted read-only for the block (yields the mount name);
+    every mount of the daemon is gone after it."""
+    make_repo(client, repo, files)
+    name = f"m_{repo}"
+    try:
+        assert daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
+        yield name
+    finally:
+        unmount_all(daemon)
+
+
 def find_action(menu: QMenu, path: list[str]) -> QAction | None:
     """The action at a path of menu texts, e.g. ["Mount", "default", "images", "master", "Read-only"]."""
     head, rest = path[0], path[1:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from guihelpers import make_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from guihelpers import make_repo, mounted_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
 
 from conftest import wait_for
 
@@ -121,10 +121,7 @@ def test_refresh_moves_ro_mount_to_branch_head(shared_daemon, sdk, unique_name):
     from pachyderm_sdk.api import pfs
 
     repo = unique_name("rf")
-    make_repo(sdk, repo, {"/v": b"1"})
-    name = f"rf_{repo}"
-    try:
-        assert shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
+    with mounted_repo(shared_daemon, sdk, repo, {"/v": b"1"}) as name:
         with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
             c.put_file_from_bytes("/v", b"2")
         resp = shared_daemon.put(V1 + "/_refresh", {"mount": name})
@@ -134,19 +131,12 @@ def test_refresh_moves_ro_mount_to_branch_head(shared_daemon, sdk, unique_name):
         assert (shared_daemon.mount_dir / name / "v").read_bytes() == b"2"
         missing = shared_daemon.put(V1 + "/_refresh", {"mount": "nothing-here"})
         assert missing.status_code == 404 and "not mounted" in missing.text
-    finally:
-        unmount_all(shared_daemon)
 
 
 def test_mounts_route_lists_mounts_only(shared_daemon, sdk, unique_name):
     repo = unique_name("mo")
-    make_repo(sdk, repo, {"/f": b"f"})
-    name = f"mo_{repo}"
-    try:
-        assert shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
+    with mounted_repo(shared_daemon, sdk, repo, {"/f": b"f"}) as name:
         answer = shared_daemon.get(V1 + "/mounts").json()
         assert set(answer) == {"mounted"}
         state = next(m for m in answer["mounted"] if m["name"] == name)
         assert state["repo"] == repo and state["mode"] == "ro" and state["state"] == "mounted"
-    finally:
-        unmount_all(shared_daemon)
