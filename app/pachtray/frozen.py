@@ -24,16 +24,25 @@ FUSE_HELP = {
 }
 
 
-def bundle_dir() -> Path:
-    """Where bundled data lives: the unpacked bundle when frozen, else the source checkout."""
-    if FROZEN:
-        return Path(sys._MEIPASS)  # type: ignore[attr-defined]  # set by PyInstaller's bootloader
-    return Path(__file__).resolve().parent.parent.parent
+def resource_dirs() -> list[Path]:
+    """Where the icons may be, in order: inside the package (`pachtray/resources`: an installed wheel,
+    where setup.py maps them from resources/, and the bundle, where build.spec puts them), then the
+    checkout's top-level resources/, their one source."""
+    package = Path(__file__).resolve().parent
+    return [package / "resources", package.parent.parent / "resources"]
+
+
+def resources_dir() -> Path:
+    """The first of `resource_dirs()` that holds the icons; FileNotFoundError names them all."""
+    for folder in resource_dirs():
+        if (folder / "pachtray.svg").is_file():
+            return folder
+    raise FileNotFoundError("Pachtray's icons are missing; looked in: " + ", ".join(map(str, resource_dirs())))
 
 
 def resource_path(*parts: str) -> Path:
-    """A file under `resources/` (icons), in the bundle or the checkout."""
-    return bundle_dir().joinpath("resources", *parts)
+    """A file among the icons (`resources/`), wherever Pachtray is installed."""
+    return resources_dir().joinpath(*parts)
 
 
 def invoked_as(argv0: str) -> str:
@@ -67,8 +76,13 @@ def self_test() -> dict:
 
     app = QGuiApplication.instance() or QGuiApplication([sys.argv[0]])
     formats = sorted(bytes(f.data()).decode() for f in QImageReader.supportedImageFormats())
-    icons = sorted(p.name for p in resource_path().glob("*.svg"))
-    icons_render = bool(icons) and all(not QIcon(str(resource_path(name))).pixmap(64, 64).isNull() for name in icons)
+    try:
+        resources = resources_dir()
+    except FileNotFoundError as e:
+        resources, icons = str(e), []
+    else:
+        icons = sorted(p.name for p in resources.glob("*.svg"))
+    icons_render = bool(icons) and all(not QIcon(str(resources / name)).pixmap(64, 64).isNull() for name in icons)
     modules = ["pachyderm_sdk.api.pfs", "pachyderm_sdk.api.pps", "pachyderm_sdk.api.auth", "pachyderm_sdk.api.admin",
                "pachyderm_sdk.api.version", "grpc_health.v1.health_pb2_grpc", "keyring.backends.SecretService",
                "keyring.backends.kwallet", "keyring.backends.chainer", "pachtray.daemon", "pachtray.gui.app",
@@ -85,6 +99,7 @@ def self_test() -> dict:
         "frozen": FROZEN,
         "qt_platform": app.platformName(),
         "image_formats": formats,
+        "resources": str(resources),
         "icons": icons,
         "icons_render": icons_render,
         "ca_bundle": os.path.isfile(certifi.where()),

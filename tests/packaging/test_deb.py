@@ -124,7 +124,7 @@ def test_deb_contents(built):
                        "imageformats/libqsvg.so"):
             assert (plugins / plugin).is_file(), plugin
         assert (internal / "certifi/cacert.pem").is_file()
-        assert (internal / "resources/pachtray.svg").is_file()
+        assert (internal / "pachtray/resources/pachtray.svg").is_file()
         assert not list(internal.glob("libfuse3.so*")), "libfuse3 must come from the system (Depends)"
     finally:
         shutil.rmtree(root, ignore_errors=True)

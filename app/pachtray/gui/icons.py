@@ -1,25 +1,12 @@
-"""Icons from resources/ (source tree, installed package data, or the frozen bundle)."""
+"""The app's Qt icons, from the resources folder `pachtray.frozen.resources_dir()` finds."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from PySide6.QtGui import QIcon
 
+from pachtray.frozen import resources_dir
+
 TRAY_STATES = ("disconnected", "connected", "mounted", "busy", "error")
-
-
-def resources_dir() -> Path:
-    candidates = []
-    if getattr(sys, "frozen", False):
-        candidates.append(Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "resources")
-    here = Path(__file__).resolve()
-    candidates += [here.parents[3] / "resources", here.parents[1] / "resources"]
-    for c in candidates:
-        if (c / "pachtray.svg").is_file():
-            return c
-    raise FileNotFoundError("Pachtray's icons are missing; looked in: " + ", ".join(map(str, candidates)))
 
 
 def app_icon() -> QIcon:
