@@ -25,7 +25,7 @@ from pathlib import Path
 
 import grpc
 
-from pachtray import __version__, config, tokens
+from pachtray import __version__, config, frozen, tokens
 from pachtray.api.server import ApiServer, BindError, build_router
 from pachtray.errors import ApiError
 from pachtray.pfs.auth import AUTH_OFF, AUTH_SIGNED_OUT, rpc_error, who_am_i
@@ -575,6 +575,10 @@ def _run(argv: list[str], mode: str) -> int:
     _setup_logging(args.log_file)
     if settings_problem:
         log.warning("%s; using default settings", settings_problem)
+    if args.allow_other and not frozen.allow_other_permitted():
+        log.warning("mounting without allow_other (other users will not see the mounts): only root may use it "
+                    "unless /etc/fuse.conf has a `user_allow_other` line")
+        args.allow_other = False
     if args.pachd_address:
         try:
             parse_address(args.pachd_address)

@@ -142,6 +142,21 @@ def check_fuse_prerequisite(platform: str = sys.platform) -> str | None:
     return f"Pachtray cannot mount on this platform ({platform}): no supported FUSE implementation."
 
 
+def allow_other_permitted(fuse_conf: str = "/etc/fuse.conf") -> bool:
+    """Whether this process may mount with `allow_other` (the reference mount-server's default).
+
+    Root may; on Linux anyone else only when /etc/fuse.conf has a `user_allow_other` line, which a
+    stock Debian lacks, and fusermount3 then refuses the whole mount, not just the option.
+    """
+    if not sys.platform.startswith("linux") or os.geteuid() == 0:
+        return True
+    try:
+        with open(fuse_conf) as f:
+            return any(line.strip() == "user_allow_other" for line in f)
+    except OSError:
+        return False
+
+
 def _winfsp_installed() -> bool:
     try:
         import winreg

@@ -51,3 +51,17 @@ def test_self_test_through_the_bundle_entry_script():
     report = json.loads(proc.stdout)
     assert proc.returncode == 0 and report["ok"], (report, proc.stderr)
     assert report["frozen"] is False and "pachtray.svg" in report["icons"] and report["icons_render"]
+
+
+def test_allow_other_needs_root_or_user_allow_other(tmp_path, monkeypatch):
+    """fusermount3 refuses a user's whole mount when allow_other is asked for and /etc/fuse.conf does not
+    permit it (a stock Debian's does not), so the daemon asks for it only when permitted."""
+    conf = tmp_path / "fuse.conf"
+    conf.write_text("# user_allow_other - lets users pass allow_other\n#user_allow_other\n")
+    monkeypatch.setattr(frozen.os, "geteuid", lambda: 1000)
+    assert not frozen.allow_other_permitted(str(conf))
+    assert not frozen.allow_other_permitted(str(tmp_path / "missing.conf"))
+    conf.write_text("mount_max = 1000\n user_allow_other \n")
+    assert frozen.allow_other_permitted(str(conf))
+    monkeypatch.setattr(frozen.os, "geteuid", lambda: 0)
+    assert frozen.allow_other_permitted(str(tmp_path / "missing.conf"))
