@@ -3,8 +3,9 @@
 #   bash packaging/linux/build-deb.sh BUNDLE_DIR ICONS_DIR OUT_DIR
 # BUNDLE_DIR is dist/pachtray (from build.spec), ICONS_DIR the output of packaging/render_icons.py.
 # Layout: the bundle in /usr/lib/pachtray; /usr/bin/pachtray and /usr/bin/mount-server are links to
-# its one binary (which dispatches on the name it was run under); menu entry, hicolor icons, and
-# an autostart entry for the app's "Start at login" to copy into ~/.config/autostart.
+# its one binary (which dispatches on the name it was run under); menu entry, hicolor icons, the
+# AppStream metadata software centres show, and an autostart entry for the app's "Start at login"
+# to copy into ~/.config/autostart.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -20,13 +21,15 @@ trap 'rm -rf "$stage"' EXIT
 pkg="$stage/pachtray"
 
 install -d "$pkg/DEBIAN" "$pkg/usr/lib" "$pkg/usr/bin" "$pkg/usr/share/applications" \
-  "$pkg/usr/share/icons/hicolor/scalable/apps" "$pkg/usr/share/pachtray" "$pkg/usr/share/doc/pachtray"
+  "$pkg/usr/share/icons/hicolor/scalable/apps" "$pkg/usr/share/pachtray" "$pkg/usr/share/doc/pachtray" \
+  "$pkg/usr/share/metainfo"
 cp -a "$bundle" "$pkg/usr/lib/pachtray"
 ln -s ../lib/pachtray/pachtray "$pkg/usr/bin/pachtray"
 ln -s ../lib/pachtray/pachtray "$pkg/usr/bin/mount-server"
 
 install -m 0644 "$here/pachtray.desktop" "$pkg/usr/share/applications/pachtray.desktop"
 install -m 0644 "$here/pachtray-autostart.desktop" "$pkg/usr/share/pachtray/pachtray-autostart.desktop"
+install -m 0644 "$here/io.github.pachtray.Pachtray.metainfo.xml" "$pkg/usr/share/metainfo/"
 install -m 0644 "$root/resources/pachtray.svg" "$pkg/usr/share/icons/hicolor/scalable/apps/pachtray.svg"
 for png in "$icons"/hicolor/*/apps/pachtray.png; do
   size="$(basename "$(dirname "$(dirname "$png")")")"
