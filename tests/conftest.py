@@ -292,3 +292,20 @@ def unique_name():
         return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def built_deb(tmp_path_factory):
+    """(bundle dir, .deb): `bash packaging/build.sh` from scratch into temporary dist/ and build/ folders,
+    once per session (PyInstaller takes minutes) for every packaging test that needs it."""
+    dist = tmp_path_factory.mktemp("dist")
+    work = tmp_path_factory.mktemp("build")
+    env = dict(os.environ, PACHTRAY_DIST=str(dist), PACHTRAY_BUILD=str(work))
+    proc = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=720)
+    assert proc.returncode == 0, f"packaging/build.sh failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    debs = list(dist.glob("pachtray_*.deb"))
+    assert len(debs) == 1, f"expected one .deb in {dist}: {sorted(p.name for p in dist.iterdir())}"
+    yield dist / "pachtray", debs[0]
+    for folder in (dist, work):  # ~500 MB together
+        shutil.rmtree(folder, ignore_errors=True)

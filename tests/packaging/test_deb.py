@@ -25,26 +25,11 @@ from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
 from conftest import ROOT, Daemon, free_port, wait_for
+from pachtray import __version__
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow, pytest.mark.timeout(900)]
 
 HICOLOR_SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """bash packaging/build.sh from scratch into temporary dist/ and build/ folders."""
-    dist = tmp_path_factory.mktemp("dist")
-    work = tmp_path_factory.mktemp("build")
-    env = dict(os.environ, PACHTRAY_DIST=str(dist), PACHTRAY_BUILD=str(work))
-    proc = subprocess.run(["bash", str(ROOT / "packaging" / "build.sh")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=720)
-    assert proc.returncode == 0, f"packaging/build.sh failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    debs = list(dist.glob("pachtray_*.deb"))
-    assert len(debs) == 1, f"expected one .deb in {dist}: {sorted(p.name for p in dist.iterdir())}"
-    yield dist / "pachtray", debs[0]
-    for folder in (dist, work):  # ~500 MB together
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def dpkg(root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -91,8 +76,17 @@ class InstalledDaemon(Daemon):
         return [str(self.binary), *source_cmd[3:]]
 
 
-def test_deb_contents(built):
-    bundle, deb = built
+@pytest.fixture(scope="module")
+def unpacked(built_deb, tmp_path_factory):
+    """The .deb's files (dpkg-deb -x)."""
+    root = tmp_path_factory.mktemp("unpacked")
+    subprocess.run(["dpkg-deb", "-x", str(built_deb[1]), str(root)], check=True)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_deb_contents(built_deb, unpacked):
+    bundle, deb = built_deb
     info = subprocess.run(["dpkg-deb", "--field", str(deb), "Package", "Architecture", "Depends"],
                           capture_output=True, text=True, check=True).stdout
     assert "Package: pachtray" in info
@@ -103,36 +97,59 @@ def test_deb_contents(built):
                          timeout=300)
     assert sim.returncode == 0 and re.search(r"^Inst pachtray ", sim.stdout, re.M), sim.stdout + sim.stderr
 
-    root = Path(str(bundle) + "-x")
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    try:
-        for name in ("pachtray", "mount-server"):
-            link = root / "usr/bin" / name
-            assert link.is_symlink() and os.readlink(link) == "../lib/pachtray/pachtray", link
-        desktop = (root / "usr/share/applications/pachtray.desktop").read_text()
-        assert re.search(r"^Exec=pachtray$", desktop, re.M) and re.search(r"^Icon=pachtray$", desktop, re.M)
-        assert "NoDisplay" not in desktop  # shows in the applications menu
-        assert "Exec=pachtray" in (root / "usr/share/pachtray/pachtray-autostart.desktop").read_text()
-        icons = root / "usr/share/icons/hicolor"
-        assert (icons / "scalable/apps/pachtray.svg").read_bytes().lstrip().startswith(b"<svg")
-        for size in HICOLOR_SIZES:
-            assert png_size(icons / f"{size}x{size}/apps/pachtray.png") == (size, size)
+    root = unpacked
+    for name in ("pachtray", "mount-server"):
+        link = root / "usr/bin" / name
+        assert link.is_symlink() and os.readlink(link) == "../lib/pachtray/pachtray", link
+    desktop = (root / "usr/share/applications/pachtray.desktop").read_text()
+    assert re.search(r"^Exec=pachtray$", desktop, re.M) and re.search(r"^Icon=pachtray$", desktop, re.M)
+    assert "NoDisplay" not in desktop  # shows in the applications menu
+    assert "Exec=pachtray" in (root / "usr/share/pachtray/pachtray-autostart.desktop").read_text()
+    icons = root / "usr/share/icons/hicolor"
+    assert (icons / "scalable/apps/pachtray.svg").read_bytes().lstrip().startswith(b"<svg")
+    for size in HICOLOR_SIZES:
+        assert png_size(icons / f"{size}x{size}/apps/pachtray.png") == (size, size)
 
-        internal = root / "usr/lib/pachtray/_internal"
-        plugins = internal / "PySide6/Qt/plugins"
-        for plugin in ("platforms/libqxcb.so", "platforms/libqoffscreen.so", "iconengines/libqsvgicon.so",
-                       "imageformats/libqsvg.so"):
-            assert (plugins / plugin).is_file(), plugin
-        assert (internal / "certifi/cacert.pem").is_file()
-        assert (internal / "pachtray/resources/pachtray.svg").is_file()
-        assert not list(internal.glob("libfuse3.so*")), "libfuse3 must come from the system (Depends)"
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    internal = root / "usr/lib/pachtray/_internal"
+    plugins = internal / "PySide6/Qt/plugins"
+    for plugin in ("platforms/libqxcb.so", "platforms/libqoffscreen.so", "iconengines/libqsvgicon.so",
+                   "imageformats/libqsvg.so"):
+        assert (plugins / plugin).is_file(), plugin
+    assert (internal / "certifi/cacert.pem").is_file()
+    assert (internal / "pachtray/resources/pachtray.svg").is_file()
+    assert not list(internal.glob("libfuse3.so*")), "libfuse3 must come from the system (Depends)"
 
 
-def test_bundle_self_test(built):
+def test_deb_is_what_a_software_centre_shows(built_deb, unpacked):
+    """The control fields a package installer lists (name, summary, description, section, homepage,
+    size), and the AppStream metadata and menu entry it reads from the package, valid as installed."""
+    _, deb = built_deb
+    fields = dict(re.findall(r"^([A-Za-z-]+): ?(.*(?:\n .*)*)", subprocess.run(
+        ["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True).stdout, re.M))
+    assert fields["Package"] == "pachtray" and fields["Version"] == __version__
+    assert fields["Section"] == "utils" and fields["Priority"] == "optional"
+    assert re.fullmatch(r"https://\S+", fields["Homepage"]) and re.search(r"<[^@>]+@[^>]+>", fields["Maintainer"])
+    synopsis, *body = fields["Description"].split("\n")
+    assert 10 < len(synopsis) <= 80 and not synopsis.lower().startswith("pachtray"), synopsis
+    assert len(body) >= 2 and all(line.startswith(" ") for line in body), body
+    files = [f for f in unpacked.rglob("*") if f.is_file() and not f.is_symlink()]
+    actual_kib = sum(f.stat().st_size for f in files) / 1024
+    assert 0.95 * actual_kib <= int(fields["Installed-Size"]) <= 1.15 * actual_kib, (fields["Installed-Size"], actual_kib)
+
+    metainfo = unpacked / "usr/share/metainfo/io.github.pachtray.Pachtray.metainfo.xml"
+    assert metainfo.is_file()
+    # The installed tree as a software centre sees it: metainfo, the desktop entry it launches, the icon.
+    proc = subprocess.run(["appstreamcli", "validate-tree", "--no-net", str(unpacked)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for desktop in ("usr/share/applications/pachtray.desktop", "usr/share/pachtray/pachtray-autostart.desktop"):
+        proc = subprocess.run(["desktop-file-validate", str(unpacked / desktop)], capture_output=True, text=True)
+        assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout
+
+
+def test_bundle_self_test(built_deb):
     """Inside the frozen bundle: Qt platform + SVG/PNG plugins, icons, CA bundle, lazily imported modules."""
-    bundle, _ = built
+    bundle, _ = built_deb
     proc = subprocess.run([str(bundle / "pachtray"), "--self-test"], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
     report = json.loads(proc.stdout)
@@ -151,10 +168,10 @@ WAYLAND_LIBS = {"libwayland-client.so.0": "libwayland-client0", "libwayland-curs
                 "libwayland-egl.so.1": "libwayland-egl1"}
 
 
-def test_bundle_libraries_resolve(built):
+def test_bundle_libraries_resolve(built_deb):
     """Every ELF file in the bundle finds its shared libraries: bundled, from the Depends, or (Wayland
     plugins only) from the Recommends."""
-    bundle, deb = built
+    bundle, deb = built_deb
     recommends = subprocess.run(["dpkg-deb", "--field", str(deb), "Recommends"], capture_output=True, text=True,
                                 check=True).stdout
     unresolved = {}
@@ -171,11 +188,11 @@ def test_bundle_libraries_resolve(built):
     assert not unresolved, unresolved
 
 
-def test_install_run_headless_uninstall(built, tmp_path, record_property):
+def test_install_run_headless_uninstall(built_deb, tmp_path, record_property):
     """dpkg installs; the installed `pachtray daemon` serves /health on TCP and the socket with its
     embedded local server; a ro mount reads a file back; `mount-server --help` works from PATH;
     dpkg -r stops the running daemon and leaves no mount behind."""
-    bundle, deb = built
+    bundle, deb = built_deb
     root = scratch_root(tmp_path / "root")
     proc = dpkg(root, "--force-depends", "-i", str(deb), env={"SUDO_UID": "4242"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
