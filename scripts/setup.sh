@@ -9,7 +9,7 @@ cd "$here"
 
 sys_pkgs=(fuse3 libfuse3-3 libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1
   libxcb-shape0 libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libegl1 libgl1
-  libfontconfig1 libdbus-1-3 xvfb xauth debootstrap appstream desktop-file-utils)
+  libfontconfig1 libdbus-1-3 xvfb xauth debootstrap zstd appstream desktop-file-utils)
 missing=()
 for p in "${sys_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
