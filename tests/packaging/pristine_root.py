@@ -323,7 +323,6 @@ def _make(tarball: Path, sources: list[Source], text: str, conf: str, archives: 
                 shutil.copy2(keyfile, root / keyfile.lstrip("/"))
         with Chroot(root, archives) as chroot:
             chroot.run(["apt-get", "update", "-q"])
-            chroot.run(["apt-get", "clean"])
         partial = tarball.with_suffix(".partial")
         subprocess.run(["tar", "--zstd", "--numeric-owner", "--xattrs", "-cf", str(partial), "-C", str(root), "."],
                        check=True, capture_output=True)
@@ -334,7 +333,8 @@ def _make(tarball: Path, sources: list[Source], text: str, conf: str, archives: 
 
 @contextlib.contextmanager
 def pristine_root(tmp: Path):
-    """A fresh copy of the cached root in `tmp`, entered (binds on), removed after; yields (Chroot, CachedRoot)."""
+    """A fresh copy of the cached root in `tmp`, entered (binds on) with today's package lists, removed
+    after; yields (Chroot, CachedRoot). The shared .deb cache loses what the archive no longer has."""
     cached = cached_root()
     root = tmp / "root"
     root.mkdir()
@@ -342,6 +342,8 @@ def pristine_root(tmp: Path):
         subprocess.run(["tar", "--zstd", "--numeric-owner", "--xattrs", "-xpf", str(cached.tarball), "-C", str(root)],
                        check=True, capture_output=True)
         with Chroot(root, cached.archives) as chroot:
+            chroot.run(["apt-get", "update", "-q"])
+            chroot.run(["apt-get", "autoclean", "-q"])
             yield chroot, cached
     finally:
         remove_root(root)

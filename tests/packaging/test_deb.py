@@ -24,7 +24,7 @@ import requests
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
-from conftest import ROOT, Daemon, free_port, wait_for
+from conftest import Daemon, free_port, wait_for
 from pachtray import __version__
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -86,7 +86,7 @@ def unpacked(built_deb, tmp_path_factory):
 
 
 def test_deb_contents(built_deb, unpacked):
-    bundle, deb = built_deb
+    _, deb = built_deb
     info = subprocess.run(["dpkg-deb", "--field", str(deb), "Package", "Architecture", "Depends"],
                           capture_output=True, text=True, check=True).stdout
     assert "Package: pachtray" in info
@@ -97,7 +97,7 @@ def test_deb_contents(built_deb, unpacked):
                          timeout=300)
     assert sim.returncode == 0 and re.search(r"^Inst pachtray ", sim.stdout, re.M), sim.stdout + sim.stderr
 
-    root = unpacked
+    root = unpacked  # the files as installed
     for name in ("pachtray", "mount-server"):
         link = root / "usr/bin" / name
         assert link.is_symlink() and os.readlink(link) == "../lib/pachtray/pachtray", link

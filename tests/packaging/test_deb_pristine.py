@@ -73,7 +73,6 @@ def installed(built_deb, tmp_path_factory):
         timings = {"root_cache": "made (cold)" if cached.made else "reused (warm)",
                    "root_cache_s": round(cached.seconds, 1), "root_ready_s": round(time.monotonic() - started, 1)}
         chroot.run(["useradd", "--create-home", "--uid", str(UID), "--shell", "/bin/bash", USER])
-        chroot.run(["apt-get", "update", "-q"])
         before = chroot.installed()
         available = parse_available(chroot.run(["apt-cache", "dumpavail"]).stdout)
         shutil.copy2(deb, chroot.path / "tmp" / deb.name)
@@ -115,7 +114,8 @@ def test_every_library_resolves_in_the_pristine_root(installed):
     assert "libxcb-cursor.so.0 =>" in ldd and "not found" not in ldd, ldd  # the check above can see a miss
 
 
-def test_run_mount_gui_then_remove_keeps_user_data(installed, tmp_path, record_property):
+def test_run_mount_gui_then_remove_keeps_user_data(installed, tmp_path):
+    """As the user: local server, mount-server's FUSE mounts, the menu entry's app; then dpkg -r."""
     chroot, root = installed.chroot, installed.root
     assert (root / "pfs").stat().st_uid == UID  # postinst gave /pfs to the only regular account
     procs: list[subprocess.Popen] = []
