@@ -15,7 +15,8 @@ fi
 
 py="${PYTHON:-python3}"
 pip_args=(-q --disable-pip-version-check -c "$constraints")
-reqs=("jupyterlab-pachyderm==2.8.*" "jupyter-server<2.8" jupyterlab)
+# pytest: to run the extension's own integration suite (tests/e2e/test_jlab_own_suite.py).
+reqs=("jupyterlab-pachyderm==2.8.*" "jupyter-server<2.8" jupyterlab pytest)
 
 rm -rf "$venv"
 "$py" -m venv "$venv"
@@ -36,5 +37,5 @@ if ! "$venv/bin/python" -m pip install "${pip_args[@]}" --only-binary pycurl "${
   fi
   "$venv/bin/python" -m pip install "${pip_args[@]}" "${reqs[@]}"
 fi
-"$venv/bin/python" -c "import pycurl, jupyterlab_pachyderm.handlers"
+"$venv/bin/python" -c "import pycurl, pytest, jupyterlab_pachyderm.handlers"
 echo "$stamp" > "$venv/.jlab-stamp"

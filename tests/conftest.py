@@ -158,11 +158,14 @@ class LocalPachd:
 
 
 class Daemon:
-    """`pachtray daemon` in a subprocess, with its own mount dir, data dir, port and socket."""
+    """`pachtray daemon` (or, with kind="mount-server", the drop-in) in a subprocess, with its own
+    mount dir, data dir, port and socket."""
 
     def __init__(self, tmp: Path, pachd_address: str | None, extra: list[str] | None = None,
-                 env: dict | None = None, mount_dir: Path | None = None, data_dir: Path | None = None):
+                 env: dict | None = None, mount_dir: Path | None = None, data_dir: Path | None = None,
+                 kind: str = "daemon"):
         self.tmp = Path(tmp)
+        self.kind = kind
         self.mount_dir = Path(mount_dir or self.tmp / "pfs")
         self.data_dir = Path(data_dir or self.tmp / "data")
         self.port = free_port()
@@ -178,7 +181,7 @@ class Daemon:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [PY, "-m", "pachtray", "daemon", "--mount-dir", str(self.mount_dir), "--data-dir", str(self.data_dir),
+        cmd = [PY, "-m", "pachtray", self.kind, "--mount-dir", str(self.mount_dir), "--data-dir", str(self.data_dir),
                "--port", str(self.port), "--sock-path", self.sock_path]
         if self.pachd_address:
             cmd += ["--pachd-address", self.pachd_address]

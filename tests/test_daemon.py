@@ -22,8 +22,8 @@ def test_without_a_cluster_the_daemon_runs_the_local_server_and_stops_it_on_sigi
     port = free_port()
     d = daemon_factory(None, extra=["--local-pachd-port", str(port)])
     cfg = d.get("/config").json()
-    assert cfg["pachd_address"] == f"grpc://127.0.0.1:{port}" and cfg["local"] is True
-    assert cfg["cluster_status"] == "AUTH_DISABLED"
+    assert cfg == {"pachd_address": f"grpc://127.0.0.1:{port}", "cluster_status": "AUTH_DISABLED"}
+    assert d.get("/pachtray/v1/info").json()["local"] is True
     assert (d.data_dir / "local-pachd").is_dir()
 
     name = unique_name("local")
@@ -38,9 +38,10 @@ def test_without_a_cluster_the_daemon_runs_the_local_server_and_stops_it_on_sigi
 
     # Nothing was committed silently: the change is still staged at the next start.
     again = daemon_factory(None, extra=["--local-pachd-port", str(port)], tmp=d.tmp)
-    state = wait_for(lambda: next((m for m in again.get("/mounts").json()["mounted"] if m["name"] == name), None),
-                     30, what="recovered mount")
+    state = wait_for(lambda: next((m for m in again.get("/pachtray/v1/mounts").json()["mounted"]
+                                   if m["name"] == name), None), 30, what="recovered mount")
     assert state["state"] == "pending" and state["pending_changes"] == 1
+    assert again.get("/config").status_code == 200  # waits for the embedded server to be back
     heads = [b.head.id for b in Client(host="127.0.0.1", port=port).pfs.list_branch(repo=pfs.Repo(name=name))]
     assert heads == []  # no branch was created: nothing was ever committed
 
@@ -129,11 +130,12 @@ def _children(pid: int) -> list[int]:
 def test_the_embedded_server_is_started_again_when_it_dies(daemon_factory):
     port = free_port()
     d = daemon_factory(None, extra=["--local-pachd-port", str(port)])
-    assert d.get("/config").json()["local"] is True  # answers once the start-up connection is made
+    assert d.get("/config").status_code == 200  # answers once the start-up connection is made
+    assert d.get("/pachtray/v1/info").json()["local"] is True
     (child,) = _children(d.proc.pid)
     os.kill(child, signal.SIGKILL)
     wait_for(lambda: _children(d.proc.pid) and _children(d.proc.pid) != [child], 60, what="a new local server")
-    wait_for(lambda: d.get("/config").json()["connection"] == "connected", 60, what="connected again")
+    wait_for(lambda: d.get("/pachtray/v1/info").json()["connection"] == "connected", 60, what="connected again")
     assert d.get("/repos").status_code == 200
 
 

@@ -1,8 +1,9 @@
 """The daemon: REST API + FUSE mounts + the cluster connection (+ the embedded local server).
 
 `pachtray daemon` uses the app's defaults (settings file, embedded local server when no cluster
-is configured); `mount-server` is the drop-in for Pachyderm's binary that jupyterlab-pachyderm
-spawns (reference defaults, no local server). Both serve TCP on loopback and a unix socket.
+is configured, the saved workspace restored); `mount-server` is the drop-in for Pachyderm's binary
+that jupyterlab-pachyderm spawns (reference defaults: no local server, starts with no mounts, the
+workspace only with --restore-mounts). Both serve TCP on loopback and a unix socket.
 
 The API answers /health as soon as it listens; everything slower (FUSE, starting the local
 server, restoring mounts) happens after, and requests that need it wait for it briefly.
@@ -147,9 +148,13 @@ class DaemonApp:
     """What the API handlers work with: settings, the cluster connection and the MountManager."""
 
     def __init__(self, *, settings: config.Settings, data_dir: Path, mount_dir: Path, allow_other: bool,
-                 mode: str, local_port: int = LOCAL_PACHD_PORT):
+                 mode: str, local_port: int = LOCAL_PACHD_PORT, restore: bool = False):
         self.settings, self.data_dir, self.mount_dir = settings, data_dir, mount_dir
         self.allow_other, self.mode, self.local_port = allow_other, mode, local_port
+        # Restore the saved workspace at start; the daemon keeps the workspace either way, the
+        # drop-in only when restoring (it starts empty, and must not overwrite the daemon's).
+        self.restore = restore
+        self.keep_workspace = mode == "daemon" or restore
         self.router = build_router()
         self.local_pachd: LocalPachd | None = None
         self.stopping = threading.Event()
@@ -404,7 +409,8 @@ class DaemonApp:
             from pachtray.mount.manager import MountManager
 
             manager = MountManager(str(self.mount_dir), str(self.data_dir), allow_other=self.allow_other,
-                                   cache_bytes=self.settings.cache_size_mb * 2**20)
+                                   cache_bytes=self.settings.cache_size_mb * 2**20,
+                                   keep_workspace=self.keep_workspace)
             manager.start()
             self._manager = manager
         except Exception as e:  # noqa: BLE001 - reported through the API and the log
@@ -414,7 +420,7 @@ class DaemonApp:
             self._manager_ready.set()
 
     def restore_mounts(self) -> None:
-        """Mount again what was mounted at the last exit or crash (setting restore_mounts)."""
+        """Mount again what was mounted at the last exit or crash (`restore`)."""
         self._connected_once.wait()
         if self._manager is None:
             return
@@ -529,6 +535,10 @@ def _parser(mode: str, settings: config.Settings) -> argparse.ArgumentParser:
     if daemon:
         p.add_argument("--local-pachd-port", type=int, default=LOCAL_PACHD_PORT,
                        help="port of the embedded local server when no cluster is configured (default: %(default)s)")
+    else:
+        p.add_argument("--restore-mounts", action="store_true",
+                       help="mount again what was mounted when the last Pachtray daemon or mount-server with "
+                            "this flag stopped (default: start with no mounts, as Pachyderm's mount-server)")
     p.add_argument("--version", action="version", version=f"pachtray {__version__}")
     return p
 
@@ -608,8 +618,9 @@ def _run(argv: list[str], mode: str) -> int:
         print(f"{mode}: {e}", file=sys.stderr)
         return 1
 
+    restore = settings.restore_mounts if mode == "daemon" else args.restore_mounts
     app = DaemonApp(settings=settings, data_dir=data_dir, mount_dir=mount_dir, allow_other=args.allow_other,
-                    mode=mode, local_port=getattr(args, "local_pachd_port", LOCAL_PACHD_PORT))
+                    mode=mode, local_port=getattr(args, "local_pachd_port", LOCAL_PACHD_PORT), restore=restore)
     # Before FUSE starts: libfuse takes over these signals where they are still at their default.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: app.stopping.set())
@@ -627,7 +638,7 @@ def _run(argv: list[str], mode: str) -> int:
         app.start_manager()
         app.connect_at_start(args.pachd_address)
         threading.Thread(target=app.watch_connection, name="connection-watch", daemon=True).start()
-        if settings.restore_mounts and not app.stopping.is_set():
+        if app.restore and not app.stopping.is_set():
             threading.Thread(target=app.restore_mounts, name="restore-mounts", daemon=True).start()
         while not app.stopping.wait(1.0):
             pass

@@ -78,14 +78,14 @@ def test_login_access_levels_refused_mounts_and_logout(daemon_factory, auth_pach
     ctx = cfg["v2"]["contexts"][cfg["v2"]["active_context"]]
     assert ctx["pachd_address"] == auth_pachd.address and len(ctx["session_token"]) > 10
     # No usable keychain in this test (null backend): the token is kept in the pachctl config, as said.
-    assert d.get("/config").json()["token_storage"] == f"file ({os.environ['PACH_CONFIG']})"
+    assert d.get("/pachtray/v1/info").json()["token_storage"] == f"file ({os.environ['PACH_CONFIG']})"
     stored = json.loads(Path(os.environ["PACH_CONFIG"]).read_text())
     assert ctx["session_token"] in json.dumps(stored)
 
     access = {r["repo"]: r for r in d.get("/repos").json()}
     assert access[repos["read"]]["authorization"] == "read"
     assert access[repos["write"]]["authorization"] == "write"
-    assert access[repos["none"]]["authorization"] == "none" and access[repos["none"]]["branches"] == []
+    assert access[repos["none"]]["authorization"] == "none" and access[repos["none"]]["branches"] is None
 
     refused = d.put("/_mount", json={"mounts": [{"name": "n", "repo": repos["none"]}]})
     assert refused.status_code == 403 and "no read access" in refused.text
@@ -95,7 +95,7 @@ def test_login_access_levels_refused_mounts_and_logout(daemon_factory, auth_pach
                                            {"name": "w", "repo": repos["write"], "mode": "rw"}]})
     assert ok.status_code == 200, ok.text
     assert (d.mount_dir / "r" / "data.txt").read_bytes() == b"read"
-    assert {m["name"]: m["authorization"] for m in ok.json()["mounted"]} == {"r": "read", "w": "write"}
+    assert {m["name"] for m in ok.json()["mounted"]} == {"r", "w"}
     assert ctx["session_token"] not in d.log.read_text()  # never logged
 
     assert d.put("/auth/_logout").status_code == 200
@@ -117,7 +117,7 @@ def test_revoked_token_mid_session_is_401_not_500(daemon_factory, auth_pachd, re
 def test_token_kept_in_the_keychain_survives_a_restart(daemon_factory, auth_pachd, repos, tmp_path):
     env = _file_keyring_env(tmp_path)
     d = daemon_factory(auth_pachd.address, env=env)
-    assert d.get("/config").json()["token_storage"] == "keyring (file_keyring)"
+    assert d.get("/pachtray/v1/info").json()["token_storage"] == "keyring (file_keyring)"
     reply, _ = _login(d)
     assert reply.status_code == 200, reply.text
     token = reply.json()["v2"]["contexts"][reply.json()["v2"]["active_context"]]["session_token"]
@@ -141,7 +141,7 @@ def test_the_user_chooses_where_tokens_are_kept(daemon_factory, auth_pachd, repo
     config.Settings(token_storage=policy).save()
     env = _file_keyring_env(tmp_path)
     d = daemon_factory(auth_pachd.address, env=env)
-    where = d.get("/config").json()["token_storage"]
+    where = d.get("/pachtray/v1/info").json()["token_storage"]
     assert where.startswith("session" if policy == "session" else "file ("), where
     reply, _ = _login(d)
     assert reply.status_code == 200, reply.text

@@ -21,12 +21,9 @@ def _make_repo(client, name: str, branches=("master",), project: str = "default"
         client.pfs.create_branch(branch=pfs.Branch(repo=repo, name=b))
 
 
-def test_config_reports_the_cluster_and_connection(shared_daemon, pachd):
+def test_config_reports_the_cluster(shared_daemon, pachd):
     cfg = shared_daemon.get("/config").json()
-    assert cfg["cluster_status"] == "AUTH_DISABLED"
-    assert cfg["pachd_address"] == pachd.address
-    assert cfg["connection"] == "connected"
-    assert cfg["token_storage"].startswith("file (")  # the tests' null keyring: no usable keychain
+    assert cfg == {"cluster_status": "AUTH_DISABLED", "pachd_address": pachd.address}
 
 
 def test_repos_lists_every_repo_with_branches_and_access(shared_daemon, client, unique_name):
@@ -132,7 +129,7 @@ def test_put_config_switches_cluster_and_records_the_mount_server_context(daemon
     assert cfg["v2"]["contexts"]["mount-server"]["pachd_address"] == f"grpc://localhost:{other.port}"
     # The same address again is a no-op that still answers the status.
     again = daemon.put("/config", json={"pachd_address": f"grpc://localhost:{other.port}"})
-    assert again.status_code == 200 and again.json() == r.json() | {"connection": again.json()["connection"]}
+    assert again.status_code == 200 and again.json() == r.json()
 
 
 def test_mount_server_without_a_context_starts_unconnected_and_can_be_configured(tmp_path, pachd):

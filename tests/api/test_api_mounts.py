@@ -34,6 +34,10 @@ def _state(listing: dict, name: str) -> dict:
     return next(m for m in listing["mounted"] if m["name"] == name)
 
 
+def _pending(d, name: str) -> int:
+    return _state(d.get("/pachtray/v1/mounts").json(), name)["pending_changes"]
+
+
 def test_ro_mounts_of_branch_commit_and_paths_over_the_socket(shared_daemon, client, unique_name):
     d = shared_daemon
     name = unique_name("ro")
@@ -95,11 +99,11 @@ def test_rw_mount_commit_unmount_and_discard(shared_daemon, client, unique_name)
     root = d.mount_dir / name
     (root / "new.txt").write_bytes(b"fresh")
     (root / "gone.txt").unlink()
-    wait_for(lambda: _state(d.get("/mounts").json(), name)["pending_changes"] == 2, 30, what="2 pending changes")
+    wait_for(lambda: _pending(d, name) == 2, 30, what="2 pending changes")
 
     reply = d.put("/_commit", json={"mount": name})
     assert reply.status_code == 200, reply.text
-    assert _state(reply.json(), name)["pending_changes"] == 0
+    assert _pending(d, name) == 0
     assert _files(client, repo) == {"/keep.txt": b"k", "/new.txt": b"fresh"}
 
     (root / "scratch.txt").write_bytes(b"oops")

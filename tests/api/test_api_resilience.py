@@ -35,7 +35,12 @@ def _files(client, repo: pfs.Repo) -> dict[str, bytes]:
 
 
 def _mount_state(d, name: str) -> dict | None:
-    return next((m for m in d.get("/mounts").json()["mounted"] if m["name"] == name), None)
+    """Pachtray's view of one mount (recovered changes included)."""
+    return next((m for m in d.get("/pachtray/v1/mounts").json()["mounted"] if m["name"] == name), None)
+
+
+def _connection(d) -> str:
+    return d.get("/pachtray/v1/info").json()["connection"]
 
 
 def _kill_during_writes(d, names: list[str], complete: int) -> None:
@@ -73,7 +78,8 @@ def test_killed_daemon_leaves_pending_changes_that_can_be_committed_or_discarded
     assert kept["pending_changes"] == 3 and "3" in kept["status"]
     assert dropped["pending_changes"] in (3, 4)  # the interrupted file may or may not have been staged
 
-    assert again.put("/_commit", json={"mount": keep}).status_code == 200
+    assert again.get("/mounts").json()["mounted"] == []  # not mounted: GET /mounts is the reference's
+    assert again.put("/pachtray/v1/_commit", json={"mount": keep}).status_code == 200
     assert again.put("/pachtray/v1/_discard", json={"mount": drop}).status_code == 200
     expected = {f"/f{i}.txt": f"content {i}".encode() * 100 for i in range(3)} | {"/base.txt": b"base"}
     assert _files(client, repos[keep]) == expected
@@ -99,12 +105,11 @@ def test_cluster_outage_fails_fast_then_recovers_without_remount(daemon_factory,
     assert failed.value.errno == errno.EIO
     with pytest.raises(OSError):
         os.listdir(root / "sub")
-    wait_for(lambda: d.get("/config").status_code == 200 and d.get("/config").json()["connection"] == "disconnected",
-             30, what="connection shown as disconnected")
+    wait_for(lambda: _connection(d) == "disconnected", 30, what="connection shown as disconnected")
     assert (root / "cached.txt").read_bytes() == b"seen before"
 
     local_pachd_factory(port=server.port, data_dir=server.data_dir)
-    wait_for(lambda: d.get("/config").json()["connection"] == "connected", 60, what="reconnected")
+    wait_for(lambda: _connection(d) == "connected", 60, what="reconnected")
     assert wait_for(lambda: (root / "later.txt").read_bytes(), 60, what="read after restart") == b"read after restart"
     assert os.listdir(root / "sub") == ["x.txt"]
 
@@ -130,7 +135,7 @@ def test_a_hung_cluster_gives_eio_in_seconds_not_a_hung_process(daemon_factory, 
             (root / "later.txt").read_bytes()
         assert failed.value.errno == errno.EIO
         assert time.monotonic() - started < FIRST_CALL_EIO_WITHIN
-        wait_for(lambda: d.get("/config").json()["connection"] == "disconnected", 30, what="disconnected")
+        wait_for(lambda: _connection(d) == "disconnected", 30, what="disconnected")
 
         def fails_at_once() -> bool:
             started = time.monotonic()

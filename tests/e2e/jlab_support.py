@@ -19,11 +19,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import stop_process  # tests/conftest.py (pytest puts tests/ on sys.path)
+import pytest
+
+from conftest import ROOT, stop_process  # tests/conftest.py (pytest puts tests/ on sys.path)
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 JLAB_VENV = Path(os.environ.get("JLAB_VENV", ROOT / ".venv-jlab"))
+
+
+@pytest.fixture(scope="session")
+def jlab_venv():
+    """.venv-jlab, created once and then reused through its stamp."""
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "jlab-venv.sh")], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode == 3:
+        pytest.skip(f"cannot install jupyterlab-pachyderm: {proc.stderr.strip().splitlines()[-1]}")
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/jlab-venv.sh failed ({proc.returncode}): {proc.stderr[-3000:]}")
+
+
+def netns_available() -> bool:
+    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 from pachyderm_sdk.api import pfs
 
 from conftest import ROOT, force_unmount, wait_for
-from jlab_support import JupyterServer
+from jlab_support import JupyterServer, jlab_venv, netns_available  # noqa: F401 - fixture
 from netns_run import Forwarder
+from proctree import cmdline, descendants, terminate_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def jlab_venv():
-    """.venv-jlab, created once and then reused through its stamp."""
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "jlab-venv.sh")], capture_output=True, text=True,
-                          timeout=900)
-    if proc.returncode == 3:
-        pytest.skip(f"cannot install jupyterlab-pachyderm: {proc.stderr.strip().splitlines()[-1]}")
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/jlab-venv.sh failed ({proc.returncode}): {proc.stderr[-3000:]}")
 
 
 @pytest.fixture
@@ -71,49 +59,6 @@ def seeded(client, unique_name):
         commit.put_file_from_bytes(path="/dir/b.txt", data=b"bee\n")
     commit.wait()
     return repo
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def terminate_pid(pid: int) -> None:
-    """SIGTERM a process this test started indirectly, SIGKILL it if it lingers."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in stat_state(pid), 30, what=f"pid {pid} to exit")
-    except ProcessLookupError:
-        pass
-    except TimeoutError:
-        os.kill(pid, signal.SIGKILL)
-
-
-def stat_state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-
-
-def netns_available() -> bool:
-    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
 
 
 def frontend_mount_body(repo: str, branch: str = "master", mode: str = "ro") -> dict:

@@ -153,6 +153,40 @@ def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, shared_daem
         unmount_all(shared_daemon)
 
 
+def test_recovered_changes_offer_commit_and_discard_not_unmount(make_app, daemon_factory, pachd, sdk, unique_name,
+                                                                qtbot):
+    """rw changes left by an earlier run are not mounted (GET /mounts does not list them): the GUI
+    shows them from /pachtray/v1/mounts and offers Commit and Discard, and no Unmount."""
+    from pachyderm_sdk.api import pfs
+
+    from pachtray import config
+
+    repo = unique_name("rec")
+    make_repo(sdk, repo, {"/base.txt": b"base"})
+    first = daemon_factory(pachd.address)
+    assert first.put("/_mount", {"mounts": [{"name": repo, "repo": repo, "mode": "rw"}]}).ok
+    (first.mount_dir / repo / "left.txt").write_bytes(b"left behind")
+    first.stop()  # staged, not committed
+    config.Settings(restore_mounts=False).save()
+    again = daemon_factory(pachd.address, tmp=first.tmp)
+    app = make_app(again)
+    window, controller = app.window, app.controller
+    qtbot.waitUntil(lambda: window.select_mount(repo), timeout=20000)
+    (m,) = [m for m in controller.status.mounted if m["name"] == repo]
+    assert m["state"] == "pending" and m["pending_changes"] == 1
+    assert "recovered from an earlier run" in window.mount_status.text()
+    assert window.mount_buttons["commit"].isEnabled() and window.mount_buttons["discard"].isEnabled()
+    assert not window.mount_buttons["unmount"].isEnabled() and not window.mount_buttons["open"].isEnabled()
+    app.tray.menu.aboutToShow.emit()
+    entry = next(a for a in app.tray.menu.actions() if a.text().startswith(f"{repo} (rw) — pending"))
+    assert [a.text() for a in entry.menu().actions()] == ["Open folder", "Commit… (1 pending)", "Discard changes…"]
+
+    window._mount_action("commit").buttons()[0].click()
+    qtbot.waitUntil(lambda: not any(m["name"] == repo for m in controller.status.mounted), timeout=30000)
+    head = pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master"))
+    assert b"".join(sdk.pfs.pfs_file(pfs.File(commit=head, path="/left.txt"))) == b"left behind"
+
+
 def test_access_column_and_greyed_rows_follow_authorization(qapp):
     from pachtray.gui.models import RepoTreeModel
 

@@ -13,7 +13,7 @@ from pachyderm_sdk.api import pfs
 from conftest import force_unmount, free_port
 from test_datums_compute import put_files
 from pachtray.errors import ApiError
-from pachtray.mount.manager import MountManager, MountRequest
+from pachtray.mount.manager import MOUNT_STATE_FIELDS, MountManager, MountRequest
 from pachtray.pfs.client import connect
 
 
@@ -48,7 +48,8 @@ def mgr(make_manager):
 
 
 def state(m: MountManager, name: str) -> dict | None:
-    return next((s for s in m.mounted() if s["name"] == name), None)
+    """Pachtray's view of one mount (recovered changes included)."""
+    return next((s for s in m.all_mounts() if s["name"] == name), None)
 
 
 def repo_msg(name: str, project: str = "default") -> pfs.Repo:
@@ -202,13 +203,14 @@ def test_failed_commit_keeps_changes_and_mount_usable(mgr, pachd, client, unique
     e = api_error(mgr.commit, "w")
     assert e.status == 500 and "failed, changes kept" in e.message
     s = state(mgr, "w")
-    assert s["state"] == "mounted" and "failed, changes kept" in s["status"] and s["pending_changes"] >= 1
+    assert s["state"] == "mounted" and "failed, changes kept" in s["error"] and s["pending_changes"] >= 1
+    assert "failed" not in next(r for r in mgr.mounted() if r["name"] == "w")["status"]  # the reference's texts only
     (mgr.mount_dir / "w" / "more.txt").write_bytes(b"more")  # still writable
     mgr.set_client(connect(pachd.address, rpc_timeout=5))
     mgr.commit("w")
     assert file_at(client, repo, "master", "/keep.txt") == b"precious"
     assert file_at(client, repo, "master", "/more.txt") == b"more"
-    assert "failed" not in state(mgr, "w")["status"]
+    assert state(mgr, "w")["error"] == ""
 
 
 def test_discard_drops_staged_changes(mgr, client, unique_name):
@@ -225,25 +227,61 @@ def test_discard_drops_staged_changes(mgr, client, unique_name):
 
 # --------------------------------------------------------------------------- upstream deletion
 
-def test_mounts_deleted_upstream_drop_out_but_pending_changes_stay(mgr, client, unique_name):
-    ro_repo, rw_repo, clean_repo = unique_name(), unique_name(), unique_name()
-    heads = {r: put_files(client, r, {"/a": b"a"}) for r in (ro_repo, rw_repo, clean_repo)}
-    put_files(client, ro_repo, {"/b": b"b"}, branch="dev")
-    mgr.mount([MountRequest(name="ro", repo=ro_repo, branch="dev"), MountRequest(name="rw", repo=rw_repo, mode="rw"),
-               MountRequest(name="clean", repo=clean_repo, mode="rw"),
-               MountRequest(name="pinned", repo=clean_repo, commit=heads[clean_repo])])
+def test_deleting_a_mounted_branch_keeps_its_mounts_deleting_the_repo_drops_them(mgr, client, unique_name):
+    """The reference's TestDeletingMountedRepo: the mounted commits outlive their branch."""
+    repo = unique_name()
+    put_files(client, repo, {"/dir/file1": b"foo"}, branch="b1")
+    b2 = put_files(client, repo, {"/dir/file1": b"foo"}, branch="b2")
+    mgr.mount([MountRequest(name="repo_b1", repo=repo, branch="b1"),
+               MountRequest(name="repo_b1_dup", repo=repo, branch="b1"),
+               MountRequest(name="repo_b2", repo=repo, branch="b2"),
+               MountRequest(name="rw_b1", repo=repo, branch="b1", mode="rw")])
+    before = {s["name"]: s for s in mgr.mounted()}
+    client.pfs.delete_branch(branch=pfs.Branch(repo=repo_msg(repo), name="b1"), force=True)
+    after = {s["name"]: s for s in mgr.mounted()}
+    assert set(after) == {"repo_b1", "repo_b1_dup", "repo_b2", "rw_b1"}
+    assert after == before  # state, status and commits behind stay as they were (the refresh keeps them)
+    assert (mgr.mount_dir / "repo_b1" / "dir" / "file1").read_bytes() == b"foo"
+    assert after["repo_b2"]["status"] == f"up to date on latest commit {b2[:8]}"
+
+    client.pfs.delete_repo(repo=repo_msg(repo), force=True)
+    assert mgr.mounted() == [] and mgr.all_mounts() == []
+    assert not [p for p in mgr.mount_dir.iterdir()]
+
+
+def test_a_repo_deleted_upstream_keeps_uncommitted_changes_out_of_the_mount_dir(mgr, client, unique_name):
+    rw_repo, clean_repo = unique_name(), unique_name()
+    for r in (rw_repo, clean_repo):
+        put_files(client, r, {"/a": b"a"})
+    mgr.mount([MountRequest(name="rw", repo=rw_repo, mode="rw"), MountRequest(name="clean", repo=clean_repo, mode="rw")])
     (mgr.mount_dir / "rw" / "unsaved.txt").write_bytes(b"unsaved")
-    client.pfs.delete_branch(branch=pfs.Branch(repo=repo_msg(ro_repo), name="dev"), force=True)
     client.pfs.delete_repo(repo=repo_msg(rw_repo), force=True)
     client.pfs.delete_repo(repo=repo_msg(clean_repo), force=True)
-    listing = {s["name"]: s for s in mgr.mounted()}
-    assert set(listing) == {"rw"}
-    assert listing["rw"]["state"] == "error" and listing["rw"]["pending_changes"] == 1
-    assert "deleted upstream" in listing["rw"]["status"] and "kept" in listing["rw"]["status"]
+    assert mgr.mounted() == []  # as the reference: no mount outlives its repo
+    assert not (mgr.mount_dir / "rw").exists() and not (mgr.mount_dir / "clean").exists()
+    kept = {s["name"]: s for s in mgr.all_mounts()}
+    assert set(kept) == {"rw"} and kept["rw"]["state"] == "pending" and kept["rw"]["pending_changes"] == 1
+    assert "deleted upstream" in kept["rw"]["error"] and "kept" in kept["rw"]["error"]
+    assert "not mounted" in api_error(mgr.commit, "rw").message  # the reference's /_commit does not see it
+
+    put_files(client, rw_repo, {"/b": b"b"})  # the repo is back: mounting it again brings the changes back
+    mgr.mount([MountRequest(name="rw", repo=rw_repo, mode="rw")])
     assert (mgr.mount_dir / "rw" / "unsaved.txt").read_bytes() == b"unsaved"
-    assert not (mgr.mount_dir / "ro").exists()
+    client.pfs.delete_repo(repo=repo_msg(rw_repo), force=True)
+    assert state(mgr, "rw")["state"] == "pending"
     mgr.discard("rw")
-    assert {s["name"] for s in mgr.mounted()} == set()
+    assert mgr.all_mounts() == []
+
+
+def test_mounted_is_the_reference_shape_and_all_mounts_adds_pachtray_fields(mgr, client, unique_name):
+    repo = unique_name()
+    put_files(client, repo, {"/a": b"a"})
+    mgr.mount([MountRequest(name="r", repo=repo), MountRequest(name="w", repo=repo, mode="rw")])
+    (mgr.mount_dir / "w" / "x").write_bytes(b"x")
+    assert [tuple(s) for s in mgr.mounted()] == [MOUNT_STATE_FIELDS] * 2
+    extras = {s["name"]: s for s in mgr.all_mounts()}
+    assert set(extras["w"]) == {*MOUNT_STATE_FIELDS, "pending_changes", "error"}
+    assert extras["w"]["pending_changes"] == 1 and extras["r"]["pending_changes"] == 0
 
 
 # --------------------------------------------------------------------------- busy unmount

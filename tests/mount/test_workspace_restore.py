@@ -1,6 +1,6 @@
 """Nothing lost across restarts: rw changes staged by a kill -9'd daemon come back as `pending`
-mounts (commit or discard them), and the saved workspace is mounted again, also when the
-cluster only becomes reachable later."""
+entries (not mounted: commit or discard them), and the saved workspace is mounted again, also
+when the cluster only becomes reachable later."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import force_unmount, stop_process, wait_for
 from test_datums_compute import put_files
-from test_manager_mounts import file_at, make_manager, repo_msg, state  # noqa: F401 - make_manager is a fixture
+from test_manager_mounts import api_error, file_at, make_manager, repo_msg, state  # noqa: F401 - make_manager is a fixture
 from pachtray.mount.manager import MountRequest
 from pachtray.mount.workspace import Workspace
 from pachtray.pfs.client import connect
@@ -65,7 +65,9 @@ def test_killed_daemon_changes_come_back_pending_and_commit(crashed, make_manage
     assert "2 uncommitted changes recovered" in s["status"]
     assert state(mgr, "r") is None  # ro mounts are not recovered (restore brings them back)
     assert not (mgr.mount_dir / "w").exists()
-    mgr.commit("w")
+    assert mgr.mounted() == []  # not mounted: GET /mounts starts as the reference's
+    assert "not mounted" in api_error(mgr.commit, "w").message  # the reference's /_commit
+    mgr.commit("w", recovered=True)
     assert file_at(client, repo, "master", "/one.txt") == b"one"
     assert file_at(client, repo, "master", "/two.txt") == b"two"
     assert state(mgr, "w") is None
@@ -76,7 +78,7 @@ def test_killed_daemon_changes_can_be_discarded(crashed, make_manager, client):
     mgr = make_manager(data_dir=data_dir)
     assert state(mgr, "w")["state"] == "pending"
     mgr.discard("w")
-    assert mgr.mounted() == []
+    assert mgr.all_mounts() == []
     assert not (data_dir / "staging" / "w").exists()
 
 
@@ -86,7 +88,7 @@ def test_restore_after_crash_adopts_the_staged_changes(crashed, make_manager):
     assert {(e["name"], e["mode"]) for e in saved} == {("w", "rw"), ("r", "ro")}
     mgr = make_manager(data_dir=data_dir)
     mgr.restore()
-    listing = {s["name"]: s for s in mgr.mounted()}
+    listing = {s["name"]: s for s in mgr.all_mounts()}
     assert listing["w"]["state"] == "mounted" and listing["w"]["pending_changes"] == 2
     assert listing["r"]["state"] == "mounted"
     assert (mgr.mount_dir / "w" / "one.txt").read_bytes() == b"one"

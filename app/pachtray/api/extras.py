@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 
 import grpc
 
-from pachtray import __version__
+from pachtray import __version__, tokens
 from pachtray.errors import ApiError
 from pachtray.pfs.auth import AUTH_OFF, who_am_i
 from pachtray.pfs.auth import authorization as authorization_of
@@ -137,6 +137,7 @@ def info(req, app):
         "connection": app.connection_state(),
         "local": bool(app.is_local),
         "mount_dir": str(app.mount_dir),
+        "token_storage": tokens.storage(app.settings.token_storage),
         "generation": -1,
         "mount_engine": "",
         "auth": AUTH_OFF,
@@ -155,8 +156,9 @@ def info(req, app):
 
 
 def mounts(req, app):
-    """The mounts only: the GUI polls this, and GET /mounts also lists every repo (a ListRepo)."""
-    return {"mounted": app.manager.mounted()}
+    """Pachtray's view of the mounts (with recovered changes, pending counts and errors), without
+    the repo listing GET /mounts makes (a ListRepo): the GUI polls this."""
+    return {"mounted": app.manager.all_mounts()}
 
 
 def events(req, app):
@@ -335,7 +337,7 @@ def delete_repo(req, app):
     _require_local(app)
     data = req.json_object()
     repo = _repo_of(data)
-    if any(m["repo"] == repo.name and m["project"] == repo.project.name for m in app.manager.mounted()):
+    if any(m["repo"] == repo.name and m["project"] == repo.project.name for m in app.manager.all_mounts()):
         raise ApiError(400, f"repo {repo.project.name}/{repo.name} is mounted; unmount it first")
     _rpc(app.client().pfs.delete_repo, repo=repo, force=bool(data.get("force", False)))
     return {"project": repo.project.name, "repo": repo.name}
@@ -371,7 +373,7 @@ def delete_branch(req, app):
     repo = _repo_of(data)
     name = _name(data.get("branch"), "branch")
     if any(m["repo"] == repo.name and m["project"] == repo.project.name and m.get("branch") == name
-           for m in app.manager.mounted()):
+           for m in app.manager.all_mounts()):
         raise ApiError(400, f"branch {name} of {repo.project.name}/{repo.name} is mounted; unmount it first")
     _rpc(app.client().pfs.delete_branch, branch=pfs.Branch(repo=repo, name=name), force=bool(data.get("force", False)))
     return {"project": repo.project.name, "repo": repo.name, "branch": name}
@@ -531,7 +533,7 @@ def refresh_mount(req, app):
                            paths=list(state.get("paths") or ["/"]), mode="ro")
     app.manager.unmount([name])
     app.manager.mount([request])
-    return {"mounted": app.manager.mounted()}
+    return {"mounted": app.manager.all_mounts()}
 
 
 def shutdown(req, app):

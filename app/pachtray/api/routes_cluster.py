@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pachtray import tokens
 from pachtray.api import models
 from pachtray.api.routing import Router
 
 CONFIG_SCHEMA = {
-    "type": "object",
+    "type": "object", "additionalProperties": False, "required": ["cluster_status", "pachd_address"],
     "properties": {
         "cluster_status": {"type": "string", "enum": ["INVALID", "AUTH_ENABLED", "AUTH_DISABLED"]},
         "pachd_address": {"type": "string"},
-        "connection": {"type": "string", "enum": ["connected", "disconnected", "unconnected"]},
-        "token_storage": {"type": "string"},
-        "local": {"type": "boolean"},
     },
 }
 CONFIG_BODY = {
@@ -28,14 +24,8 @@ def health(req, app):
 
 
 def config_answer(app) -> dict:
-    """The reference's two fields plus Pachtray's connection state and token storage."""
-    return {
-        "cluster_status": app.cluster_status(),
-        "pachd_address": app.address.url,
-        "connection": app.connection_state(),
-        "token_storage": tokens.storage(app.settings.token_storage),
-        "local": app.is_local,
-    }
+    """The reference's two fields, exactly (Pachtray's connection details are in /pachtray/v1/info)."""
+    return {"cluster_status": app.cluster_status(), "pachd_address": app.address.url}
 
 
 def get_config(req, app):

@@ -1,5 +1,6 @@
-"""Repos and mounts: GET /repos /projects /mounts, PUT /_mount /_unmount /_commit /_unmount_all,
-and Pachtray's PUT /pachtray/v1/_discard (drop the staged changes of a rw mount)."""
+"""Repos and mounts: GET /repos /projects /mounts, PUT /_mount /_unmount /_commit /_unmount_all
+(answering exactly the reference's shapes), and Pachtray's PUT /pachtray/v1/_commit and
+/pachtray/v1/_discard (which also reach rw changes recovered from an earlier run)."""
 
 from __future__ import annotations
 
@@ -8,35 +9,46 @@ import logging
 import grpc
 
 from pachtray.api import models
+from pachtray.pfs.gojson import go_json
 from pachtray.api.routing import Router
 from pachtray.errors import ApiError
+from pachtray.mount.manager import MOUNT_STATE_FIELDS
 from pachtray.pfs.auth import AUTH_OFF, authorization, rpc_error
 
 log = logging.getLogger(__name__)
 
 REPO_SCHEMA = {
-    "type": "object",
+    "type": "object", "additionalProperties": False,
     "properties": {
         "project": {"type": "string"},
         "repo": {"type": "string"},
-        "branches": {"type": "array", "items": {"type": "string"}},
+        "branches": {"type": ["array", "null"], "items": {"type": "string"},
+                     "description": "null when the repo has no branches or you may not read it (as the reference)"},
         "authorization": {"type": "string", "enum": ["off", "none", "read", "write"]},
     },
 }
+_FIELD_TYPES = {"paths": {"type": "array", "items": {"type": "string"}}, "how_many_commits_behind": {"type": "integer"}}
 MOUNT_STATE_SCHEMA = {
-    "type": "object",
-    "properties": {k: {"type": "string"} for k in (
-        "name", "project", "repo", "branch", "commit", "mode", "state", "status", "mountpoint", "latest_commit")}
-    | {"paths": {"type": "array", "items": {"type": "string"}},
-       "how_many_commits_behind": {"type": "integer"},
-       "pending_changes": {"type": "integer"},
-       "authorization": {"type": "string"}},
+    "type": "object", "additionalProperties": False, "required": list(MOUNT_STATE_FIELDS),
+    "properties": {k: _FIELD_TYPES.get(k, {"type": "string"}) for k in MOUNT_STATE_FIELDS},
 }
 MOUNTS_SCHEMA = {
     "type": "object",
     "properties": {"mounted": {"type": "array", "items": MOUNT_STATE_SCHEMA},
                    "unmounted": {"type": "array", "items": REPO_SCHEMA}},
 }
+PACHTRAY_MOUNT_SCHEMA = {
+    "type": "object", "required": [*MOUNT_STATE_FIELDS, "pending_changes", "error"],
+    "properties": MOUNT_STATE_SCHEMA["properties"] | {
+        "state": {"type": "string", "description": "the reference's states, and `pending`: rw changes kept "
+                                                   "outside the mount dir (an earlier run's, or a repo deleted "
+                                                   "upstream) to commit or discard"},
+        "pending_changes": {"type": "integer", "description": "staged, uncommitted changes of a rw mount"},
+        "error": {"type": "string", "description": "why the last commit failed or why changes were kept; "
+                                                   "empty when nothing is wrong"}},
+}
+PACHTRAY_MOUNTS_SCHEMA = {"type": "object",
+                          "properties": {"mounted": {"type": "array", "items": PACHTRAY_MOUNT_SCHEMA}}}
 MOUNT_BODY = {
     "type": "object", "required": ["mounts"],
     "properties": {"mounts": {"type": "array", "items": {
@@ -62,7 +74,8 @@ def repo_entries(app) -> list[dict]:
         out.append({
             "project": ri.repo.project.name or "default",
             "repo": ri.repo.name,
-            "branches": [b.name for b in ri.branches] if access != "none" else [],
+            # The reference's nil slice: null, not [], when there is nothing to list.
+            "branches": ([b.name for b in ri.branches] or None) if access != "none" else None,
             "authorization": access,
         })
     return out
@@ -86,9 +99,6 @@ def mounts_listing(app) -> dict:
             raise
         log.info("listing mounts without repos: the cluster is unreachable (%s)", cause.details())
         repos = []
-    access = {(r["project"], r["repo"]): r["authorization"] for r in repos}
-    for m in mounted:
-        m.setdefault("authorization", access.get((m.get("project"), m.get("repo")), "off"))
     return {"mounted": mounted, "unmounted": repos}
 
 
@@ -122,9 +132,8 @@ def list_repos(req, app):
 
 
 def list_projects(req, app):
-    import betterproto
-
-    return [p.to_dict(casing=betterproto.Casing.SNAKE) for p in app.client().pfs.list_project()]
+    """ProjectInfo as the reference's encoding/json writes it (e.g. created_at as {seconds, nanos})."""
+    return [go_json(p) for p in app.client().pfs.list_project()]
 
 
 def list_mounts(req, app):
@@ -153,9 +162,15 @@ def unmount_all(req, app):
     return mounts_listing(app)
 
 
+def pachtray_commit(req, app):
+    """Like /_commit, and also for changes recovered from an earlier run; answers Pachtray's view."""
+    app.manager.commit(models.single_mount(req), recovered=True)
+    return {"mounted": app.manager.all_mounts()}
+
+
 def discard(req, app):
     app.manager.discard(models.single_mount(req))
-    return mounts_listing(app)
+    return {"mounted": app.manager.all_mounts()}
 
 
 def register(router: Router) -> None:
@@ -173,6 +188,9 @@ def register(router: Router) -> None:
                body_schema=ONE_MOUNT_BODY, response_schema=MOUNTS_SCHEMA, requires="auth")
     router.add("PUT", "/_unmount_all", unmount_all, "Unmount everything (and leave datum mode)",
                body_schema={"type": "object"}, response_schema=MOUNTS_SCHEMA, requires="auth")
-    router.add("PUT", "/pachtray/v1/_discard", discard, "Drop the staged (uncommitted) changes of a rw mount "
-               "(works without a cluster: the changes are local)",
-               body_schema=ONE_MOUNT_BODY, response_schema=MOUNTS_SCHEMA)
+    router.add("PUT", "/pachtray/v1/_commit", pachtray_commit, "Commit the staged changes of a rw mount, or "
+               "changes recovered from an earlier run (state `pending`), as one commit",
+               body_schema=ONE_MOUNT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA, requires="auth")
+    router.add("PUT", "/pachtray/v1/_discard", discard, "Drop the staged (uncommitted) changes of a rw mount, or "
+               "changes recovered from an earlier run (works without a cluster: the changes are local)",
+               body_schema=ONE_MOUNT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA)

@@ -68,7 +68,6 @@ def dispatch(app: Any, router: Router, req: Request) -> Response:
     except Exception as e:  # noqa: BLE001 - the client gets one line, the log the traceback
         mapped = grpc_error(e)
         if mapped is not None:
-            log.info("%s %s: %s", req.method, req.path, tokens.redact(mapped.message))
             return Response.text(tokens.redact(mapped.message), mapped.status)
         log.exception("%s %s failed", req.method, req.path)
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -120,6 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, resp: Response) -> None:
         self._status = resp.status
+        if resp.status >= 400:
+            self._log_failure(resp)
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(resp.body)))
@@ -128,6 +129,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not self.head_only and self.command != "HEAD":
             self.wfile.write(resp.body)
+
+    def _log_failure(self, resp: Response) -> None:
+        """One log line per failed request: method, route (no query string) and the message sent."""
+        route = urlsplit(getattr(self, "path", "") or "").path or "-"  # unset when the request line was unreadable
+        message = " | ".join(line.strip() for line in resp.body.decode("utf-8", "replace").splitlines() if line.strip())
+        log.log(logging.WARNING if resp.status >= 500 else logging.INFO, "%s %s %s -> %d: %s", self.server.transport,
+                getattr(self, "command", None) or "-", tokens.redact(route), resp.status, tokens.redact(message))
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         path = urlsplit(getattr(self, "path", "") or "").path  # unset when the request line was unreadable

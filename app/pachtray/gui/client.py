@@ -90,7 +90,7 @@ def _title(method: str, route: str, status: int) -> str:
         return "Not allowed"
     action = {
         "/_mount": "Mount failed", "/_unmount": "Unmount failed", "/_commit": "Commit failed",
-        "/_unmount_all": "Unmount failed", "/config": "Cluster connection failed",
+        "/_unmount_all": "Unmount failed", "/config": "Cluster connection failed", EXTRAS + "/_commit": "Commit failed",
         "/auth/_login": "Login failed", "/auth/_login_token": "Login failed", "/auth/_logout": "Logout failed",
         EXTRAS + "/_discard": "Discard failed", EXTRAS + "/_upload": "Upload failed",
         EXTRAS + "/_create_repo": "Could not create repo", EXTRAS + "/_delete_repo": "Could not delete repo",

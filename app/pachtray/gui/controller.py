@@ -144,7 +144,7 @@ class Controller(QObject):
         status = self.status
         if self.busy:
             return "busy"
-        if not status.reachable or any(m.get("state") == "error" for m in status.mounted):
+        if not status.reachable or any(m.get("error") for m in status.mounted):
             return "error"
         if status.connection != "connected":
             return "disconnected"
@@ -247,7 +247,9 @@ class Controller(QObject):
         self.act(lambda: self.client.put("/_unmount", {"mounts": [name]}), f"{name} unmounted", "Unmounted")
 
     def commit(self, name: str) -> None:
-        self.act(lambda: self.client.put("/_commit", {"mount": name}), f"Changes in {name} committed", "Committed")
+        """Pachtray's commit route: it also takes changes recovered from an earlier run (state `pending`)."""
+        self.act(lambda: self.client.put(EXTRAS + "/_commit", {"mount": name}), f"Changes in {name} committed",
+                 "Committed")
 
     def discard(self, name: str) -> None:
         self.act(lambda: self.client.put(EXTRAS + "/_discard", {"mount": name}),

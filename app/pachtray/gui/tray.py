@@ -147,7 +147,8 @@ class Tray(QObject):
                 self._action(sub, "Discard changes…", lambda n=name, c=pending: self.confirm_discard(n, c))
             if mode == "ro" and mount.get("branch") and mount.get("how_many_commits_behind"):
                 self._action(sub, "Update to latest commit", lambda n=name: self.controller.refresh_mount(n))
-            self._action(sub, "Unmount", lambda n=name: self.controller.unmount(n))
+            if state != "pending":  # recovered changes are not mounted: commit or discard them
+                self._action(sub, "Unmount", lambda n=name: self.controller.unmount(n))
 
     def _add_mount_menu(self, m: QMenu) -> None:
         mount_menu = self._submenu(m, "Mount")

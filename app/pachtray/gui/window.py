@@ -36,6 +36,11 @@ def mount_source(m: dict) -> str:
     return f"{m.get('project') or 'default'}/{m.get('repo', '')}@{ref}"
 
 
+def mount_status(m: dict) -> str:
+    """What to tell about a mount: why something failed or changes were kept, else its status."""
+    return m.get("error") or m.get("status", "")
+
+
 class BranchTable(QTableView):
     """The branch list; dropping local files or folders on a branch uploads them there."""
 
@@ -593,7 +598,7 @@ class MainWindow(QMainWindow):
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, m["name"])
-                item.setToolTip(m.get("status", ""))
+                item.setToolTip(mount_status(m))
                 self.mount_table.setItem(r, c, item)
             if m["name"] == keep:
                 self.mount_table.selectRow(r)
@@ -624,9 +629,9 @@ class MainWindow(QMainWindow):
         self.mount_buttons["refresh"].setEnabled(bool(m) and m.get("mode") == "ro" and bool(m.get("branch")))
         self.mount_buttons["commit"].setEnabled(rw and (pending > 0 or state == "pending"))
         self.mount_buttons["discard"].setEnabled(rw and (pending > 0 or state == "pending"))
-        self.mount_buttons["unmount"].setEnabled(bool(m))
+        self.mount_buttons["unmount"].setEnabled(bool(m) and state != "pending")
         self.mount_buttons["open"].setEnabled(bool(m) and bool(m.get("mountpoint")) and state == "mounted")
-        self.mount_status.setText(m.get("status", "") if m else "")
+        self.mount_status.setText(mount_status(m) if m else "")
 
     def _mount_action(self, key: str):
         m = self.selected_mount()

@@ -1,4 +1,5 @@
-"""`pachtray local-pachd`: the embedded Pachyderm-compatible gRPC server (pfs, version, admin, auth, health)."""
+"""`pachtray local-pachd`: the embedded Pachyderm-compatible gRPC server (pfs, version, admin, auth, health,
+and the pps answers of a cluster without pipelines)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from pachyderm_sdk.api import admin, auth, pfs, version
+from pachyderm_sdk.api import admin, auth, pfs, pps, version
 
 from pachtray.local.auth_service import AuthOff, AuthOn
 from pachtray.local.pfs_service import PfsService
+from pachtray.local.pps_service import PpsService
 from pachtray.local.rpc import generic_handler
 from pachtray.local.store import Store
 
@@ -61,6 +63,7 @@ class LocalServer:
             generic_handler(version.ApiBase, VersionService()),
             generic_handler(admin.ApiBase, AdminService(cluster_id.read_text().strip())),
             generic_handler(auth.ApiBase, self.auth, before),
+            generic_handler(pps.ApiBase, PpsService(), before),
         ))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

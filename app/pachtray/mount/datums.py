@@ -15,10 +15,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import betterproto
 from pachyderm_sdk.api import pfs, pps
 
 from pachtray.pfs import glob as pfs_glob
+from pachtray.pfs.gojson import go_json
 
 INPUT_KINDS = ("pfs", "cross", "union", "join", "group")
 PFS_FIELDS = {"project", "name", "repo", "repo_type", "branch", "commit", "glob", "join_on",
@@ -137,8 +137,8 @@ def _check_names(normalized: dict, names: set[str]) -> None:
 
 
 def input_json(inp: pps.Input) -> dict:
-    """The input as GET /datums shows it: proto field names, unset fields left out."""
-    return inp.to_dict(casing=betterproto.Casing.SNAKE)
+    """The input as GET /datums shows it: the reference's encoding (proto field names, unset fields left out)."""
+    return go_json(inp)
 
 
 def compute_datums(client, inp: pps.Input) -> list[Datum]:

@@ -2,7 +2,9 @@
 
 Rules and texts follow the reference mount-server (src/server/pfs/fuse/server.go at v2.8.0), with
 Pachtray's differences: a failed commit keeps every change and the mount usable; rw changes staged
-by a killed daemon come back as `pending` mounts; the mount set is saved as a workspace.
+by a killed daemon (or left by a repo deleted upstream) are kept as `pending` entries, outside the
+mount dir, to commit or discard; the mount set can be saved as a workspace. `mounted()` is what
+the reference's GET /mounts shows; `all_mounts()` adds Pachtray's view (recovered changes, counts).
 
 Locking: `_lock` guards the mount table and is never held across an RPC or an upload;
 `_mode_lock` serializes changes of the mount set (mount, unmount, datum mode); each mount's `op`
@@ -32,6 +34,10 @@ from pachtray.pfs.auth import rpc_error
 log = logging.getLogger(__name__)
 
 MODES = ("ro", "rw")
+# The reference's MountState, exactly: GET /mounts's `mounted` entries carry these keys and no others.
+MOUNT_STATE_FIELDS = ("name", "project", "repo", "branch", "commit", "paths", "mode", "state", "status",
+                      "mountpoint", "latest_commit", "how_many_commits_behind")
+RECOVERED = "pending"  # the state of staged changes kept outside the mount dir (not a reference state)
 NOT_CONNECTED = "not connected to a cluster"
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 _CHANGE_POLL = 0.5  # s between looks at the rw mounts' pending counts while someone waits for a change
@@ -124,7 +130,8 @@ def _branch(project: str, repo: str, branch: str) -> pfs.Branch:
 class MountManager:
     """Owns the FUSE mount at ``mount_dir``; state lives under ``data_dir`` (staging, cache, workspace)."""
 
-    def __init__(self, mount_dir, data_dir, *, allow_other: bool = False, cache_bytes: int = DEFAULT_CACHE_BYTES):
+    def __init__(self, mount_dir, data_dir, *, allow_other: bool = False, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 keep_workspace: bool = True):
         self.mount_dir = Path(mount_dir)
         self.data_dir = Path(data_dir)
         self.allow_other = allow_other
@@ -132,7 +139,9 @@ class MountManager:
         self.staging_root = self.data_dir / "staging"
         self.meta_root = self.data_dir / "mounts"
         self.out_dir = self.data_dir / "out"
-        self.workspace = Workspace(self.data_dir / "workspace.json")
+        # The drop-in mount-server leaves the workspace alone unless asked to restore it: it starts
+        # empty like the reference, and must not overwrite the tray daemon's saved mounts.
+        self.workspace = Workspace(self.data_dir / "workspace.json") if keep_workspace else None
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._mode_lock = threading.RLock()
@@ -238,7 +247,7 @@ class MountManager:
 
     def _poll_pending(self) -> None:
         with self._lock:
-            rw = [m for m in self._mounts.values() if m.mode == "rw" and m.state in ("mounted", "error", "pending")]
+            rw = [m for m in self._mounts.values() if m.mode == "rw" and m.state in ("mounted", RECOVERED)]
         for m in rw:
             self._update_pending(m)
 
@@ -254,28 +263,47 @@ class MountManager:
         return count
 
     def _changed_set(self) -> None:
-        """The mount set changed: tell waiters and save the workspace."""
+        """The mount set changed: tell waiters and save the workspace (when this manager keeps one)."""
         with self._lock:
-            entries = [m.workspace_entry() for m in self._mounts.values() if not m.datum and m.state != "pending"]
-            names = {e["name"] for e in entries}
-            entries += [e for e in self._unrestored if e["name"] not in names]
-            try:
-                self.workspace.save(entries)
-            except OSError as e:
-                log.error("cannot save workspace %s: %s", self.workspace.path, e)
+            if self.workspace is not None:
+                entries = [m.workspace_entry() for m in self._mounts.values() if not m.datum and m.state != RECOVERED]
+                names = {e["name"] for e in entries}
+                entries += [e for e in self._unrestored if e["name"] not in names]
+                try:
+                    self.workspace.save(entries)
+                except OSError as e:
+                    log.error("cannot save workspace %s: %s", self.workspace.path, e)
             self._bump()
 
     # ------------------------------------------------------------------ listing
 
     def mounted(self) -> list[dict]:
-        """MountState dicts; refreshes latest commit / commits behind and drops mounts deleted upstream."""
+        """GET /mounts's `mounted`: the reference's MountState (MOUNT_STATE_FIELDS) of each mount in the
+        mount dir, after the reference's refresh (drops mounts whose repo or commit is gone)."""
+        return [self._state_dict(m) for m in self._refreshed() if m.state != RECOVERED]
+
+    def all_mounts(self) -> list[dict]:
+        """Pachtray's view (/pachtray/v1/mounts): every mount and every set of recovered changes
+        (state `pending`), each with `pending_changes` and `error` (why the last action failed,
+        or why changes were kept; "" when nothing is wrong)."""
+        out = []
+        for m in self._refreshed():
+            d = self._state_dict(m)
+            if m.state == RECOVERED:
+                d["status"] = (f"{m.pending} uncommitted changes recovered from an earlier run: "
+                               "commit or discard them")
+            out.append(d | {"pending_changes": m.pending, "error": m.error})
+        return out
+
+    def _refreshed(self) -> list[_Mount]:
+        """The mounts after refreshing latest commit / commits behind and dropping those deleted upstream."""
         with self._lock:
             mounts = list(self._mounts.values())
         client = self._client
         for m in mounts:
             if m.mode == "rw":
                 self._update_pending(m)
-            if client is not None and m.state in ("mounted", "error") and not m.op.locked():
+            if client is not None and m.state == "mounted" and not m.op.locked():
                 try:
                     self._refresh(client, m)
                 except Exception as e:  # noqa: BLE001 - keep the last known state when pachd is away
@@ -283,54 +311,46 @@ class MountManager:
                     if _code(e) in _UNREACHABLE:
                         client = None  # one timeout per listing, not one per mount
         with self._lock:
-            return [self._state_dict(m) for m in self._mounts.values()]
+            return list(self._mounts.values())
 
     def _state_dict(self, m: _Mount) -> dict:
-        status = m.error or m.status
-        if m.state == "pending":
-            status = m.error or (f"{m.pending} uncommitted changes recovered from an earlier run: "
-                                 "commit or discard them")
         return {"name": m.name, "project": m.project, "repo": m.repo, "branch": m.branch, "commit": m.commit,
-                "paths": list(m.paths), "mode": m.mode, "state": m.state, "status": status,
+                "paths": list(m.paths), "mode": m.mode, "state": m.state, "status": m.status,
                 "mountpoint": str(self.mount_dir / m.name), "latest_commit": m.latest_commit,
-                "how_many_commits_behind": m.behind, "pending_changes": m.pending}
+                "how_many_commits_behind": m.behind}
 
     def _refresh(self, client, m: _Mount) -> None:
-        """The reference's deletion check and RefreshMountState, for one mount."""
-        gone = ""
-        head = None
+        """The reference's deletion check and RefreshMountState, for one mount.
+
+        A ro mount lasts as long as its commit exists and an rw mount as long as its repo does:
+        deleting the branch keeps both (the reference's TestDeletingMountedRepo). With the branch
+        gone the refresh keeps the last status, as the reference's does.
+        """
         try:
             if m.mode == "rw":
                 client.pfs.inspect_repo(repo=_repo(m.project, m.repo))
-            elif m.pinned:
+            else:
                 client.pfs.inspect_commit(commit=pfs.Commit(repo=_repo(m.project, m.repo), id=m.commit))
         except grpc.RpcError as e:
             if not _is_not_found(e):
                 raise
-            gone = f"repo {m.project}/{m.repo}" if m.mode == "rw" else f"commit {m.commit}"
-        if not gone:
-            try:
-                head = client.pfs.inspect_branch(branch=_branch(m.project, m.repo, m.branch)).head
-            except grpc.RpcError as e:
-                if not _is_not_found(e):
-                    raise
-                if not m.pinned and (m.mode == "ro" or m.commit):
-                    gone = f"branch {m.project}/{m.repo}@{m.branch}"
-        if gone:
-            self._gone(m, gone)
+            self._gone(m, f"repo {m.project}/{m.repo}" if m.mode == "rw" else f"commit {m.commit}")
             return
-        changed = False
-        with self._lock:
-            if m.state == "error" and m.error.startswith("deleted upstream"):
-                m.state, m.error, changed = "mounted", "", True
-        if head is None:  # a pinned commit whose branch is gone, or an rw branch not created yet
-            status = m.status if m.commit else "branch does not contain any commits"
-            latest, behind = m.latest_commit, m.behind
+        try:
+            head = client.pfs.inspect_branch(branch=_branch(m.project, m.repo, m.branch)).head
+        except grpc.RpcError as e:
+            if not _is_not_found(e):
+                raise
+            head = None
+        if not m.commit:
+            latest, behind, status = m.latest_commit, m.behind, "branch does not contain any commits"
+        elif head is None:
+            latest, behind, status = m.latest_commit, m.behind, m.status
         else:
             latest, behind, status = self._behind(client, m, head)
         with self._lock:
-            if (status, latest, behind) != (m.status, m.latest_commit, m.behind):
-                m.status, m.latest_commit, m.behind, changed = status, latest, behind, True
+            changed = (status, latest, behind) != (m.status, m.latest_commit, m.behind)
+            m.status, m.latest_commit, m.behind = status, latest, behind
         if changed:
             self._bump()
 
@@ -350,18 +370,21 @@ class MountManager:
         return head.id, behind, f"up to date on latest commit {head.id[:8]}"
 
     def _gone(self, m: _Mount, what: str) -> None:
-        """Upstream deleted what the mount shows: drop it, unless it holds uncommitted changes."""
-        if m.mode == "rw" and self._update_pending(m) > 0:
-            fix = "commit them to create it again" if what.startswith("branch") else "recreate it and commit them"
-            with self._lock:
-                m.state = "error"
-                m.error = (f"deleted upstream: {what} no longer exists; {m.pending} uncommitted changes are kept "
-                           f"({fix}, or discard them)")
-            self._bump()
-            return
+        """Upstream deleted what the mount shows: drop it; uncommitted changes stay staged (state
+        `pending`, out of the mount dir) to commit once the repo is back, or to discard."""
         if not m.op.acquire(blocking=False):
             return
         try:
+            if m.mode == "rw" and self._update_pending(m) > 0:
+                log.warning("mount %s: %s was deleted upstream; keeping its %d uncommitted changes",
+                            m.name, what, m.pending)
+                self._fs.remove_view(m.name)
+                with self._lock:
+                    m.state = RECOVERED
+                    m.error = (f"deleted upstream: {what} no longer exists; {m.pending} uncommitted changes are "
+                               "kept (recreate it and commit them, or discard them)")
+                self._changed_set()
+                return
             log.info("dropping mount %s: %s was deleted upstream", m.name, what)
             self._remove(m)
         finally:
@@ -460,10 +483,14 @@ class MountManager:
 
     def _adopt_or_reject(self, existing: _Mount, m: _Mount) -> None:
         same = existing.source() == m.source() and (not m.pinned or existing.commit == m.commit)
+        if not same and existing.state == RECOVERED:
+            raise ApiError(500, f"mount at '{m.name}' already in use: {existing.pending} uncommitted changes of "
+                                f"{existing.project}/{existing.repo}@{existing.branch} recovered from an earlier run "
+                                "are kept under that name; commit or discard them in Pachtray first")
         if not same:
             raise ApiError(500, f"mount at '{m.name}' already in use by {existing.project}/{existing.repo}"
                                 f"@{existing.branch or existing.commit} ({existing.mode})")
-        if existing.state != "pending":
+        if existing.state != RECOVERED:
             return
         # Mounting the source of recovered changes again puts them back in the mount dir.
         with existing.op:
@@ -515,7 +542,7 @@ class MountManager:
                 name = meta["name"]
                 m = _Mount(name=name, project=meta["project"], repo=meta["repo"], branch=meta["branch"],
                            commit=meta.get("base") or "", paths=meta.get("paths") or ["/"], mode="rw", view=None,
-                           state="pending")
+                           state=RECOVERED)
             except (OSError, ValueError, KeyError, TypeError) as e:
                 log.warning("ignoring unreadable mount record %s: %s", meta_file, e)
                 continue
@@ -535,21 +562,24 @@ class MountManager:
 
     # ------------------------------------------------------------------ commit / discard
 
-    def _get(self, name: str, action: str) -> _Mount:
+    def _get(self, name: str, action: str, *, recovered: bool = False) -> _Mount:
+        """The mount ``name``; recovered changes count only where ``recovered`` (Pachtray's routes):
+        for the reference's routes they are not mounted."""
         with self._lock:
             m = self._mounts.get(name)
-        if m is None:
+        if m is None or (m.state == RECOVERED and not recovered):
             raise ApiError(500, f"can't {action} {name!r}: not mounted")
         return m
 
-    def commit(self, name: str) -> None:
-        """Upload every staged change of rw mount ``name`` as one commit (all-or-nothing)."""
-        m = self._get(name, "commit")
+    def commit(self, name: str, *, recovered: bool = False) -> None:
+        """Upload every staged change of rw mount ``name`` as one commit (all-or-nothing); with
+        ``recovered``, also changes recovered from an earlier run (which then leave the table)."""
+        m = self._get(name, "commit", recovered=recovered)
         if m.mode != "rw":
             raise ApiError(500, f"can't commit {name!r}: it is mounted read-only")
         with m.op:
             self._commit_locked(m)
-            if m.state == "pending":
+            if m.state == RECOVERED:
                 self._remove(m)
 
     def _commit_locked(self, m: _Mount) -> None:
@@ -572,27 +602,25 @@ class MountManager:
         with self._lock:
             if new_id:
                 m.commit = new_id
-            m.state = "mounted" if before == "error" else before
+            m.state = before
             m.error = ""
-        if m.state != "pending":
+        if m.state != RECOVERED:
             self._write_meta(m)
         self._update_pending(m)
         self._bump()
 
     def discard(self, name: str) -> None:
         """Drop the staged changes of rw mount ``name`` (mounted or recovered)."""
-        m = self._get(name, "discard changes of")
+        m = self._get(name, "discard changes of", recovered=True)
         if m.mode != "rw":
             raise ApiError(400, f"can't discard changes of {name!r}: it is mounted read-only")
         with m.op:
             m.view.discard()
-            if m.state == "pending":
+            if m.state == RECOVERED:
                 self._remove(m)
                 return
             with self._lock:
                 m.error = ""
-                if m.state == "error":
-                    m.state = "mounted"
             self._update_pending(m)
             self._bump()
 
@@ -608,10 +636,6 @@ class MountManager:
 
     def _unmount_one(self, m: _Mount) -> None:
         with m.op:
-            if m.state == "pending":
-                self._commit_locked(m)
-                self._remove(m)
-                return
             holders = self._fs.busy_holders(m.name)
             if holders:
                 raise ApiError(409, f"can't unmount {m.name!r}: it is in use by {', '.join(holders)}; "
@@ -629,7 +653,7 @@ class MountManager:
             if self._mounts.get(m.name) is not m:
                 return
             del self._mounts[m.name]
-            in_fs = m.state != "pending"
+            in_fs = m.state != RECOVERED
         if in_fs:
             self._fs.remove_view(m.name)
         if m.mode == "rw":
@@ -645,7 +669,7 @@ class MountManager:
             self._unrestored = []
             self._leave_datum_mode()
             with self._lock:
-                mounts = [m for m in self._mounts.values() if m.state != "pending"]
+                mounts = [m for m in self._mounts.values() if m.state != RECOVERED]
             errors = []
             for m in mounts:
                 try:
@@ -757,8 +781,10 @@ class MountManager:
 
     def restore(self) -> None:
         """Mount the saved workspace again; what cannot be mounted yet (no cluster) is retried."""
+        if self.workspace is None:
+            raise ValueError("this MountManager keeps no workspace (keep_workspace=False)")
         with self._lock:
-            active = {n for n, m in self._mounts.items() if m.state != "pending"}
+            active = {n for n, m in self._mounts.items() if m.state != RECOVERED}
             self._unrestored = [e for e in self.workspace.load() if e["name"] not in active]
         if self._try_restore() and self._restore_thread is None:
             self._restore_thread = threading.Thread(target=self._restore_loop, name="workspace-restore", daemon=True)
