@@ -19,11 +19,11 @@ from pachyderm_sdk.api import pfs
 from pachtray.local.rpc import RpcFailure, invalid, not_found, precondition, unknown
 from pachtray.local.store import CHUNK, ORIGIN_USER, CommitRow, Entry, RepoRow, Store
 from pachtray.pfs.glob import GLOB_CHARS, GlobError, clean_path, literal_prefix, matcher
+from pachtray.pfs.paths import path_problem
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 COMMIT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 ANCESTRY_RE = re.compile(r"^(.*?)((?:[\^~][0-9]*|\.[0-9]+)*)$")
-PRINTABLE_RE = re.compile(r"^[ -~]+$")
 PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
 REPO_NAME_LIMIT = 255
 MAX_LIST = 100000
@@ -61,12 +61,8 @@ def validate_repo_name(name: str) -> None:
 
 def validate_file_path(path: str) -> str:
     """pachd's ValidateFilename, returning the clean path."""
-    if not path or not PRINTABLE_RE.match(path):
-        raise invalid(f"path ({path}) invalid: only printable ASCII characters allowed")
-    if m := GLOB_CHARS.search(path):
-        raise invalid(f"path ({path}) invalid: globbing character ({m.group()}) not allowed in path")
-    if any(part in (".", "..") for part in path.split("/")):
-        raise invalid(f"path ({path}) invalid: relative file paths are not allowed")
+    if (problem := path_problem(path)) is not None:
+        raise invalid(problem)
     p = clean_path(path)
     if p == "/":
         raise invalid(f"path ({path}) invalid: a file needs a name")
