@@ -76,11 +76,15 @@ def _erofs(*_args, **_kw):
 
 
 class _ReadOnly:
-    """Every change to a read-only view fails with EROFS."""
+    """Every change to a read-only view fails with EROFS; PFS has no symbolic links."""
 
     writable = False
     invalidate = None
-    create = mkdir = unlink = rmdir = rename = truncate = chmod = utimens = _erofs
+    create = mkdir = unlink = rmdir = rename = truncate = chmod = utimens = link = symlink = _erofs
+
+    def readlink(self, path: str) -> str:
+        self.getattr(path)
+        raise OSError(errno.EINVAL, f"{path} is not a symbolic link")
 
     def statfs(self) -> dict:
         return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
@@ -154,6 +158,10 @@ class CommitView(_ReadOnly):
         for i, e in enumerate(self.tree.entries_from(path, start), start):
             if self._visible(posixpath.join(path, e.name)):
                 yield i, e.name, {"st_mode": RO_DIR if e.is_dir else RO_FILE}
+
+    def prepare(self) -> None:
+        """Fetch the root's first page, so the mount answers at once when it appears (OSError if it cannot)."""
+        next(iter(self.tree.entries_from("/", 0)), None)
 
     def open(self, path: str, flags: int) -> _TreeHandle:
         if (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC:
@@ -229,6 +237,15 @@ class LocalDirView:
 
     def rename(self, old: str, new: str) -> None:
         os.rename(self._real(old), self._real(new))
+
+    def link(self, old: str, new: str) -> None:
+        os.link(self._real(old), self._real(new))
+
+    def symlink(self, path: str, target: str) -> None:
+        os.symlink(target, self._real(path))
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._real(path))
 
     def chmod(self, path: str, mode: int) -> None:
         os.chmod(self._real(path), mode & 0o7777)
@@ -307,6 +324,10 @@ class _Ops(fuse.Operations):
         return found
 
     def opendir(self, path):
+        if path != "/":  # a name the kernel still caches may be gone: as stat says
+            _, view, sub = self._route(path)
+            if not view.getattr(sub)["st_mode"] & 0o040000:
+                raise OSError(errno.ENOTDIR, path)
         return next(self._ids)
 
     def releasedir(self, path, fh):
@@ -408,6 +429,27 @@ class _Ops(fuse.Operations):
         view.rename(sub_old, sub_new)
         return 0
 
+    def link(self, target, source):
+        """`ln source target` (mfusepy's names)."""
+        view, sub_new = self._writable_route(target)
+        view_old, sub_old = self._writable_route(source)
+        if view is not view_old:
+            raise OSError(errno.EXDEV, "cannot link between mounts")
+        view.link(sub_old, sub_new)
+        return 0
+
+    def symlink(self, target, source):
+        """`ln -s source target`: the link `target` holds the text `source`."""
+        view, sub = self._writable_route(target)
+        view.symlink(sub, source)
+        return 0
+
+    def readlink(self, path):
+        if path == "/":
+            raise OSError(errno.EINVAL, path)
+        _, view, sub = self._route(path)
+        return view.readlink(sub)
+
     def chmod(self, path, mode):
         view, sub = self._writable_route(path)
         view.chmod(sub, mode)
@@ -461,9 +503,11 @@ class FuseMount:
         self._raise_read_ahead()
 
     def _run(self) -> None:
+        # Not hard_remove: libfuse renames a file unlinked while open to `.fuse_hidden*` until it is
+        # closed, so fstat and ftruncate on its descriptor keep working (RwView never lists nor
+        # commits those names).
         options = {"fsname": "pachtray", "subtype": "pachtray", "attr_timeout": ATTR_TIMEOUT,
-                   "entry_timeout": ATTR_TIMEOUT, "negative_timeout": 0, "max_read": MAX_READ,
-                   "hard_remove": True}
+                   "entry_timeout": ATTR_TIMEOUT, "negative_timeout": 0, "max_read": MAX_READ}
         if self.allow_other:
             options["allow_other"] = True
         try:
@@ -505,6 +549,7 @@ class FuseMount:
         with self._lock:
             self._views[name] = view
         view.invalidate = lambda: self._invalidate(name)
+        view.mountpoint = os.path.join(self.mount_dir, name)
         self._invalidate(name)
 
     def remove_view(self, name: str):
