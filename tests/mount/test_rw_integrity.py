@@ -137,6 +137,23 @@ def test_a_committed_folder_replaced_by_a_file(client, rw):
     assert tree(client, view.repo_name, view.commit())["/later.txt"] == b"later"
 
 
+def test_a_file_replaced_by_an_empty_folder(client, rw):
+    """An empty folder where a committed file was is a change: the commit deletes the file (also
+    inside a renamed folder, whose content the commit copies first)."""
+    view, w = rw({"/f": b"file", "/r/g": b"g", "/r/h": b"h"})
+    os.unlink(f"{w}/f")
+    os.mkdir(f"{w}/f")
+    assert view.pending_count() == 1
+    assert tree(client, view.repo_name, view.commit()) == {"/r/g": b"g", "/r/h": b"h"}
+    os.rename(f"{w}/r", f"{w}/r2")
+    os.unlink(f"{w}/r2/g")
+    os.mkdir(f"{w}/r2/g")
+    os.unlink(f"{w}/r2/h")
+    os.rename(f"{w}/f", f"{w}/r2/h")  # an empty folder moved where a file was: that file goes too
+    assert tree(client, view.repo_name, view.commit()) == {}
+    assert sorted(os.listdir(f"{w}/r2")) == ["g", "h"]
+
+
 # --- items 8, 9: names -------------------------------------------------------------------------------
 
 BAD_NAMES = [f"a{c}b" for c in "*?[]{}!()@+^"] + ["caf\u00e9", "tab\there", "bell\x07", "\u65e5\u672c"]
@@ -202,8 +219,14 @@ def test_links_are_committed_as_copies(client, rw):
         "/dir/foo": b"bar\nmore\n", "/dir/bar": b"bar\n", "/dir/buzz": b"bar\nmore\n", "/dir/rel": b"base",
         "/dir/chain": b"base", "/base.txt": b"base", "/new.txt": b"staged!", "/new-link.txt": b"staged",
         "/dir/rel-link": b"base"}
-    # what the branch has now: plain files
-    assert not os.path.islink(f"{w}/dir/buzz") and read(f"{w}/dir/buzz") == b"bar\nmore\n"
+    # symbolic links stay links until unmount; each commit stores a copy of what they lead to then
+    assert os.readlink(f"{w}/dir/buzz") == f"{w}/dir/foo" and view.pending_count() == 0
+    assert view.commit() is None
+    write(f"{w}/dir/foo", b"changed\n")
+    assert view.pending_count() == 1
+    assert tree(client, view.repo_name, view.commit())["/dir/buzz"] == b"changed\n"
+    os.unlink(f"{w}/dir/buzz")
+    assert "/dir/buzz" not in tree(client, view.repo_name, view.commit())
 
 
 def test_a_link_that_cannot_be_copied_fails_the_commit_and_keeps_everything(client, rw, tmp_path):

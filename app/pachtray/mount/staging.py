@@ -9,8 +9,11 @@ written files). Rows overlay the base commit (the branch head when the changes s
   it the folder is new and starts empty (PFS keeps no empty folders, so these stay local until
   a file appears in them; a commit adds such rows for the folders it empties, so every folder
   seen in the mount stays until unmount);
-- `symlink`: a symbolic link whose target text is `src`; a commit uploads a copy of the file it
-  leads to (links to files of the same mount only), after which the path is that plain file;
+- `emptied`: a new folder where the base has something (a file, or a folder whose content went):
+  a change of its own, committed as the deletion of that path;
+- `symlink`: a symbolic link whose target text is `src`; every commit uploads a copy of the file
+  it leads to at that moment (links to files of the same mount only), and the link stays a link
+  in the mount until unmount (`clean` once committed: then it alone is no pending change);
 - `gone`: the base path is deleted.
 
 A hard link is made as a copy (a new row with a copy of the blob, or the same base file): with
@@ -74,10 +77,10 @@ class CommitFailed(PachtrayError):
 
 @dataclass(frozen=True)
 class Row:
-    kind: str  # "file" | "dir" | "symlink" | "gone"
+    kind: str  # "file" | "dir" | "emptied" | "symlink" | "gone"
     blob: str | None = None
     src: str | None = None  # base path of a renamed file or folder; a symlink's target
-    clean: bool = False  # content already committed; kept only while a handle has it open
+    clean: bool = False  # content already committed; a file is kept only while a handle has it open
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,7 @@ class _BlobHandle:
 
     def stat(self) -> dict:
         st = os.fstat(self.fd)
-        return self.view._attrs(FILE_MODE, st.st_size, st.st_mtime)
+        return self.view._attrs(FILE_MODE, st.st_size, st.st_mtime, self.view._names(self.blob))
 
     def fsync(self) -> None:
         os.fsync(self.fd)
@@ -253,6 +256,7 @@ class RwView:
         self._children: dict[str, set[str]] = collections.defaultdict(set)
         self._open: collections.Counter[str] = collections.Counter()
         self._clean_blobs: set[str] = set()
+        self._blob_paths: dict[str, str] = {}  # blob -> the one path whose row holds it
         self._apply_in_memory(self.journal.load())
         # No handle survives a restart: files unlinked while open are gone now.
         leftover = {p: None for p in self.rows if _hidden(p)}
@@ -280,6 +284,12 @@ class RwView:
             found["st_nlink"] = nlink
         return found
 
+    def _names(self, blob: str) -> int:
+        """Links to a blob's file: 0 once its name is unlinked (libfuse's hidden name) or gone."""
+        with self._lock:
+            path = self._blob_paths.get(blob)
+        return 0 if path is None or _hidden(path) else 1
+
     def _base_path(self, path: str) -> str | None:
         """Where `path` comes from in the base when it has no row itself (None: hidden)."""
         a = path
@@ -302,7 +312,7 @@ class RwView:
         if row is not None:
             if row.kind == "gone":
                 return None
-            if row.kind == "dir":
+            if row.kind in ("dir", "emptied"):
                 return Node(True, row, row.src, 0, self.base.mtime)
             if row.kind == "symlink":
                 return Node(False, row, None, len(os.fsencode(row.src)), self.base.mtime)
@@ -433,6 +443,9 @@ class RwView:
     def _apply_in_memory(self, changes: dict[str, Row | None]) -> None:
         with self._lock:
             for path, row in changes.items():
+                old = self.rows.get(path)
+                if old is not None and old.blob and self._blob_paths.get(old.blob) == path:
+                    del self._blob_paths[old.blob]
                 if row is None:
                     self.rows.pop(path, None)
                     kids = self._children.get(_parent(path))
@@ -441,7 +454,9 @@ class RwView:
                     continue
                 self.rows[path] = row
                 self._children[_parent(path)].add(posixpath.basename(path))
-                if row.clean:
+                if row.blob:
+                    self._blob_paths[row.blob] = path
+                if row.clean and row.blob:
                     self._clean_blobs.add(row.blob)
                 elif row.blob:
                     self._clean_blobs.discard(row.blob)
@@ -558,7 +573,13 @@ class RwView:
             self._check_new(path)
             if self._node(path) is not None:
                 raise OSError(errno.EEXIST, path)
-            self._apply({path: Row("dir")})
+            self._apply({path: self._new_folder(path, {})})
+
+    def _new_folder(self, path: str, changes: dict[str, Row | None]) -> Row:
+        """The row of a new empty folder at `path`, given the `changes` about to be applied with it."""
+        with self._lock:
+            prior = changes[path] if path in changes else self.rows.get(path)
+        return Row("emptied") if prior is not None and prior.kind == "gone" else Row("dir")
 
     def link(self, old: str, new: str) -> None:
         """A hard link, made as a copy (see the module docstring); a base file is not downloaded."""
@@ -652,7 +673,9 @@ class RwView:
             with self._lock:
                 moved = {new + p[len(old):]: Row(r.kind, r.blob, r.src)
                          for p, r in ((p, self.rows[p]) for p in self._rows_under(old)) if p != old}
-            if src.row is not None:
+            if src.row is not None and src.is_dir and src.row.src is None:
+                top = self._new_folder(new, changes)
+            elif src.row is not None:
                 top = Row(src.row.kind, src.row.blob, src.row.src)
             elif src.is_dir:
                 top = Row("dir", src=src.base_path)
@@ -742,14 +765,12 @@ class RwView:
         base = self.base.commit
         yield pfs.ModifyFileRequest(set_commit=commit)
         for path, row in plan:
-            if row.kind == "dir" and row.src is None:  # a new folder: only what it replaces goes
-                if self._base_has(path, unknown=True):
-                    yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
+            if row.kind == "dir" and row.src is None:  # a new folder over nothing: nothing to send
                 continue
             # Every other change replaces the path: the branch may have a file there that the base
             # had not (PFS would append to it), or the commit may be the same one again after a crash.
             yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
-            if row.kind == "gone":
+            if row.kind in ("gone", "emptied"):
                 continue
             if row.blob is None:
                 yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(
@@ -771,7 +792,8 @@ class RwView:
         """
         with self._mut:
             with self._lock:
-                plan = sorted((p, r) for p, r in self.rows.items() if not r.clean and not _hidden(p))
+                plan = sorted((p, r) for p, r in self.rows.items()
+                              if (not r.clean or r.kind == "symlink") and not _hidden(p))
             if not any(self._uploaded(p, r) for p, r in plan):
                 return None
             plan = [(p, self._copy_of_link(p, r) if r.kind == "symlink" else r) for p, r in plan]
@@ -792,12 +814,13 @@ class RwView:
 
     def _reset(self, base_commit_id: str | None) -> None:
         """Drop the staged rows (the base now has them), except open files, files unlinked while
-        open, and a new empty row for every folder that was seen and is not in the new base."""
+        open, symbolic links, and a new empty row for every folder that was seen and is not in the
+        new base."""
         with self._lock:
             rows = dict(self.rows)
             open_blobs = {b for b, n in self._open.items() if n > 0}
         # A folder can vanish only where this commit removed something or made a folder of its own.
-        maybe_emptied = {a for p, r in rows.items() if r.kind == "gone" or r.kind == "dir"
+        maybe_emptied = {a for p, r in rows.items() if r.kind in ("gone", "dir", "emptied")
                          for a in (p, *_ancestors(p)) if a != "/"}
         seen = {p for p in maybe_emptied if (n := self._node(p)) is not None and n.is_dir}
         self.base = CommitTree(self.client_fn, self.project, self.repo, base_commit_id, self.reader, probe=False)
@@ -807,6 +830,8 @@ class RwView:
                 changes[p] = r if r.blob else None  # a base file cannot follow the base to the next commit
             elif r.kind == "file" and r.blob in open_blobs:
                 changes[p] = Row("file", r.blob, clean=True)
+            elif r.kind == "symlink":
+                changes[p] = Row("symlink", src=r.src, clean=True)
             else:
                 changes[p] = None
         for p in seen:
