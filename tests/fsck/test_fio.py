@@ -22,7 +22,7 @@ JOBS = {  # name -> fio options; each job writes its own files (numjobs of them)
     "mixed": ["--rw=randrw", "--rwmixread=40", "--bs=16k", "--size=4m", "--numjobs=2"],
 }
 COMMON = ["--ioengine=psync", "--direct=0", "--fallocate=none", "--verify=crc32c", "--verify_fatal=1",
-          "--do_verify=1", "--randrepeat=1", "--output-format=json"]
+          "--do_verify=1", "--randrepeat=1", "--verify_state_save=0", "--output-format=json"]
 
 
 def fio(directory, name: str, extra: list[str]) -> dict:

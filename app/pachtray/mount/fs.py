@@ -289,7 +289,9 @@ class _Ops(fuse.Operations):
         self._dir_listings: dict[int, list] = {}  # open folder handle -> listing taken at offset 0
         self._ids = itertools.count(1)
 
-    def _route(self, path: str):
+    def _route(self, path: str | None):
+        if path is None:  # libfuse lost the name of an unlinked open file (its folder went too)
+            raise OSError(errno.ESTALE, "the file has no name any more")
         name, _, rest = path.lstrip("/").partition("/")
         view = self.m._views.get(name)
         if view is None:
@@ -393,8 +395,8 @@ class _Ops(fuse.Operations):
             entry[1].release()
         return 0
 
-    def _writable_route(self, path: str):
-        if posixpath.dirname(path) == "/":
+    def _writable_route(self, path: str | None):
+        if path is not None and posixpath.dirname(path) == "/":
             if path.lstrip("/") in self.m._views:
                 raise OSError(errno.EBUSY, f"{path} is a mount")
             raise OSError(errno.EACCES, "only mounts live at the top of the mount dir")
