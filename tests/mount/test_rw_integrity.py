@@ -177,6 +177,13 @@ def test_names_pachd_refuses_are_einval(client, rw):
     assert tree(client, view.repo_name, view.commit()) == {"/ok.txt": b"ok", "/d/fine name, a glob.txt": b"1"}
 
 
+def test_special_files_are_eperm(client, rw):
+    view, w = rw({"/a.txt": b"a"})
+    assert errno_of(os.mkfifo, f"{w}/fifo") == errno.EPERM
+    assert errno_of(os.mknod, f"{w}/sock", 0o600 | 0o140000) == errno.EPERM
+    assert os.listdir(w) == ["a.txt"] and view.pending_count() == 0
+
+
 def test_names_over_255_bytes_are_enametoolong(client, rw):
     view, w = rw({"/ok.txt": b"ok"})
     assert os.statvfs(w).f_namemax == 255

@@ -431,6 +431,10 @@ class _Ops(fuse.Operations):
         view.rename(sub_old, sub_new)
         return 0
 
+    def mknod(self, path, mode, dev):
+        self._writable_route(path)
+        raise OSError(errno.EPERM, "PFS holds files and folders only: no devices, fifos or sockets")
+
     def link(self, target, source):
         """`ln source target` (mfusepy's names)."""
         view, sub_new = self._writable_route(target)
