@@ -423,11 +423,16 @@ class _Ops(fuse.Operations):
         view.rmdir(sub)
         return 0
 
+    def _one_view(self, a: str, b: str):
+        """(view, sub_a, sub_b) of two writable paths of the same view (EXDEV across mounts)."""
+        view, sub_a = self._writable_route(a)
+        other, sub_b = self._writable_route(b)
+        if view is not other:
+            raise OSError(errno.EXDEV, "not within one mount")
+        return view, sub_a, sub_b
+
     def rename(self, old, new):
-        view, sub_old = self._writable_route(old)
-        view_new, sub_new = self._writable_route(new)
-        if view is not view_new:
-            raise OSError(errno.EXDEV, "cannot move between mounts")
+        view, sub_old, sub_new = self._one_view(old, new)
         view.rename(sub_old, sub_new)
         return 0
 
@@ -437,10 +442,7 @@ class _Ops(fuse.Operations):
 
     def link(self, target, source):
         """`ln source target` (mfusepy's names)."""
-        view, sub_new = self._writable_route(target)
-        view_old, sub_old = self._writable_route(source)
-        if view is not view_old:
-            raise OSError(errno.EXDEV, "cannot link between mounts")
+        view, sub_new, sub_old = self._one_view(target, source)
         view.link(sub_old, sub_new)
         return 0
 
