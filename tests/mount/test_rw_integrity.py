@@ -81,19 +81,22 @@ CRASH_AFTER_COMMIT = textwrap.dedent("""
     from pachtray.mount.cache import ChunkCache
     from pachtray.mount.staging import RwView
     from pachtray.pfs.client import connect
-    stage, cache_dir, address, repo, base = sys.argv[1:]
+    stage, cache_dir, address, repo, base, where = sys.argv[1:]
     client = connect(address)
-    landed = client.pfs.modify_file
-    def modify_then_die(requests):
-        landed(requests)  # the commit is on the branch; the journal still says it is pending
+    def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
-    client.pfs.modify_file = modify_then_die
+    if where == "after the upload":  # the commit is on the branch; the journal still says it is pending
+        landed = client.pfs.modify_file
+        client.pfs.modify_file = lambda requests: (landed(requests), die())
+    else:  # ... and the journal reset starts
+        RwView._apply_dropping_blobs = die
     RwView(stage, lambda: client, "default", repo, "master", base, ChunkCache(cache_dir)).commit()
 """)
 
 
+@pytest.mark.parametrize("where", ["after the upload", "in the journal reset"])
 def test_recommit_after_a_crash_between_commit_and_journal(client, pclient, mount, cache, tmp_path, pachd,
-                                                           unique_name):
+                                                           unique_name, where):
     repo = unique_name("window")
     base = put_commit(client, repo, {"/keep.txt": b"k", "/gone.txt": b"g", "/old/a.txt": b"a"})
     stage = tmp_path / "stage"
@@ -108,7 +111,7 @@ def test_recommit_after_a_crash_between_commit_and_journal(client, pclient, moun
     mount.remove_view("c")
     view.close()
     child = subprocess.run([sys.executable, "-c", CRASH_AFTER_COMMIT, str(stage), str(tmp_path / "c2"),
-                            pachd.address, repo, base], capture_output=True, text=True, timeout=120)
+                            pachd.address, repo, base, where], capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr
     expected = {"/keep.txt": b"k+more", "/big.bin": big, "/new/a.txt": b"a"}
     landed = head_of(client, repo)
@@ -117,6 +120,7 @@ def test_recommit_after_a_crash_between_commit_and_journal(client, pclient, moun
     assert again.pending_count() > 0  # the journal could not know the commit had landed
     assert tree(client, repo, again.commit()) == expected
     again.close()
+    assert list((stage / "files").iterdir()) == []  # no blob left behind either
 
 
 # --- item 6: a path changes kind --------------------------------------------------------------------
@@ -363,3 +367,25 @@ def test_create_of_a_name_made_meanwhile_opens_it(client, rw):
     assert e.value.errno == errno.EEXIST
     view.create("/raced.txt", 0o644, os.O_WRONLY | os.O_CREAT | os.O_TRUNC).release()
     assert read(f"{w}/raced.txt") == b""
+
+
+def test_reopening_drops_what_a_kill_left_half_made(client, pclient, cache, tmp_path, unique_name):
+    """A blob written before its row, and a file libfuse had hidden while open, do not outlive a restart."""
+    repo = unique_name("half")
+    base = put_commit(client, repo, {"/a.txt": b"a"})
+    stage = tmp_path / "stage"
+    view = RwView(stage, lambda: pclient, "default", repo, "master", base, cache)
+    h = view.create("/kept.txt", 0o644, os.O_WRONLY | os.O_CREAT)
+    h.write(b"kept", 0)
+    h.release()
+    view.rename("/kept.txt", "/.fuse_hidden0000000100000002")  # what libfuse does to an unlinked open file
+    h = view.create("/real.txt", 0o644, os.O_WRONLY | os.O_CREAT)
+    h.write(b"real", 0)
+    h.release()
+    view.close()
+    (stage / "files" / "0123456789abcdef0123456789abcdef").write_bytes(b"orphan")
+    again = RwView(stage, lambda: pclient, "default", repo, "master", base, cache)
+    assert set(again.rows) == {"/real.txt"} and again.pending_count() == 1
+    assert len(list((stage / "files").iterdir())) == 1
+    assert tree(client, repo, again.commit()) == {"/a.txt": b"a", "/real.txt": b"real"}
+    again.close()

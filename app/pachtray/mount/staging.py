@@ -157,11 +157,13 @@ class Journal:
         with self._db_lock:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def write(self, changes: dict[str, Row | None]) -> None:
-        """Apply {path: row or None (delete)} in one transaction."""
+    def write(self, changes: dict[str, Row | None], meta: dict[str, str] | None = None) -> None:
+        """Apply {path: row or None (delete)} and `meta` in one transaction."""
         with self._db_lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                for key, value in (meta or {}).items():
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
                 for path, row in changes.items():
                     if row is None:
                         self.db.execute("DELETE FROM rows WHERE path=?", (path,))
@@ -258,10 +260,15 @@ class RwView:
         self._clean_blobs: set[str] = set()
         self._blob_paths: dict[str, str] = {}  # blob -> the one path whose row holds it
         self._apply_in_memory(self.journal.load())
-        # No handle survives a restart: files unlinked while open are gone now.
+        # No handle survives a restart: files unlinked while open are gone now, and so are blobs a
+        # kill -9 left without a row (written before their row, or not yet deleted after it).
         leftover = {p: None for p in self.rows if _hidden(p)}
         if leftover:
             self._apply_dropping_blobs(leftover)
+        held = {r.blob for r in self.rows.values() if r.blob}
+        for f in self.journal.files.iterdir():
+            if f.name not in held:
+                f.unlink(missing_ok=True)
         # Changes are relative to the base they were made on, so a resumed journal keeps its own.
         stored = self.journal.meta("base_commit")
         if stored is not None and self.rows:
@@ -420,14 +427,16 @@ class RwView:
         return found
 
     # --- view interface: changing -------------------------------------------------------------
-    def _apply(self, changes: dict[str, Row | None], freeable: set[str] = frozenset()) -> None:
-        """Journal first, then memory: a failed journal write changes nothing.
+    def _apply(self, changes: dict[str, Row | None], freeable: set[str] = frozenset(),
+               meta: dict[str, str] | None = None) -> None:
+        """Journal first (with `meta`, in one transaction), then memory: a failed journal write
+        changes nothing.
 
         On a full disk the blobs in `freeable` (content being deleted anyway) are emptied to make
         room for the journal, so deleting a file is always possible.
         """
         try:
-            self.journal.write(changes)
+            self.journal.write(changes, meta)
         except (sqlite3.Error, OSError) as e:
             err = _disk_error(e, "staging journal", self.journal.dir)
             if err.errno != errno.ENOSPC or not freeable:
@@ -435,7 +444,7 @@ class RwView:
             for b in freeable:
                 os.truncate(self.journal.blob_path(b), 0)
             try:
-                self.journal.write(changes)
+                self.journal.write(changes, meta)
             except (sqlite3.Error, OSError) as e2:
                 raise _disk_error(e2, "staging journal", self.journal.dir) from None
         self._apply_in_memory(changes)
@@ -641,12 +650,12 @@ class RwView:
         self._hide(path, changes)
         self._apply_dropping_blobs(changes)
 
-    def _apply_dropping_blobs(self, changes: dict[str, Row | None]) -> None:
+    def _apply_dropping_blobs(self, changes: dict[str, Row | None], meta: dict[str, str] | None = None) -> None:
         """Apply `changes`, then delete the blobs no row refers to any more (no two rows share one)."""
         with self._lock:
             before = {self.rows[p].blob for p in changes if p in self.rows and self.rows[p].blob}
         after = {r.blob for r in changes.values() if r is not None and r.blob}
-        self._apply(changes, freeable=before - after)
+        self._apply(changes, freeable=before - after, meta=meta)
         for b in before - after:
             self.journal.drop_blob(b)
 
@@ -837,8 +846,9 @@ class RwView:
         for p in seen:
             if not self._base_has(p, unknown=True):
                 changes[p] = Row("dir")
-        self.journal.set_meta("base_commit", base_commit_id or "")
-        self._apply_dropping_blobs(changes)
+        # The rows and the base they are relative to change together: a kill -9 in between must not
+        # leave the old rows over the new base.
+        self._apply_dropping_blobs(changes, meta={"base_commit": base_commit_id or ""})
 
     def _base_has(self, path: str, unknown: bool) -> bool:
         """Whether the base commit has something at `path`; `unknown` when that cannot be told."""
