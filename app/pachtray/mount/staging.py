@@ -21,16 +21,17 @@ libfuse's path-based API the kernel would cache each name as its own inode, so a
 one name would not show through the other. libfuse renames a file unlinked while open to
 `.fuse_hidden*` until it is closed: such rows are never listed nor committed.
 
-A path without a row is what its nearest ancestor row says: nothing under a `gone`, a file or a
-new `dir`; the base folder under a renamed `dir`; else the base commit itself. Rows are written
+A path without a row is what its nearest ancestor row says: nothing under a `gone`, a file, a
+new `dir` or `emptied`; the base folder under a renamed `dir`; else the base commit itself. Rows are written
 before an operation returns (SQLite WAL, synchronous=NORMAL: a committed row survives kill -9, and
 the OS writes it out within seconds) and blobs are plain files, so a killed daemon finds every
 change on restart; an fsync() of a file also syncs the journal, so what a program fsync'ed
-survives a power loss too. A commit sends the rows, parents
-first, as one ModifyFile stream on the branch: pachd applies such a stream all or nothing, to the
-branch's head at that moment, which may have moved on from the base. So every changed path is
-deleted before it is written (PFS appends to a file that exists), and recommitting the same rows
-(after a crash between the commit and the journal reset) gives the same result.
+survives a power loss too. A commit sends the rows, parents first, as one ModifyFile stream on
+the branch: pachd applies such a stream all or nothing, in order, to the branch's head at that
+moment, which may have moved on from the base. So every changed path is deleted before it is
+written (PFS appends to a file that exists), a new folder over nothing deletes nothing (files
+others put in it stay), and recommitting the same rows (after a crash between the commit and the
+journal reset) gives the same result.
 """
 
 from __future__ import annotations
