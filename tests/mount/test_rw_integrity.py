@@ -330,17 +330,27 @@ def test_folders_stay_until_unmount(client, rw):
     assert sorted(os.listdir(w)) == ["d", "e", "new", "other.txt", "u"]
 
 
-def test_the_kernel_forgets_a_folder_removed_upstream(client, rw):
-    view, w = rw({"/u/f.txt": b"3", "/keep.txt": b"k"})
-    assert os.path.isdir(f"{w}/u") and os.listdir(f"{w}/u") == ["f.txt"]  # cached entries
-    with client.pfs.commit(branch=pfs.Branch.from_uri(f"{view.repo_name}@master")) as c:
-        c.delete_file(path="/u")
-    write(f"{w}/mine.txt", b"m")
-    view.commit()
-    assert errno_of(os.stat, f"{w}/u") == errno.ENOENT
-    assert errno_of(os.listdir, f"{w}/u") == errno.ENOENT
-    assert errno_of(os.open, f"{w}/u", os.O_RDONLY | os.O_DIRECTORY) == errno.ENOENT
-    assert sorted(os.listdir(w)) == ["keep.txt", "mine.txt"]
+@pytest.mark.parametrize("busy", [False, True])
+def test_the_kernel_forgets_a_folder_removed_upstream(client, rw, busy):
+    view, w = rw({"/u/f.txt": b"3", "/u/g/h.txt": b"4", "/keep.txt": b"k"})
+    assert os.path.isdir(f"{w}/u") and os.listdir(f"{w}/u") == ["f.txt", "g"]  # cached entries
+    assert os.path.isfile(f"{w}/u/g/h.txt")
+    holder = subprocess.Popen(["sleep", "60"], cwd=w) if busy else None  # a shell sitting in the mount
+    try:
+        with client.pfs.commit(branch=pfs.Branch.from_uri(f"{view.repo_name}@master")) as c:
+            c.delete_file(path="/u")
+        write(f"{w}/mine.txt", b"m")
+        view.commit()
+        for path in ("u", "u/g", "u/g/h.txt", "u/f.txt"):
+            assert errno_of(os.stat, f"{w}/{path}") == errno.ENOENT, path
+        assert errno_of(os.listdir, f"{w}/u") == errno.ENOENT
+        assert errno_of(os.open, f"{w}/u", os.O_RDONLY | os.O_DIRECTORY) == errno.ENOENT
+        assert errno_of(os.open, f"{w}/u/g/h.txt", os.O_RDONLY) == errno.ENOENT
+        assert sorted(os.listdir(w)) == ["keep.txt", "mine.txt"]
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
 
 
 # --- item 12: a listing is never silently empty -----------------------------------------------------
