@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QPushButton
 from guihelpers import find_action, make_app, shared_daemon  # noqa: F401 - fixtures
 
 from conftest import free_port
-from fake_envs import fake_env, fake_jupyter
+from fake_envs import fake_env, fake_jupyter, pip_index_only
 from pachtray import config
 from pachtray.gui import dialogs
 from pachtray.jupyter import environment, server
@@ -24,28 +24,25 @@ def settings_without_daemon(tmp_path, **kw) -> config.Settings:
                            **kw)
 
 
-def pip_index(monkeypatch, port: int) -> None:
-    """pip with no configuration and only the index at 127.0.0.1:port."""
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple/")
-    monkeypatch.setenv("PIP_RETRIES", "0")
-    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
-        monkeypatch.delenv(name, raising=False)
+@pytest.fixture
+def silent_index(monkeypatch):
+    """pip's only index accepts connections and never answers: the set-up waits there until cancelled."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    pip_index_only(monkeypatch, silent.getsockname()[1])
+    monkeypatch.setenv("PIP_TIMEOUT", "600")
+    yield
+    silent.close()
 
 
 def dialog_titled(title: str):
     return [d for d in dialogs.open_dialogs() if d.windowTitle() == title]
 
 
-def test_setup_progress_in_tray_and_window_and_cancel(qapp, qtbot, tmp_path, monkeypatch):
+def test_setup_progress_in_tray_and_window_and_cancel(qapp, qtbot, tmp_path, monkeypatch, silent_index):
     from pachtray.gui.app import PachtrayApp
 
-    # An index that accepts connections and never answers: pip waits (PIP_TIMEOUT) until cancelled.
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    pip_index(monkeypatch, silent.getsockname()[1])
-    monkeypatch.setenv("PIP_TIMEOUT", "600")
     monkeypatch.setenv(environment.ENV_VAR, str(tmp_path / "env"))
     app = PachtrayApp(settings_without_daemon(tmp_path))
     opener = app.jupyter
@@ -75,17 +72,11 @@ def test_setup_progress_in_tray_and_window_and_cancel(qapp, qtbot, tmp_path, mon
         assert find_action(app.tray.menu, ["Open JupyterLab"]) is not None
     finally:
         app.dispose()
-        silent.close()
 
 
-def test_cancel_from_the_tray_menu(qapp, qtbot, tmp_path, monkeypatch):
+def test_cancel_from_the_tray_menu(qapp, qtbot, tmp_path, monkeypatch, silent_index):
     from pachtray.gui.app import PachtrayApp
 
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    pip_index(monkeypatch, silent.getsockname()[1])
-    monkeypatch.setenv("PIP_TIMEOUT", "600")
     monkeypatch.setenv(environment.ENV_VAR, str(tmp_path / "env"))
     app = PachtrayApp(settings_without_daemon(tmp_path))
     try:
@@ -98,7 +89,6 @@ def test_cancel_from_the_tray_menu(qapp, qtbot, tmp_path, monkeypatch):
         assert not (tmp_path / "env").exists()
     finally:
         app.dispose()
-        silent.close()
 
 
 def test_own_jupyterlab_4_offers_pachtrays_and_an_unreachable_index_is_shown_once(qapp, qtbot, tmp_path,
@@ -108,7 +98,7 @@ def test_own_jupyterlab_4_offers_pachtrays_and_an_unreachable_index_is_shown_onc
     python = fake_env(tmp_path / "lab4", {"jupyterlab": "4.2.5", "jupyterlab-pachyderm": "2.8.5"},
                       ("jupyterlab", "jupyterlab_pachyderm"))
     jupyter = fake_jupyter(tmp_path, python)
-    pip_index(monkeypatch, free_port())  # nobody listens there
+    pip_index_only(monkeypatch, free_port())  # nobody listens there
     monkeypatch.setenv(environment.ENV_VAR, str(tmp_path / "env"))
     app = PachtrayApp(settings_without_daemon(tmp_path, jupyter_path=str(jupyter)))
     try:
