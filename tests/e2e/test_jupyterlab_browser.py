@@ -8,6 +8,7 @@ settings, data dir, HOME, daemon and ports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,8 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from pachyderm_sdk.api import pfs
 
-from conftest import PY, ROOT, wait_for
+from conftest import PY, ROOT, force_unmount, free_port, wait_for
 from jlab_support import seeded  # noqa: F401 - fixture
 from pachtray import config
 from pachtray.jupyter import environment, kernels, server
@@ -194,3 +196,31 @@ def test_browser_panel_mounts_a_repo_and_a_notebook_reads_it(lab_env, daemon, se
         with capsys.disabled():
             print(f"\nJupyterLab screenshot: {kept} (and {shot})")
     assert not errors, errors
+
+
+def test_cli_starts_the_daemon_of_the_settings_when_none_answers(pachd, jlab_venv, tmp_path, unique_name, client):
+    from pachtray.gui import daemon_process
+
+    settings = config.Settings(cluster_address=pachd.address, api_port=free_port(), sock_path=str(tmp_path / "s.sock"),
+                               mount_dir=str(tmp_path / "pfs"), restore_mounts=False)
+    settings.save()
+    repo = unique_name("jlabd")
+    client.pfs.create_repo(repo=pfs.Repo(name=repo))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, PACHTRAY_JUPYTER_ENV=str(jlab_venv), HOME=str(home))
+    assert daemon_process.probe(settings.api_port, settings.sock_path).state == daemon_process.ABSENT
+    try:
+        url, proc = open_lab(env)
+        assert "starting the Pachtray daemon" in proc.stderr
+        assert daemon_process.probe(settings.api_port, settings.sock_path).state == daemon_process.OURS
+        token = URL.match(url).group(2)
+        status, body = get(url.split("/lab?")[0] + "/pachyderm/v2/repos", token)
+        assert status == 200 and repo in body.decode()
+    finally:
+        pachtray_jupyter(env, "--stop")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{settings.api_port}/pachtray/v1/_shutdown",
+                                                          data=b"{}", method="PUT"), timeout=30)
+        daemon_process.wait_stopped(settings.api_port)
+        force_unmount(tmp_path / "pfs")

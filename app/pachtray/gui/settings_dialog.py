@@ -156,14 +156,15 @@ class SettingsDialog(QDialog):
         box = QWidget(self)
         v = QVBoxLayout(box)
         v.setContentsMargins(0, 0, 0, 0)
-        self.managed_radio = QRadioButton("Pachtray's JupyterLab (3.6 with the Pachyderm panel; set up the first "
-                                          "time you open it)", box)
+        self.managed_radio = QRadioButton("Pachtray's JupyterLab (3.6, with the Pachyderm panel)", box)
+        self.managed_radio.setToolTip("Set up in Pachtray's data folder the first time you open it (a few minutes); "
+                                      "it offers your kernels.")
         self.own_radio = QRadioButton("My own Jupyter:", box)
         group = QButtonGroup(box)
         group.addButton(self.managed_radio)
         group.addButton(self.own_radio)
         self.jupyter_edit = QLineEdit(settings.jupyter_path, box)
-        self.jupyter_edit.setPlaceholderText("the jupyter program of your JupyterLab environment")
+        self.jupyter_edit.setPlaceholderText("its jupyter program")
         (self.own_radio if settings.jupyter_path else self.managed_radio).setChecked(True)
         self.own_radio.toggled.connect(self._own_jupyter_toggled)
         v.addWidget(self.managed_radio)
