@@ -312,3 +312,13 @@ def built_deb(tmp_path_factory):
     yield dist / "pachtray", debs[0]
     for folder in (dist, work):  # ~500 MB together
         shutil.rmtree(folder, ignore_errors=True)
+def jlab_venv() -> Path:
+    """Pachtray's JupyterLab environment, cached at .venv-jlab (scripts/jlab-venv.sh): made once, then reused."""
+    venv = Path(os.environ.get("JLAB_VENV", ROOT / ".venv-jlab"))
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "jlab-venv.sh")], capture_output=True, text=True,
+                          timeout=1200, env=dict(os.environ, JLAB_VENV=str(venv)))
+    if proc.returncode == 3:
+        pytest.skip(f"cannot install JupyterLab: {proc.stderr.strip().splitlines()[-1]}")
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/jlab-venv.sh failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return venv

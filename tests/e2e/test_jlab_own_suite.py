@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import force_unmount, is_mounted
-from jlab_support import HERE, JLAB_VENV, jlab_venv, netns_available  # noqa: F401 - fixture
+from jlab_support import HERE, JLAB_VENV, netns_available
 from proctree import end_descendants, terminate_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

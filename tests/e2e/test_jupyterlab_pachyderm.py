@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 from pachyderm_sdk.api import pfs
 
 from conftest import ROOT, force_unmount, wait_for
-from jlab_support import JupyterServer, jlab_venv, netns_available  # noqa: F401 - fixture
+from jlab_support import JupyterServer, netns_available, seeded  # noqa: F401 - fixture
 from netns_run import Forwarder
 from proctree import cmdline, descendants, terminate_pid
 
@@ -49,16 +48,6 @@ def jupyter(jlab_venv, tmp_path):
             force_unmount(server.env["PFS_MOUNT_DIR"])
 
 
-@pytest.fixture
-def seeded(client, unique_name):
-    """A repo whose master holds a.txt and dir/b.txt."""
-    repo = unique_name("jl")
-    client.pfs.create_repo(repo=pfs.Repo(name=repo))
-    with client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as commit:
-        commit.put_file_from_bytes(path="/a.txt", data=b"hello from pachyderm\n")
-        commit.put_file_from_bytes(path="/dir/b.txt", data=b"bee\n")
-    commit.wait()
-    return repo
 
 
 def frontend_mount_body(repo: str, branch: str = "master", mode: str = "ro") -> dict:
