@@ -4,7 +4,6 @@ shown once, a JupyterLab 4 of the user's answered with an offer, kernels, quitti
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 
 import pytest

@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from pachyderm_sdk.api import pfs
 
 from conftest import force_unmount, stop_process, wait_for
 from pachtray.mount import reader

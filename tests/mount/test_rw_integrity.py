@@ -15,7 +15,6 @@ import textwrap
 import pytest
 from pachyderm_sdk.api import pfs
 
-from conftest import force_unmount, stop_process
 from pachtray.mount.staging import CommitFailed, RwView
 
 from mounthelpers import cache, head_of, mount, pclient, put_commit, tree  # noqa: F401 - fixtures

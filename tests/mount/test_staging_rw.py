@@ -19,8 +19,6 @@ from pachyderm_sdk.api import pfs
 
 from conftest import force_unmount, stop_process, wait_for
 from pachtray.mount import reader
-from pachtray.mount.cache import ChunkCache
-from pachtray.mount.fs import FuseMount
 from pachtray.mount.staging import CommitFailed, RwView
 from pachtray.pfs.client import connect
 
