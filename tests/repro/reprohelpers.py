@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,91 @@ def unmount(daemon, *names: str) -> None:
 
 def load(path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+# ---------------------------------------------------------------- a real Jupyter server and kernel
+
+ROOT = HERE.parent.parent
+JLAB_VENV = Path(os.environ.get("JLAB_VENV", ROOT / ".venv-jlab"))
+
+NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+RUN_IN_KERNEL = """
+import sys
+from jupyter_client import BlockingKernelClient
+kc = BlockingKernelClient(connection_file=sys.argv[1])
+kc.load_connection_file()
+kc.start_channels()
+kc.wait_for_ready(timeout=60)
+reply = kc.execute_interactive(sys.argv[2], timeout=60, output_hook=lambda msg: None)
+print(reply["content"]["status"])
+kc.stop_channels()
+"""
+
+
+def jlab_venv() -> Path:
+    """.venv-jlab (scripts/jlab-venv.sh: JupyterLab with ipykernel); skips when PyPI is unreachable."""
+    import pytest
+
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "jlab-venv.sh")], capture_output=True, text=True,
+                          timeout=1800)
+    if proc.returncode == 3:
+        pytest.skip(f"cannot install JupyterLab: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, f"scripts/jlab-venv.sh failed: {proc.stderr[-3000:]}"
+    return JLAB_VENV
+
+
+class Jupyter:
+    """`jupyter server` on a free loopback port, found as `jupyter server list` finds servers: through
+    its jpserver-<pid>.json in Jupyter's runtime dir (here under the test's XDG_DATA_HOME)."""
+
+    def __init__(self, tmp: Path):
+        from conftest import free_port
+
+        self.venv = jlab_venv()
+        self.tmp = Path(tmp)
+        self.root = self.tmp / "notebooks"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.token = "t" + os.urandom(8).hex()
+        self.log = self.tmp / "jupyter.log"
+        home = self.tmp / "jhome"
+        env = dict(os.environ, HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"))
+        cmd = [str(self.venv / "bin" / "jupyter"), "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+               f"--ServerApp.root_dir={self.root}", "--ServerApp.jpserver_extensions={'jupyterlab_pachyderm': False}",
+               "--allow-root"]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_for(lambda: self.proc.poll() is not None or self.request("GET", "/api/status")[0] == 200, 60,
+                 what="jupyter server")
+        assert self.proc.poll() is None, self.log.read_text()[-3000:]
+
+    def request(self, method: str, route: str, body=None):
+        from pachtray import localhttp
+
+        status, data = localhttp.request(method, self.url + route, body=body,
+                                         headers={"Authorization": f"token {self.token}"}, timeout=60)
+        return status, (json.loads(data) if data.strip() else None)
+
+    def open_notebook(self, name: str) -> tuple[Path, str]:
+        """Create the notebook and start its kernel the way JupyterLab does (a session); (path, kernel id)."""
+        path = self.root / name
+        path.write_text(json.dumps(NOTEBOOK))
+        status, session = self.request("POST", "/api/sessions", {"path": name, "type": "notebook", "name": name,
+                                                                   "kernel": {"name": "python3"}})
+        assert status == 201, session
+        return path, session["kernel"]["id"]
+
+    def run(self, kernel_id: str, code: str) -> None:
+        """Execute `code` in the kernel (as a notebook cell would) and wait for it."""
+        from pachtray.repro.kernels import runtime_dir
+
+        conn = runtime_dir() / f"kernel-{kernel_id}.json"
+        wait_for(conn.exists, 30, what="the kernel's connection file")
+        proc = subprocess.run([str(self.venv / "bin" / "python"), "-c", RUN_IN_KERNEL, str(conn), code],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+    def stop(self) -> None:
+        stop_process(self.proc)

@@ -257,13 +257,19 @@ ROOT_NODE_ID = 1
 
 
 def _track_read(reads, pid: int, name: str, path: str, handle) -> None:
-    """Tell the read tracker (mount/reads.py) which commit's file a process opened for reading."""
+    """Tell the read tracker (mount/reads.py) which commit's file a process opened for reading.
+
+    `commit is None`, never `not commit`: a protobuf message's truth test walks all its fields.
+    """
     if isinstance(handle, _TreeHandle):
-        reads.opened(pid, name, path, handle.tree.commit.id if handle.tree.commit else "", False, handle.size)
+        commit, modified, size = handle.tree.commit, False, handle.size
     elif isinstance(handle, _BaseHandle):
-        reads.opened(pid, name, path, handle.view.base_commit_id or "", False, handle.size)
+        commit, modified, size = handle.view.base.commit, False, handle.size
     elif isinstance(handle, _BlobHandle):
-        reads.opened(pid, name, path, handle.view.base_commit_id or "", True, os.fstat(handle.fd).st_size)
+        commit, modified, size = handle.view.base.commit, True, os.fstat(handle.fd).st_size
+    else:
+        return  # a local folder (the datum `out`): nothing of Pachyderm's
+    reads.opened(pid, name, path, "" if commit is None else commit.id, modified, size)
 
 
 class _Ops(fuse.Operations):

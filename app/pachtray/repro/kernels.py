@@ -141,12 +141,18 @@ def _parent(pid: int, proc_root: str) -> int:
         return 0
 
 
-def notebook_kernels(extra_servers: list[Server] | None = None) -> tuple[list[Kernel], list[str]]:
-    """Every notebook kernel of every running server, and one line per server that did not answer."""
+def all_servers(extra_servers: list[Server] | None = None) -> list[Server]:
+    """`extra_servers` (the one Pachtray manages) and those of the runtime dir, once each."""
+    found = list(extra_servers or [])
+    return found + [s for s in servers() if s not in found]
+
+
+def notebook_kernels(extra_servers: list[Server] | None = None, *,
+                     asked: list[Server] | None = None) -> tuple[list[Kernel], list[str]]:
+    """Every notebook kernel of every running server (or of `asked`), and one line per server that
+    did not answer."""
     kernels, problems = [], []
-    all_servers = list(extra_servers or [])
-    all_servers += [s for s in servers() if s not in all_servers]
-    for server in all_servers:
+    for server in asked if asked is not None else all_servers(extra_servers):
         try:
             found = sessions(server)
         except (OSError, ValueError) as e:
@@ -167,7 +173,8 @@ def notebook_kernels(extra_servers: list[Server] | None = None) -> tuple[list[Ke
 def find_kernel(notebook: str, extra_servers: list[Server] | None = None) -> Kernel:
     """The running kernel of this notebook (an absolute path); KernelNotFound says where we looked."""
     want = os.path.realpath(notebook)
-    kernels, problems = notebook_kernels(extra_servers)
+    asked = all_servers(extra_servers)
+    kernels, problems = notebook_kernels(asked=asked)
     matching = [k for k in kernels if os.path.realpath(k.notebook) == want]
     local = [k for k in matching if k.pid is not None]
     if local:
@@ -175,7 +182,7 @@ def find_kernel(notebook: str, extra_servers: list[Server] | None = None) -> Ker
     if matching:
         raise KernelNotFound(f"the kernel of {notebook} (id {matching[0].kernel_id}) does not run on this "
                              "machine, so Pachtray cannot see what it read")
-    count = len({k.server for k in kernels}) + len(problems)
+    count = len(asked)
     where = f"{count} running Jupyter server{'s' if count != 1 else ''} (runtime dir {runtime_dir()})"
     detail = f"; {'; '.join(problems)}" if problems else ""
     raise KernelNotFound(f"no running kernel has {notebook} open in {where}{detail}; open the notebook "
