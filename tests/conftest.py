@@ -292,3 +292,16 @@ def unique_name():
         return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def jlab_venv() -> Path:
+    """Pachtray's JupyterLab environment, cached at .venv-jlab (scripts/jlab-venv.sh): made once, then reused."""
+    venv = Path(os.environ.get("JLAB_VENV", ROOT / ".venv-jlab"))
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "jlab-venv.sh")], capture_output=True, text=True,
+                          timeout=1200, env=dict(os.environ, JLAB_VENV=str(venv)))
+    if proc.returncode == 3:
+        pytest.skip(f"cannot install JupyterLab: {proc.stderr.strip().splitlines()[-1]}")
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/jlab-venv.sh failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return venv

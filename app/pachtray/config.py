@@ -163,7 +163,8 @@ class Settings:
     cache_size_mb: int = 2048
     restore_mounts: bool = True
     allowed_origins: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED_ORIGINS))
-    jupyter_path: str = ""
+    jupyter_path: str = ""  # "" = Pachtray's own JupyterLab; else the `jupyter` program of the user's own
+    stop_jupyter_on_quit: bool = False  # quitting the tray app stops Pachtray's JupyterLab (and its kernels)
     # where login tokens are kept: "auto" (the OS keychain when one is usable, else the pachctl
     # config file), "keyring", "file" (the pachctl config), or "session" (memory only: log in again
     # after a restart) -- the choice for machines with no keychain, e.g. headless Linux

@@ -23,17 +23,6 @@ from netns_run import Forwarder
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")
-def jlab_venv():
-    """.venv-jlab, created once and then reused through its stamp."""
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "jlab-venv.sh")], capture_output=True, text=True,
-                          timeout=900)
-    if proc.returncode == 3:
-        pytest.skip(f"cannot install jupyterlab-pachyderm: {proc.stderr.strip().splitlines()[-1]}")
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/jlab-venv.sh failed ({proc.returncode}): {proc.stderr[-3000:]}")
-
-
 @pytest.fixture
 def jupyter(jlab_venv, tmp_path):
     """Starts Jupyter servers with the extension; stops them (and anything they spawned) after."""
