@@ -20,8 +20,8 @@ FILES = {"a.txt": b"alpha\n", "b.txt": b"bravo\n"}
 
 
 @pytest.fixture
-def jupyter(tmp_path):
-    j = Jupyter(tmp_path / "jupyter")
+def jupyter(tmp_path, jlab_venv):
+    j = Jupyter(tmp_path / "jupyter", jlab_venv)
     yield j
     j.stop()
 

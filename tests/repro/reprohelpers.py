@@ -80,9 +80,6 @@ def load(path) -> dict:
 
 # ---------------------------------------------------------------- a real Jupyter server and kernel
 
-ROOT = HERE.parent.parent
-JLAB_VENV = Path(os.environ.get("JLAB_VENV", ROOT / ".venv-jlab"))
-
 NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 RUN_IN_KERNEL = """
@@ -98,43 +95,11 @@ kc.stop_channels()
 """
 
 
-def jlab_venv() -> Path:
-    """.venv-jlab (scripts/jlab-venv.sh: JupyterLab with ipykernel); skips when PyPI is unreachable."""
-    import pytest
+class JupyterClient:
+    """Drives a running Jupyter server as JupyterLab does: opens notebooks (sessions), runs cells."""
 
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "jlab-venv.sh")], capture_output=True, text=True,
-                          timeout=1800)
-    if proc.returncode == 3:
-        pytest.skip(f"cannot install JupyterLab: {proc.stderr.strip().splitlines()[-1]}")
-    assert proc.returncode == 0, f"scripts/jlab-venv.sh failed: {proc.stderr[-3000:]}"
-    return JLAB_VENV
-
-
-class Jupyter:
-    """`jupyter server` on a free loopback port, found as `jupyter server list` finds servers: through
-    its jpserver-<pid>.json in Jupyter's runtime dir (here under the test's XDG_DATA_HOME)."""
-
-    def __init__(self, tmp: Path):
-        from conftest import free_port
-
-        self.venv = jlab_venv()
-        self.tmp = Path(tmp)
-        self.root = self.tmp / "notebooks"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.token = "t" + os.urandom(8).hex()
-        self.log = self.tmp / "jupyter.log"
-        home = self.tmp / "jhome"
-        env = dict(os.environ, HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"))
-        cmd = [str(self.venv / "bin" / "jupyter"), "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-               f"--ServerApp.root_dir={self.root}", "--ServerApp.jpserver_extensions={'jupyterlab_pachyderm': False}",
-               "--allow-root"]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
-        self.url = f"http://127.0.0.1:{self.port}"
-        wait_for(lambda: self.proc.poll() is not None or self.request("GET", "/api/status")[0] == 200, 60,
-                 what="jupyter server")
-        assert self.proc.poll() is None, self.log.read_text()[-3000:]
+    def __init__(self, url: str, token: str, root: Path, venv: Path):
+        self.url, self.token, self.root, self.venv = url.rstrip("/"), token, Path(root), Path(venv)
 
     def request(self, method: str, route: str, body=None):
         from pachtray import localhttp
@@ -161,6 +126,30 @@ class Jupyter:
         proc = subprocess.run([str(self.venv / "bin" / "python"), "-c", RUN_IN_KERNEL, str(conn), code],
                               capture_output=True, text=True, timeout=120)
         assert proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+class Jupyter(JupyterClient):
+    """`jupyter server` (of .venv-jlab) on a free loopback port, found as `jupyter server list` finds
+    servers: through its jpserver-<pid>.json in Jupyter's runtime dir (under the test's XDG_DATA_HOME)."""
+
+    def __init__(self, tmp: Path, venv: Path):
+        from conftest import free_port
+
+        tmp = Path(tmp)
+        port = free_port()
+        super().__init__(f"http://127.0.0.1:{port}", "t" + os.urandom(8).hex(), tmp / "notebooks", venv)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log = tmp / "jupyter.log"
+        home = tmp / "jhome"
+        env = dict(os.environ, HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"))
+        cmd = [str(self.venv / "bin" / "jupyter"), "server", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+               f"--ServerApp.root_dir={self.root}", "--ServerApp.jpserver_extensions={'jupyterlab_pachyderm': False}",
+               "--allow-root"]
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
+        wait_for(lambda: self.proc.poll() is not None or self.request("GET", "/api/status")[0] == 200, 60,
+                 what="jupyter server")
+        assert self.proc.poll() is None, self.log.read_text()[-3000:]
 
     def stop(self) -> None:
         stop_process(self.proc)

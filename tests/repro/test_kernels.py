@@ -8,16 +8,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from reprohelpers import Jupyter, cli, load, mount, put_commit
+from reprohelpers import Jupyter, JupyterClient, cli, load, mount, put_commit
 
+from conftest import PY
+from pachtray import config
+from pachtray.jupyter import server
 from pachtray.repro import kernels
 
 FILES = {"a.txt": b"alpha\n", "b.txt": b"bravo\n", "c.txt": b"charlie\n"}
 
 
 @pytest.fixture
-def jupyter(tmp_path):
-    j = Jupyter(tmp_path / "jupyter")
+def jupyter(tmp_path, jlab_venv):
+    j = Jupyter(tmp_path / "jupyter", jlab_venv)
     yield j
     j.stop()
 
@@ -58,9 +61,45 @@ def test_lock_of_a_notebook_finds_its_kernel_through_the_jupyter_sessions(daemon
 
 
 def cli_cmd() -> list[str]:
-    from conftest import PY
-
     return [PY, "-m", "pachtray"]
+
+
+@pytest.mark.timeout(900)
+def test_the_managed_jupyterlab_is_found_from_its_record(daemon_factory, pachd, client, unique_name, jlab_venv,
+                                                         tmp_path):
+    """`pachtray jupyter` starts Pachtray's JupyterLab; the daemon finds its notebooks' kernels through
+    the record of it, even where the daemon sees no jpserver files (another runtime dir)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    elsewhere = tmp_path / "other-runtime"
+    elsewhere.mkdir()
+    daemon = daemon_factory(pachd.address, env={"JUPYTER_RUNTIME_DIR": str(elsewhere), "HOME": str(home)})
+    config.Settings(api_port=daemon.port, sock_path=daemon.sock_path, mount_dir=str(daemon.mount_dir),
+                    restore_mounts=False).save()
+    env = dict(os.environ, PACHTRAY_JUPYTER_ENV=str(jlab_venv), HOME=str(home))
+    proc = subprocess.run([*cli_cmd(), "jupyter", "--no-browser"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    try:
+        lab = server.load_record()
+        assert proc.stdout.strip().splitlines()[-1] == lab.url
+        repo = unique_name("managed")
+        commit = put_commit(client, repo, FILES)
+        mount(daemon, "data", repo)
+        jl = JupyterClient(f"http://127.0.0.1:{lab.port}", lab.token, home, jlab_venv)
+        nb, kernel_id = jl.open_notebook("managed.ipynb")
+        jl.run(kernel_id, f"open({str(daemon.mount_dir / 'data' / 'c.txt')!r}).read()")
+
+        listed = daemon.get("/pachtray/v1/kernels").json()
+        assert [(k["notebook"], k["files_read"]) for k in listed["kernels"]] == [(str(nb), 1)]
+        assert listed["kernels"][0]["server"] == f"http://127.0.0.1:{lab.port}/"
+        out = tmp_path / "managed.lock"
+        locked = cli("lock", str(nb), "-o", str(out), "--port", str(daemon.port))
+        assert locked.returncode == 0, locked.stderr
+        entry = load(out)["mounts"][0]
+        assert (entry["commit"], [f["path"] for f in entry["files"]]) == (commit, ["/c.txt"])
+    finally:
+        subprocess.run([*cli_cmd(), "jupyter", "--stop"], env=env, capture_output=True, timeout=120)
 
 
 def test_a_notebook_without_a_running_kernel_is_a_clear_error(daemon, jupyter, tmp_path):

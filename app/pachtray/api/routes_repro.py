@@ -7,6 +7,7 @@ says), and a lock to reproduce comes as JSON in the request body.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pachtray.errors import ApiError
 from pachtray.repro import kernels as kernels_mod
@@ -33,8 +34,15 @@ def _notebook(value) -> str:
 
 
 def managed_servers() -> list[kernels_mod.Server]:
-    """The JupyterLab Pachtray started itself (it may keep its runtime files elsewhere)."""
-    return []
+    """Pachtray's own JupyterLab (`pachtray jupyter`, Open JupyterLab), from its record: found even
+    when its runtime dir is not the one this daemon looks in. It serves the home folder."""
+    from pachtray.jupyter import server
+
+    lab = server.load_record()
+    if lab is None or not lab.pid:
+        return []
+    return [kernels_mod.Server(url=f"http://127.0.0.1:{lab.port}/", token=lab.token, root_dir=str(Path.home()),
+                               pid=lab.pid)]
 
 
 def kernel_of(notebook: str) -> kernels_mod.Kernel:

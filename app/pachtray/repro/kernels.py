@@ -142,9 +142,11 @@ def _parent(pid: int, proc_root: str) -> int:
 
 
 def all_servers(extra_servers: list[Server] | None = None) -> list[Server]:
-    """`extra_servers` (the one Pachtray manages) and those of the runtime dir, once each."""
-    found = list(extra_servers or [])
-    return found + [s for s in servers() if s not in found]
+    """Those of the runtime dir, and `extra_servers` (the one Pachtray manages, from its own record)
+    unless the runtime dir already has that process (its file says exactly where it serves from)."""
+    found = servers()
+    pids = {s.pid for s in found}
+    return found + [s for s in extra_servers or [] if s.pid not in pids and _alive(s.pid)]
 
 
 def notebook_kernels(extra_servers: list[Server] | None = None, *,
