@@ -15,7 +15,9 @@ class Unreachable(OSError):
     """Nothing answered (refused, timed out, no such socket)."""
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over AF_UNIX; the Host header is `localhost`, as curl --unix-socket sends it."""
+
     def __init__(self, sock_path: str, timeout: float):
         super().__init__("localhost", timeout=timeout)
         self.sock_path = sock_path
@@ -40,7 +42,7 @@ def request(method: str, url: str, *, sock_path: str = "", body=None, headers: d
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if sock_path:
-        conn = _UnixConnection(sock_path, timeout)
+        conn = UnixHTTPConnection(sock_path, timeout)
     elif parts.scheme == "https":
         import ssl
 

@@ -14,7 +14,7 @@ from pachtray.gui import dialogs
 from pachtray.repro import lockfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "repro"))
-from reprohelpers import Jupyter, Reader, cli, mount, mounted, put_commit, unmount  # noqa: E402
+from reprohelpers import Jupyter, mount, mounted, pinned_read, put_commit, unmount  # noqa: E402
 
 FILES = {"a.txt": b"alpha\n", "b.txt": b"bravo\n"}
 
@@ -74,15 +74,8 @@ def test_window_open_lock_asks_for_another_name_when_taken_and_shows_how_far_beh
 
     repo = unique_name("gui")
     old = put_commit(client, repo, FILES)
-    mount(daemon, "data", repo)
-    reader = Reader()
-    try:
-        reader.read(daemon.mount_dir / "data" / "a.txt")
-        lock_path = tmp_path / "run.pachyderm.lock"
-        proc = cli("lock", "--pid", str(reader.pid), "-o", str(lock_path), "--port", str(daemon.port))
-        assert proc.returncode == 0, proc.stderr
-    finally:
-        reader.stop()
+    lock_path = tmp_path / "run.pachyderm.lock"
+    pinned_read(daemon, repo, lock_path)
     put_commit(client, repo, {"a.txt": b"changed\n"})
     unmount(daemon, "data")
     mount(daemon, "data", repo)  # the name is taken by the branch head now

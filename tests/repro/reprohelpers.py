@@ -78,6 +78,20 @@ def load(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def pinned_read(daemon, repo: str, lock_path: Path, path: str = "a.txt") -> dict:
+    """Mount `repo` read-only as `data`, let a Reader read `path` there, and pin that with
+    `pachtray lock --pid` into `lock_path`; the reader has exited when this returns the lock."""
+    mount(daemon, "data", repo)
+    r = Reader()
+    try:
+        r.read(daemon.mount_dir / "data" / path)
+        proc = cli("lock", "--pid", str(r.pid), "-o", str(lock_path), "--port", str(daemon.port))
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        r.stop()
+    return load(lock_path)
+
+
 # ---------------------------------------------------------------- a real Jupyter server and kernel
 
 NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from reprohelpers import Reader, mount, mounted, put_commit, unmount
+from reprohelpers import mount, mounted, pinned_read, put_commit, unmount
 
 FILES = {"a.txt": b"alpha\n", "b.txt": b"bravo\n"}
 
@@ -13,16 +13,7 @@ FILES = {"a.txt": b"alpha\n", "b.txt": b"bravo\n"}
 def _lock_of_a_read(daemon, client, unique_name) -> tuple[dict, str, str]:
     repo = unique_name("api")
     commit = put_commit(client, repo, FILES)
-    mount(daemon, "data", repo)
-    r = Reader()
-    try:
-        r.read(daemon.mount_dir / "data" / "a.txt")
-        answer = daemon.get("/pachtray/v1/lock", params={"pid": r.pid})
-        assert answer.status_code == 200, answer.text
-    finally:
-        r.stop()
-    assert answer.json()["warnings"] == [] and answer.json()["kernel"] is None
-    return answer.json()["lock"], repo, commit
+    return pinned_read(daemon, repo, daemon.tmp / f"{repo}.lock"), repo, commit
 
 
 def test_bad_requests_name_the_problem(daemon):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pachyderm_sdk.api import pfs
-from reprohelpers import Reader, cli, digest, load, mount, mounted, put_commit, unmount
+from reprohelpers import Reader, cli, digest, load, mount, mounted, pinned_read, put_commit, unmount
 
 from pachtray.repro import lockfile
 
@@ -129,18 +129,13 @@ def test_reproduce_mounts_the_old_commit_and_the_same_code_reads_the_old_bytes(d
     assert proc.returncode == 0 and "already mounted data" in proc.stdout, proc.stderr
 
 
-def test_a_lock_whose_commit_was_deleted_is_a_clear_error(daemon, client, repo, reader):
+def test_a_lock_whose_commit_was_deleted_is_a_clear_error(daemon, client, repo):
     name, commit = repo
-    mount(daemon, "data", name)
-    r = reader()
-    r.read(daemon.mount_dir / "data" / "a.txt")
-    lock = _lock(daemon, "--pid", str(r.pid))
-    r.stop()
+    path = daemon.tmp / "gone.lock"
+    pinned_read(daemon, name, path)
     unmount(daemon, "data")
     client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=commit))
 
-    path = daemon.tmp / "gone.lock"
-    lockfile.write(path, lock)
     proc = cli("reproduce", str(path), "--port", str(daemon.port))
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -149,13 +144,10 @@ def test_a_lock_whose_commit_was_deleted_is_a_clear_error(daemon, client, repo, 
     assert "data" not in mounted(daemon)
 
 
-def test_a_taken_name_is_refused_without_unmounting_and_rename_mounts_beside_it(daemon, client, repo, reader):
+def test_a_taken_name_is_refused_without_unmounting_and_rename_mounts_beside_it(daemon, client, repo):
     name, old = repo
-    mount(daemon, "data", name)
-    r = reader()
-    r.read(daemon.mount_dir / "data" / "a.txt")
     lock_path = daemon.tmp / "taken.lock"
-    lockfile.write(lock_path, _lock(daemon, "--pid", str(r.pid)))
+    pinned_read(daemon, name, lock_path)
     new = put_commit(client, name, {"a.txt": b"newer\n"})
     unmount(daemon, "data")
     mount(daemon, "data", name)  # the user's own mount of the branch head, same name
@@ -178,13 +170,10 @@ def test_a_taken_name_is_refused_without_unmounting_and_rename_mounts_beside_it(
     assert cli("reproduce", str(lock_path), "--rename", "data", "--port", str(daemon.port)).returncode == 2
 
 
-def test_a_lock_from_another_cluster_is_refused(daemon, daemon_factory, local_pachd_factory, repo, reader):
+def test_a_lock_from_another_cluster_is_refused(daemon, daemon_factory, local_pachd_factory, repo):
     name, commit = repo
-    mount(daemon, "data", name)
-    r = reader()
-    r.read(daemon.mount_dir / "data" / "a.txt")
     lock_path = daemon.tmp / "other.lock"
-    lockfile.write(lock_path, _lock(daemon, "--pid", str(r.pid)))
+    pinned_read(daemon, name, lock_path)
 
     other_pachd = local_pachd_factory()
     put_commit(other_pachd.client(), name, FILES)  # same repo name, same bytes: still not the same commit

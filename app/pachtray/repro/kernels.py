@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pachtray import localhttp
+from pachtray.jupyter.server import _alive  # noqa: PLC2701 - one liveness rule (zombies are dead)
 
 SESSIONS_TIMEOUT = 5.0
 
@@ -62,16 +63,6 @@ def runtime_dir() -> Path:
     if os.environ.get("JUPYTER_RUNTIME_DIR"):
         return Path(os.environ["JUPYTER_RUNTIME_DIR"])
     return jupyter_data_dir() / "runtime"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def servers(directory: Path | None = None) -> list[Server]:
