@@ -178,7 +178,11 @@ def test_memory_is_bounded_by_cutting_the_longest_lists_never_the_pinned(family)
 
 def test_memory_bound_drops_exited_readers_before_cutting_live_ones(family):
     t = ReadTracker(max_files=10)
-    parent, live = Parent(), family()
+    pinned, parent, live = family(), Parent(), family()
+    t.opened(pinned.pid, "p", "/kept", "c", False, 1)
+    t.pin(pinned.pid)
+    pinned.stop()
+    t.sweep()  # the first exited reader held: pinned, never dropped, and no obstacle to dropping others
     try:
         for i in range(4):
             t.opened(parent.child, "x", f"/exited{i}", "c", False, 1)
@@ -191,5 +195,6 @@ def test_memory_bound_drops_exited_readers_before_cutting_live_ones(family):
         assert _paths(t, parent.pid) == []  # the exited child's reads made room
         reads, truncated = t.reads(live.pid)
         assert len(reads) == 8 and truncated == set()
+        assert _paths(t, pinned.pid) == ["/kept"]
     finally:
         parent.stop()

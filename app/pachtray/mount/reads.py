@@ -244,8 +244,11 @@ class ReadTracker:
 
     def _bound(self) -> None:
         total = sum(len(p.files) for p in self._readers())
-        while total > self.max_files and self._kept and not self._kept[0].pinned:
-            total -= len(self._kept.pop(0).files)  # the longest-exited first
+        for proc in [p for p in self._kept if not p.pinned]:  # the longest-exited first
+            if total <= self.max_files:
+                return
+            self._kept.remove(proc)
+            total -= len(proc.files)
         if total <= self.max_files:
             return
         for proc in sorted(self._readers(), key=lambda p: len(p.files), reverse=True):
