@@ -1,4 +1,5 @@
-"""Python environments of a given make-up for the Jupyter tests, made in a second (no downloads).
+"""Python environments of a given make-up for the Jupyter tests, made in a second (no downloads),
+and a pip that sees only one index.
 
 A real venv (`--without-pip`) whose site-packages holds stand-in packages: importable modules and
 the dist-info metadata importlib.metadata reads, so the code under test asks a real interpreter.
@@ -6,6 +7,7 @@ the dist-info metadata importlib.metadata reads, so the code under test asks a r
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +37,12 @@ def fake_jupyter(folder: Path, python: str | Path) -> Path:
                       f"open({str(folder / 'ran.json')!r}, 'w'))\n")
     script.chmod(0o755)
     return script
+
+
+def pip_index_only(monkeypatch, port: int) -> None:
+    """pip with no configuration files and only the index at 127.0.0.1:port, tried once."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple/")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+        monkeypatch.delenv(name, raising=False)

@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from conftest import PY, free_port, wait_for
-from fake_envs import fake_env, fake_jupyter
+from fake_envs import fake_env, fake_jupyter, pip_index_only
 from pachtray import config
 from pachtray.errors import PachtrayError
 from pachtray.jupyter import environment, kernels, pins, server, user_jupyter
@@ -77,17 +77,8 @@ def test_no_supported_python_is_a_clear_error(monkeypatch):
     assert "needs Python 2.7" in str(failed.value) and sys.executable in str(failed.value)
 
 
-def offline_pip(monkeypatch) -> None:
-    """pip with no configuration but an index nobody answers at (nothing listens on the port)."""
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{free_port()}/simple/")
-    monkeypatch.setenv("PIP_RETRIES", "0")
-    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_unreachable_index_is_a_clear_error_and_leaves_nothing_half_made(tmp_path, monkeypatch):
-    offline_pip(monkeypatch)
+    pip_index_only(monkeypatch, free_port())  # nobody listens there
     monkeypatch.setenv(environment.ENV_VAR, str(tmp_path / "env"))
     proc = subprocess.run([PY, "-m", "pachtray", "jupyter", "--setup-only"], capture_output=True, text=True,
                           timeout=300)

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import stop_process  # tests/conftest.py (pytest puts tests/ on sys.path)
 
 HERE = Path(__file__).resolve().parent
@@ -117,3 +119,17 @@ class JupyterServer:
     def stop(self) -> None:
         if self.proc:
             stop_process(self.proc)
+
+
+@pytest.fixture
+def seeded(client, unique_name):
+    """A repo whose master holds a.txt and dir/b.txt (test modules import this fixture)."""
+    from pachyderm_sdk.api import pfs
+
+    repo = unique_name("jl")
+    client.pfs.create_repo(repo=pfs.Repo(name=repo))
+    with client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as commit:
+        commit.put_file_from_bytes(path="/a.txt", data=b"hello from pachyderm\n")
+        commit.put_file_from_bytes(path="/dir/b.txt", data=b"bee\n")
+    commit.wait()
+    return repo

@@ -18,9 +18,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from pachyderm_sdk.api import pfs
 
 from conftest import PY, ROOT, wait_for
+from jlab_support import seeded  # noqa: F401 - fixture
 from pachtray import config
 from pachtray.jupyter import environment, kernels, server
 
@@ -46,17 +46,6 @@ def lab_env(daemon, jlab_venv, tmp_path):
     subprocess.run([PY, "-m", "pachtray", "jupyter", "--stop"], env=env, capture_output=True, timeout=120)
     if lab is not None and server._alive(lab.pid):  # noqa: SLF001 - never leave a server behind
         server._end(lab.pid)  # noqa: SLF001
-
-
-@pytest.fixture
-def seeded(client, unique_name):
-    repo = unique_name("jlab")
-    client.pfs.create_repo(repo=pfs.Repo(name=repo))
-    with client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as commit:
-        commit.put_file_from_bytes(path="/a.txt", data=b"hello from pachyderm\n")
-        commit.put_file_from_bytes(path="/dir/b.txt", data=b"bee\n")
-    commit.wait()
-    return repo
 
 
 def pachtray_jupyter(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -91,12 +80,20 @@ def page_config(url: str) -> dict:
 def test_cli_sets_up_starts_reuses_and_stops_the_managed_jupyterlab(lab_env, daemon, seeded, jlab_venv):
     env_dir = environment.ManagedEnv(jlab_venv)
     stamp_mtime = env_dir.stamp_file.stat().st_mtime_ns
-    url, first = open_lab(lab_env)
+    # two at once (the tray and a terminal, say): one JupyterLab, both get its URL
+    both = [subprocess.Popen([PY, "-m", "pachtray", "jupyter", "--no-browser"], env=lab_env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [proc.communicate(timeout=900) for proc in both]
+    assert [proc.returncode for proc in both] == [0, 0], outs
+    urls = {out.strip().splitlines()[-1] for out, _ in outs}
+    assert len(urls) == 1 and URL.match(next(iter(urls))), outs
+    url = urls.pop()
     port, token = URL.match(url).groups()
     base = f"http://127.0.0.1:{port}"
-    assert "started" in first.stderr
+    assert sorted("started" in err for _, err in outs) == [False, True], outs
+    assert any("already running" in err for _, err in outs)
     # the cached environment was reused as it is: checked, not made again
-    assert "Setting up" not in first.stderr and "Downloading" not in first.stderr
+    assert not any("Setting up" in err or "Downloading" in err for _, err in outs)
     assert env_dir.stamp_file.stat().st_mtime_ns == stamp_mtime
 
     # JupyterLab 3.x, with the extension's frontend among the loaded federated extensions

@@ -17,7 +17,7 @@ import pytest
 from pachyderm_sdk.api import pfs
 
 from conftest import ROOT, force_unmount, wait_for
-from jlab_support import JupyterServer
+from jlab_support import JupyterServer, seeded  # noqa: F401 - fixture
 from netns_run import Forwarder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -48,18 +48,6 @@ def jupyter(jlab_venv, tmp_path):
             terminate_pid(pid)
         if autostarted and os.path.ismount(server.env["PFS_MOUNT_DIR"]):  # the mount-server's, now stopped
             force_unmount(server.env["PFS_MOUNT_DIR"])
-
-
-@pytest.fixture
-def seeded(client, unique_name):
-    """A repo whose master holds a.txt and dir/b.txt."""
-    repo = unique_name("jl")
-    client.pfs.create_repo(repo=pfs.Repo(name=repo))
-    with client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as commit:
-        commit.put_file_from_bytes(path="/a.txt", data=b"hello from pachyderm\n")
-        commit.put_file_from_bytes(path="/dir/b.txt", data=b"bee\n")
-    commit.wait()
-    return repo
 
 
 def descendants(pid: int) -> list[int]:

@@ -1,5 +1,5 @@
 """Start-up and process behaviour: single instance, foreign servers, headless mode, a slow daemon,
-settings, and Open JupyterLab."""
+and settings (Open JupyterLab: test_jupyter_gui.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
@@ -203,6 +201,7 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
             on_error(e)
 
     dialog = SettingsDialog(config.Settings(), run_task, lambda old, new: saved.append((old, new)))
+    tasks_run.clear()  # the dialog lists the kernels on a worker when it opens
     dialog.port_edit.setText("nine")
     dialog.cluster_radio.setChecked(True)
     dialog.cluster_edit.setText("grpc://bad host:port")
@@ -245,80 +244,6 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
     from pachtray.gui.settings_dialog import needs_restart
 
     assert needs_restart(saved[0][0], saved[0][1]) and needs_restart(saved[1][0], saved[1][1])
-
-
-# ----------------------------------------------------------------- JupyterLab
-
-
-def _fake_jupyter(folder: Path, python: str) -> Path:
-    """A `jupyter` script run by `python` that records its arguments and environment."""
-    script = folder / "jupyter"
-    script.write_text(f"#!{python}\nimport json, os, sys\n"
-                      f"json.dump({{'argv': sys.argv[1:], 'env': dict(os.environ)}}, "
-                      f"open({str(folder / 'ran.json')!r}, 'w'))\n")
-    script.chmod(0o755)
-    return script
-
-
-def test_open_jupyterlab_needs_extension_in_that_environment(tmp_path):
-    from pachtray.gui.jupyter import ExtensionMissing, open_jupyterlab
-
-    if subprocess.run([sys.executable, "-c", "import jupyterlab_pachyderm"], capture_output=True).returncode == 0:
-        pytest.skip("the test interpreter has jupyterlab-pachyderm installed")
-    jupyter = _fake_jupyter(tmp_path, sys.executable)
-    with pytest.raises(ExtensionMissing) as missing:
-        open_jupyterlab(str(jupyter), "/pfs", "/tmp/x.sock", 9002, str(tmp_path / "jl.log"))
-    assert missing.value.pip_command.startswith(sys.executable)
-    assert "-m pip install 'jupyterlab-pachyderm>=2.8,<2.9'" in missing.value.pip_command
-    assert missing.value.pip_command in str(missing.value)
-    assert not (tmp_path / "ran.json").exists()
-
-
-def test_open_jupyterlab_starts_with_daemon_environment(tmp_path):
-    from pachtray.gui.jupyter import open_jupyterlab
-
-    env_dir = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
-    python = env_dir / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    (Path(site) / "jupyterlab_pachyderm").mkdir(parents=True)
-    (Path(site) / "jupyterlab_pachyderm" / "__init__.py").write_text("")
-    jupyter = _fake_jupyter(tmp_path, str(python))
-    launch = open_jupyterlab(str(jupyter), str(tmp_path / "pfs"), str(tmp_path / "pfs.sock"), 9123,
-                             str(tmp_path / "jl.log"))
-    assert launch.python == str(python)
-    wait_for(lambda: (tmp_path / "ran.json").exists() and (tmp_path / "ran.json").stat().st_size > 0, 30,
-             what="fake jupyter to run")
-    ran = json.loads((tmp_path / "ran.json").read_text())
-    assert ran["argv"] == ["lab"]
-    assert ran["env"]["PFS_MOUNT_DIR"] == str(tmp_path / "pfs")
-    assert ran["env"]["DEFAULT_SCHEMA"] == "http_unix"
-    assert ran["env"]["PFS_SOCK_PATH"] == str(tmp_path / "pfs.sock")
-    try:
-        os.kill(launch.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # already exited
-
-
-def test_open_jupyterlab_from_app_shows_pip_command(qapp, qtbot, tmp_path):
-    from pachtray.gui.app import PachtrayApp
-
-    if subprocess.run([sys.executable, "-c", "import jupyterlab_pachyderm"], capture_output=True).returncode == 0:
-        pytest.skip("the test interpreter has jupyterlab-pachyderm installed")
-    jupyter = _fake_jupyter(tmp_path, sys.executable)
-    app = PachtrayApp(config.Settings(api_port=free_port(), sock_path=str(tmp_path / "s.sock"),
-                                      mount_dir=str(tmp_path / "pfs"), jupyter_path=str(jupyter)))
-    try:
-        with qtbot.waitSignal(app.controller.notify, timeout=30000) as note:
-            app.open_jupyterlab()
-        title, message, is_error = note.args
-        assert is_error and title == "JupyterLab extension missing"
-        assert f"{sys.executable} -m pip install 'jupyterlab-pachyderm>=2.8,<2.9'" in message
-        box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == title)
-        assert "pip install" in box.text()
-    finally:
-        app.dispose()
 
 
 @pytest.mark.parametrize("env,expected", [

@@ -23,7 +23,7 @@ from pachtray.gui import daemon_process, dialogs, icons
 from pachtray.gui.client import DaemonClient
 from pachtray.gui.controller import Controller
 from pachtray.gui.daemon_process import FOREIGN, OURS
-from pachtray.gui.jupyter import open_jupyterlab
+from pachtray.gui.jupyter import JupyterOpener
 from pachtray.gui.login import LoginFlow, open_in_browser
 from pachtray.gui.notebooks import Notebooks, NotebooksPanel
 from pachtray.gui.settings_dialog import SettingsDialog, needs_restart
@@ -51,6 +51,8 @@ class PachtrayApp(QObject):
         self.quit_box: QMessageBox | None = None
         self.open_url = open_in_browser  # the login flow opens the identity provider's page with it
         self.attached = ""  # "attached" to a running daemon or "started" one
+        self.jupyter = JupyterOpener(self.controller, lambda: self.settings, self._visible_window,
+                                     lambda url: self.open_url(url), self)
         self.window_actions = {
             "jupyter": self._qaction("Open JupyterLab", self.open_jupyterlab),
             "settings": self._qaction("Settings…", self.open_settings),
@@ -60,7 +62,7 @@ class PachtrayApp(QObject):
         self.tray = Tray(self.controller, icons.tray_icons(), {
             "window": self.show_window, "jupyter": self.open_jupyterlab, "login": self.start_login,
             "settings": self.open_settings, "quit": self.request_quit,
-        }, self, notebooks=self.notebooks)
+        }, self, jupyter=self.jupyter, notebooks=self.notebooks)
         self.controller.notify.connect(self._on_notify)
         self.controller.status_changed.connect(self._sync_login_action)
 
@@ -143,23 +145,11 @@ class PachtrayApp(QObject):
     # ------------------------------------------------------------- JupyterLab
 
     def open_jupyterlab(self) -> None:
-        s, info = self.settings, self.controller.status.info
-        mount_dir = info.get("mount_dir") or s.mount_dir
-        log_path = str(config.data_dir() / "jupyterlab.log")
+        """Pachtray's JupyterLab (set up the first time) or the Jupyter chosen in Settings; see gui/jupyter.py."""
+        self.jupyter.open()
 
-        def launch():
-            return open_jupyterlab(s.jupyter_path, mount_dir or s.effective_mount_dir(), s.sock_path, s.api_port,
-                                   log_path)
-
-        def started(result):
-            self.controller.notify.emit("JupyterLab starting",
-                                        f"{result.jupyter} lab (PFS_MOUNT_DIR={result.env['PFS_MOUNT_DIR']}); "
-                                        f"log: {log_path}", False)
-
-        def failed(error):
-            self.controller.notify.emit(getattr(error, "title", "Cannot open JupyterLab"), str(error), True)
-
-        self.controller.tasks.run(launch, started, failed, busy=True)
+    def _visible_window(self) -> MainWindow | None:
+        return self.window if self.window is not None and self.window.isVisible() else None
 
     # ------------------------------------------------------------- settings
 
@@ -242,8 +232,11 @@ class PachtrayApp(QObject):
         box.open()
         return box
 
-    def quit(self, stop_daemon: bool) -> None:
+    def quit(self, stop_daemon: bool, jupyter_done: bool = False) -> None:
         """Leave; with stop_daemon the daemon unmounts and exits first, and no dead mount stays."""
+        if not jupyter_done and self.settings.stop_jupyter_on_quit:  # Pachtray's JupyterLab goes first
+            self.jupyter.stop_managed(lambda: self.quit(stop_daemon, jupyter_done=True))
+            return
         if self.login is not None:
             self.login.cancel()
         if not stop_daemon:
@@ -280,6 +273,7 @@ class PachtrayApp(QObject):
 
     def dispose(self) -> None:
         """Stop background work and delete the widgets on the GUI thread (exit, tests)."""
+        self.jupyter.cancel()
         self.controller.stop()
         self.controller.tasks.close(20000)
         self.tray.hide()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pachtray import config
 from pachtray.errors import PachtrayError
 from pachtray.localhttp import UnixHTTPConnection
+from pachtray.logfiles import tail
 
 OURS, FOREIGN, ABSENT = "pachtray", "foreign", "absent"
 INFO_PATH = "/pachtray/v1/info"
@@ -106,22 +107,12 @@ def start_daemon(settings: config.Settings, timeout: float = 60.0) -> subprocess
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise PachtrayError(f"The Pachtray daemon exited with status {proc.returncode} while starting. "
-                                f"Last lines of {log_path}:\n{_tail(log_path)}", title="Daemon failed to start")
+                                f"Last lines of {log_path}:\n{tail(log_path)}", title="Daemon failed to start")
         if probe(settings.api_port, timeout=1.0).state == OURS:
             return proc
         time.sleep(0.2)
     raise PachtrayError(f"The Pachtray daemon did not answer on 127.0.0.1:{settings.api_port} within "
                         f"{timeout:g} s. See {log_path}.", title="Daemon failed to start")
-
-
-def _tail(path, lines: int = 15) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 8192))
-            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
-    except OSError as e:
-        return f"(cannot read the log: {e})"
 
 
 def wait_stopped(port: int, timeout: float = 60.0) -> bool:

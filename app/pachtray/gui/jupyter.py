@@ -1,127 +1,141 @@
-"""Open JupyterLab wired to the daemon (no Qt: runs on a worker thread).
+"""Open JupyterLab from the tray and the window.
 
-The extension must be importable by the Python that runs *that* `jupyter` (the server side of
-jupyterlab-pachyderm runs in the Jupyter server, not in a kernel), so we find the interpreter
-from the script's shebang and ask it directly.
+The work (set-up, start, checks) is pachtray.jupyter's, on a worker. Progress shows in the tray
+(menu entry with Cancel, tooltip) and, when the window is open, in a progress dialog with Cancel.
+Each failure is shown once: as a dialog with its title, or, for a JupyterLab 4 of the user's, as
+an offer to open Pachtray's JupyterLab instead.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
+import threading
+from typing import Callable
 
-from pachtray.errors import PachtrayError
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QProgressDialog, QWidget
 
-EXTENSION_MODULE = "jupyterlab_pachyderm"
-EXTENSION_REQUIREMENT = "jupyterlab-pachyderm>=2.8,<2.9"
-
-
-class ExtensionMissing(PachtrayError):
-    """jupyterlab-pachyderm is not installed where the chosen `jupyter` runs."""
-
-    def __init__(self, python: str, detail: str = ""):
-        self.pip_command = pip_command(python)
-        super().__init__(f"jupyterlab-pachyderm is not installed in the environment of this Jupyter "
-                         f"({python}){': ' + detail if detail else ''}.\n\nInstall it with:\n\n"
-                         f"    {self.pip_command}\n\nthen choose Open JupyterLab again.",
-                         title="JupyterLab extension missing")
+from pachtray import config
+from pachtray.gui import dialogs
+from pachtray.gui.controller import Controller
+from pachtray.jupyter import Opened, open_jupyterlab, server
+from pachtray.jupyter.environment import SetupCancelled
+from pachtray.jupyter.user_jupyter import PanelWillNotLoad
 
 
-@dataclass
-class Launch:
-    jupyter: str
-    python: str
-    pid: int
-    env: dict
+class JupyterOpener(QObject):
+    """One Open JupyterLab at a time; `progress(message, fraction|None)` while it runs."""
 
+    progress = Signal(str, object)
+    active_changed = Signal(bool)
+    opened = Signal(object)  # pachtray.jupyter.Opened
 
-def find_jupyter(configured: str = "") -> str:
-    """The user's pick from Settings, else `jupyter` on PATH."""
-    if configured:
-        path = Path(configured).expanduser()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise PachtrayError(f"The Jupyter program chosen in Settings is not an executable file: {path}",
-                                title="Jupyter not found")
-        return str(path)
-    found = shutil.which("jupyter")
-    if not found:
-        raise PachtrayError("No `jupyter` program was found on PATH. Install JupyterLab and the extension "
-                            f"(`python3 -m pip install jupyterlab \"{EXTENSION_REQUIREMENT}\"`), or choose the "
-                            "jupyter program in Settings.", title="Jupyter not found")
-    return found
+    def __init__(self, controller: Controller, settings: Callable[[], config.Settings],
+                 window: Callable[[], QWidget | None], open_url: Callable[[str], None],
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self._settings = settings  # the current settings (Save replaces them)
+        self._window = window  # the main window when it is shown, else None
+        self._open_url = open_url
+        self._cancel = threading.Event()
+        self.active = False
+        self.message = ""
+        self.fraction: float | None = None
+        self.dialog: QProgressDialog | None = None
+        self.progress.connect(self._on_progress)
 
+    def describe(self) -> str:
+        done = f" {self.fraction * 100:.0f}%" if self.fraction is not None else ""
+        return f"JupyterLab:{done} {self.message}"
 
-def jupyter_python(jupyter: str) -> str:
-    """The interpreter that runs this `jupyter` script (from its shebang, else a sibling python)."""
-    try:
-        with open(jupyter, "rb") as f:
-            first = f.readline(4096).decode(errors="replace").strip()
-    except OSError as e:
-        raise PachtrayError(f"Cannot read {jupyter}: {e}", title="Jupyter not usable") from None
-    if first.startswith("#!"):
-        words = shlex.split(first[2:])
-        if words and os.path.basename(words[0]) == "env" and len(words) > 1:
-            found = shutil.which(words[1])
-            if found:
-                return found
-        elif words and "python" in os.path.basename(words[0]):
-            return words[0]
-    folder = Path(jupyter).resolve().parent
-    for name in ("python3", "python"):
-        if (folder / name).exists():
-            return str(folder / name)
-    raise PachtrayError(f"Cannot tell which Python runs {jupyter} (no python shebang, no python next to it). "
-                        "Choose the jupyter program of your JupyterLab environment in Settings.",
-                        title="Jupyter not usable")
+    def open(self, managed: bool | None = None) -> None:
+        """Start opening (or, when already under way, show its progress)."""
+        if self.active:
+            self._show_dialog()
+            return
+        self.active, self.message, self.fraction = True, "Opening JupyterLab…", None
+        self._cancel = cancel = threading.Event()
+        settings = self._settings()
+        mount_dir = self.controller.status.info.get("mount_dir") or ""
 
+        def report(message: str, fraction: float | None) -> None:
+            try:
+                self.progress.emit(message, fraction)
+            except RuntimeError:
+                cancel.set()  # the app is closing: stop the set-up
 
-def pip_command(python: str) -> str:
-    return f"{shlex.quote(python)} -m pip install {shlex.quote(EXTENSION_REQUIREMENT)}"
+        self.active_changed.emit(True)
+        if self._window() is not None:
+            self._show_dialog()
+        self.controller.tasks.run(lambda: open_jupyterlab(settings, mount_dir, report, cancel, managed),
+                                  self._opened, self._failed, busy=True)
 
+    def cancel(self) -> None:
+        if self.active and not self._cancel.is_set():
+            self._cancel.set()
+            self._on_progress("Cancelling…", self.fraction)
 
-def check_extension(python: str) -> None:
-    """Raise ExtensionMissing unless `python` can import the extension's server module."""
-    try:
-        proc = subprocess.run([python, "-c", f"import {EXTENSION_MODULE}"], capture_output=True, text=True,
-                              timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise ExtensionMissing(python, f"cannot run it: {e}") from None
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        raise ExtensionMissing(python, lines[-1] if lines else f"exit status {proc.returncode}")
+    def stop_managed(self, then: Callable[[], None]) -> None:
+        """Stop Pachtray's JupyterLab (and its kernels) on a worker, then call `then` (quitting)."""
+        self.cancel()
+        self.controller.tasks.run(server.stop, lambda _lab: then(), lambda _error: then(), busy=True)
 
+    # ------------------------------------------------------------- progress
 
-def jupyter_env(mount_dir: str, sock_path: str, api_port: int) -> dict:
-    """Make the extension talk to this daemon and browse this mount dir.
+    def _on_progress(self, message: str, fraction) -> None:
+        self.message, self.fraction = message, fraction
+        if self.dialog is not None:
+            self.dialog.setLabelText(message)
+            if fraction is None:
+                self.dialog.setRange(0, 0)
+            else:
+                self.dialog.setRange(0, 100)
+                self.dialog.setValue(int(fraction * 100))
 
-    The extension reaches a TCP daemon only at localhost:9002, so any other port needs the socket.
-    """
-    env = dict(os.environ, PFS_MOUNT_DIR=mount_dir)
-    if sock_path:
-        env.update(DEFAULT_SCHEMA="http_unix", PFS_SOCK_PATH=sock_path)
-    elif api_port == 9002:
-        env["DEFAULT_SCHEMA"] = "http"
-    else:
-        raise PachtrayError(f"jupyterlab-pachyderm can only reach the daemon on port 9002 or through a socket; "
-                            f"set a socket path in Settings (the API port is {api_port}).",
-                            title="Cannot open JupyterLab")
-    return env
+    def _show_dialog(self) -> None:
+        if self.dialog is None:
+            dialog = QProgressDialog(self.message, "Cancel", 0, 0, self._window())
+            dialog.setWindowTitle("Opening JupyterLab")
+            dialog.setWindowModality(Qt.WindowModality.NonModal)
+            dialog.setAutoClose(False)
+            dialog.setAutoReset(False)
+            dialog.setMinimumDuration(0)
+            dialog.setMinimumWidth(460)
+            dialog.canceled.connect(self.cancel)
+            self.dialog = dialog
+            self._on_progress(self.message, self.fraction)
+        self.dialog.show()
+        self.dialog.raise_()
 
+    def _finish(self) -> None:
+        self.active = False
+        if self.dialog is not None:
+            self.dialog.canceled.disconnect(self.cancel)
+            self.dialog.close()
+            self.dialog.deleteLater()
+            self.dialog = None
+        self.active_changed.emit(False)
 
-def open_jupyterlab(configured: str, mount_dir: str, sock_path: str, api_port: int, log_path: str) -> Launch:
-    """Check everything, then start `jupyter lab` detached from the tray (it outlives a GUI restart)."""
-    jupyter = find_jupyter(configured)
-    python = jupyter_python(jupyter)
-    check_extension(python)
-    env = jupyter_env(mount_dir, sock_path, api_port)
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([jupyter, "lab"], env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=os.path.expanduser("~"))
-    return Launch(jupyter, python, proc.pid, {k: env[k] for k in ("PFS_MOUNT_DIR", "DEFAULT_SCHEMA", "PFS_SOCK_PATH")
-                                              if k in env})
+    # ------------------------------------------------------------- outcome
+
+    def _opened(self, opened: Opened) -> None:
+        self._finish()
+        if opened.url:
+            self._open_url(opened.url)
+            what = "is already running" if opened.reused else "is ready"
+            self.controller.notify.emit("JupyterLab", f"Pachtray's JupyterLab {what}: {opened.url.split('?')[0]}", False)
+        else:
+            self.controller.notify.emit("JupyterLab starting", f"Your Jupyter is starting (PFS_MOUNT_DIR="
+                                        f"{opened.env['PFS_MOUNT_DIR']}); log: {opened.log_path}", False)
+        self.opened.emit(opened)
+
+    def _failed(self, error: Exception) -> None:
+        self._finish()
+        if isinstance(error, SetupCancelled):
+            self.controller.notify.emit(error.title, str(error), False)
+        elif isinstance(error, PanelWillNotLoad):
+            dialogs.confirm(self._window(), error.title, str(error), lambda: self.open(managed=True),
+                            yes="Open Pachtray's JupyterLab",
+                            informative="To use it every time, choose Pachtray's JupyterLab in Settings.")
+        else:
+            self.controller.notify.emit(getattr(error, "title", "Cannot open JupyterLab"), str(error), True)

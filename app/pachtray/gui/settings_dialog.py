@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -18,6 +19,9 @@ from PySide6.QtWidgets import (
 )
 
 from pachtray import config
+from pachtray.gui import dialogs
+from pachtray.jupyter import kernels
+from pachtray.jupyter.environment import ManagedEnv
 
 AUTOSTART_NAME = "pachtray.desktop"
 # Fields whose change needs the daemon restarted (it listens, mounts and connects with them).
@@ -66,6 +70,7 @@ class SettingsDialog(QDialog):
         self._run_task = run_task
         self._on_saved = on_saved
         self.problems: dict[str, QLabel] = {}
+        self.kernels_added: list[kernels.KernelSpec] = []
 
         outer = QVBoxLayout(self)
         form = QFormLayout()
@@ -105,9 +110,18 @@ class SettingsDialog(QDialog):
         self.cache_spin.setValue(settings.cache_size_mb)
         self._add(form, "Read cache", self.cache_spin, "cache_size_mb")
 
-        self.jupyter_edit = QLineEdit(settings.jupyter_path, self)
-        self.jupyter_edit.setPlaceholderText("default: jupyter on PATH")
-        self._add(form, "Jupyter program", self._with_browse(self.jupyter_edit, file=True), "jupyter_path")
+        self._add(form, "JupyterLab", self._build_jupyter(settings), "jupyter_path")
+        self.kernels_label = QLabel("", self)
+        self.kernels_label.setWordWrap(True)
+        self.add_kernel_button = QPushButton("Add a Python environment…", self)
+        self.add_kernel_button.setToolTip("Its Python becomes a kernel in JupyterLab (a kernelspec in your Jupyter "
+                                          "folder); it needs ipykernel installed there.")
+        self.add_kernel_button.clicked.connect(self._choose_kernel_env)
+        row = QHBoxLayout()
+        row.addWidget(self.kernels_label, 1)
+        row.addWidget(self.add_kernel_button)
+        self._add(form, "Kernels", row, "kernels")
+        self.refresh_kernels()
 
         # No keychain (headless Linux): the user decides between a plain file and no storage at all.
         self.token_combo = QComboBox(self)
@@ -122,6 +136,9 @@ class SettingsDialog(QDialog):
         self.restore_check = QCheckBox("Restore my mounts when Pachtray starts", self)
         self.restore_check.setChecked(settings.restore_mounts)
         form.addRow("", self.restore_check)
+        self.stop_jupyter_check = QCheckBox("Stop Pachtray's JupyterLab (and its kernels) when I quit Pachtray", self)
+        self.stop_jupyter_check.setChecked(settings.stop_jupyter_on_quit)
+        form.addRow("", self.stop_jupyter_check)
 
         self.general_problem = QLabel("", self)
         self.general_problem.setStyleSheet("color: #d93025")
@@ -133,6 +150,65 @@ class SettingsDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         outer.addWidget(self.buttons)
         self._sync_enabled()
+
+    def _build_jupyter(self, settings: config.Settings) -> QWidget:
+        """Pachtray's JupyterLab (the default), or the `jupyter` program of the user's own."""
+        box = QWidget(self)
+        v = QVBoxLayout(box)
+        v.setContentsMargins(0, 0, 0, 0)
+        self.managed_radio = QRadioButton("Pachtray's JupyterLab (3.6 with the Pachyderm panel; set up the first "
+                                          "time you open it)", box)
+        self.own_radio = QRadioButton("My own Jupyter:", box)
+        group = QButtonGroup(box)
+        group.addButton(self.managed_radio)
+        group.addButton(self.own_radio)
+        self.jupyter_edit = QLineEdit(settings.jupyter_path, box)
+        self.jupyter_edit.setPlaceholderText("the jupyter program of your JupyterLab environment")
+        (self.own_radio if settings.jupyter_path else self.managed_radio).setChecked(True)
+        self.own_radio.toggled.connect(self._own_jupyter_toggled)
+        v.addWidget(self.managed_radio)
+        row = self._with_browse(self.jupyter_edit, file=True)
+        row.insertWidget(0, self.own_radio)
+        v.addLayout(row)
+        return box
+
+    def _own_jupyter_toggled(self, own: bool) -> None:
+        if own and not self.jupyter_edit.text().strip():
+            self.jupyter_edit.setText(shutil.which("jupyter") or "")
+        self._sync_enabled()
+
+    def refresh_kernels(self) -> None:
+        """List the kernels Pachtray's JupyterLab offers (read on a worker)."""
+        env_path = ManagedEnv().path
+
+        def show(found: list[kernels.KernelSpec]) -> None:
+            names = [k.display_name for k in found]
+            if not any(k.name == "python3" for k in found):
+                names.append("Python 3 (ipykernel) of Pachtray's JupyterLab")
+            self.kernels_label.setText(", ".join(names))
+
+        self._run_task(lambda: kernels.list_kernels(env_path), show,
+                       lambda error: self.kernels_label.setText(f"Cannot list the kernels: {error}"))
+
+    def _choose_kernel_env(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a Python environment (its folder)", str(Path.home()))
+        if path:
+            self.add_kernel(path)
+
+    def add_kernel(self, path: str) -> None:
+        """Make the Python environment at `path` (a folder or its python) a kernel; errors in a dialog."""
+        self.add_kernel_button.setEnabled(False)
+
+        def added(spec: kernels.KernelSpec) -> None:
+            self.add_kernel_button.setEnabled(True)
+            self.refresh_kernels()
+            self.kernels_added.append(spec)
+
+        def failed(error: Exception) -> None:
+            self.add_kernel_button.setEnabled(True)
+            dialogs.error(self, getattr(error, "title", "Cannot add the kernel"), str(error))
+
+        self._run_task(lambda: kernels.add_python_kernel(path), added, failed)
 
     def _add(self, form: QFormLayout, label: str, field, key: str) -> None:
         holder = QWidget(self)
@@ -171,6 +247,7 @@ class SettingsDialog(QDialog):
     def _sync_enabled(self) -> None:
         self.cluster_edit.setEnabled(self.cluster_radio.isChecked())
         self.ca_edit.setEnabled(self.cluster_radio.isChecked())
+        self.jupyter_edit.setEnabled(self.own_radio.isChecked())
 
     def edited(self) -> tuple[config.Settings, dict[str, str]]:
         """The settings as edited, and what is wrong with them (field -> message)."""
@@ -183,13 +260,16 @@ class SettingsDialog(QDialog):
         cluster = self.cluster_edit.text().strip() if self.cluster_radio.isChecked() else ""
         if self.cluster_radio.isChecked() and not cluster:
             problems["cluster_address"] = "enter the cluster's address (grpc://host:port), or choose Local"
+        jupyter = self.jupyter_edit.text().strip() if self.own_radio.isChecked() else ""
+        if self.own_radio.isChecked() and not jupyter:
+            problems["jupyter_path"] = "choose the jupyter program of your JupyterLab, or Pachtray's JupyterLab"
         settings = dataclasses.replace(
             self._original, cluster_address=cluster,
             tls_ca_file=self.ca_edit.text().strip() if cluster else "",
             mount_dir=self.mount_edit.text().strip(), api_port=port, sock_path=self.sock_edit.text().strip(),
-            cache_size_mb=self.cache_spin.value(), jupyter_path=self.jupyter_edit.text().strip(),
+            cache_size_mb=self.cache_spin.value(), jupyter_path=jupyter,
             start_at_login=self.login_check.isChecked(), restore_mounts=self.restore_check.isChecked(),
-            token_storage=self.token_combo.currentData())
+            token_storage=self.token_combo.currentData(), stop_jupyter_on_quit=self.stop_jupyter_check.isChecked())
         for key, message in settings.errors().items():
             problems.setdefault(key, message)
         return settings, problems

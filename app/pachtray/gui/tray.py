@@ -15,15 +15,17 @@ MENU_LIMIT = 50  # projects, and repos per project; the window lists the rest
 
 
 class Tray(QObject):
-    """`actions` maps window/jupyter/login/settings/quit to callables of the app."""
+    """`actions` maps window/jupyter/login/settings/quit to callables of the app; `jupyter` (a
+    gui.jupyter.JupyterOpener) shows its progress in the menu and the tooltip."""
 
     def __init__(self, controller: Controller, icons: dict[str, QIcon], actions: dict[str, Callable],
-                 parent: QObject | None = None, notebooks=None):
+                 parent: QObject | None = None, jupyter=None, notebooks=None):
         super().__init__(parent)
         self.controller = controller
         self.notebooks = notebooks  # gui.notebooks.Notebooks: Pin data ▸ kernels, Open lock…
         self.icons = icons
         self.actions = actions
+        self.jupyter = jupyter
         self.icon = QSystemTrayIcon(icons["disconnected"], self)
         self.menu = QMenu()
         self._submenus: list[QMenu] = []
@@ -33,6 +35,9 @@ class Tray(QObject):
         controller.status_changed.connect(self.update_icon)
         controller.busy_changed.connect(lambda _busy: self.update_icon())
         controller.notify.connect(self.show_message)
+        if jupyter is not None:
+            jupyter.progress.connect(lambda *_: self.update_icon())
+            jupyter.active_changed.connect(lambda _active: self.update_icon())
         self.update_icon()
         self.rebuild()
 
@@ -63,6 +68,8 @@ class Tray(QObject):
             pending = status.pending_total()
             if pending:
                 tip += f", {pending} uncommitted change{'s' if pending != 1 else ''}"
+        if self.jupyter is not None and self.jupyter.active:
+            tip += "\n" + self.jupyter.describe()
         self.icon.setToolTip(tip)
 
     def show_message(self, title: str, message: str, is_error: bool) -> None:
@@ -115,7 +122,7 @@ class Tray(QObject):
             self.notebooks.add_to_menu(m, self._submenu)
         m.addSeparator()
         self._action(m, "Open window", self.actions["window"])
-        self._action(m, "Open JupyterLab", self.actions["jupyter"])
+        self._add_jupyter(m)
         if status.auth == "on":
             self._action(m, f"Log out ({status.user})", self.controller.logout)
         else:
@@ -131,6 +138,14 @@ class Tray(QObject):
         action = menu.addAction(text)
         action.triggered.connect(lambda _checked=False: slot())
         return action
+
+    def _add_jupyter(self, m: QMenu) -> None:
+        """Open JupyterLab, or its progress and a Cancel while it is being set up or started."""
+        if self.jupyter is None or not self.jupyter.active:
+            self._action(m, "Open JupyterLab", self.actions["jupyter"])
+            return
+        m.addAction(self.jupyter.describe()).setEnabled(False)
+        self._action(m, "Cancel opening JupyterLab", self.jupyter.cancel)
 
     def _add_mounts(self, m: QMenu) -> None:
         mounted = self.controller.status.mounted

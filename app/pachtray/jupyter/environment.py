@@ -146,7 +146,7 @@ class ManagedEnv:
         report = progress or (lambda _message, _fraction: None)
         cancel = cancel or threading.Event()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _exclusive(self.path.parent / f"{self.path.name}.lock", cancel, report):
+        with exclusive(self.path.parent / f"{self.path.name}.lock", cancel, report):
             if self.ready():
                 report("Pachtray's JupyterLab is set up", 1.0)
                 return self
@@ -304,8 +304,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path, cancel: threading.Event, report: Progress):
-    """One set-up at a time per environment (the tray and `pachtray jupyter` may both start one)."""
+def exclusive(lock_path: Path, cancel: threading.Event, report: Progress, what: str = "set-up"):
+    """One at a time across processes (the tray and `pachtray jupyter` may both open JupyterLab)."""
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks here; the stamp still guards reuse
@@ -319,7 +319,7 @@ def _exclusive(lock_path: Path, cancel: threading.Event, report: Progress):
                 break
             except BlockingIOError:
                 if not told:
-                    report("Waiting for another set-up of Pachtray's JupyterLab to finish", None)
+                    report(f"Waiting for another {what} of Pachtray's JupyterLab to finish", None)
                     told = True
                 if cancel.is_set():
                     raise SetupCancelled() from None

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pachtray import config
 from pachtray.errors import PachtrayError
+from pachtray.logfiles import tail
 from pachtray.jupyter import environment
 from pachtray.jupyter.environment import ManagedEnv, Progress
 
@@ -127,18 +128,21 @@ def open_managed(wiring: Wiring, env: ManagedEnv | None = None, progress: Progre
     A server wired to other settings, or made from older pins, is stopped first.
     """
     report = progress or (lambda _m, _f: None)
+    cancel = cancel or threading.Event()
     env = env or ManagedEnv()
     path = path or record_path()
     wiring.env()  # an unreachable daemon is an error before anything is installed
-    lab = running(path)
-    if lab is not None:
-        if lab.wiring == asdict(wiring) and lab.env_path == str(env.path) and lab.stamp == environment.stamp():
-            report(f"JupyterLab is already running on port {lab.port}", 1.0)
-            return lab, True
-        report("Restarting JupyterLab with the current settings", None)
-    stop(path)
-    env.ensure(report, cancel)
-    return start(env, wiring, progress=report, cancel=cancel, path=path), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with environment.exclusive(path.with_name(path.name + ".lock"), cancel, report, what="start"):
+        lab = running(path)
+        if lab is not None:
+            if lab.wiring == asdict(wiring) and lab.env_path == str(env.path) and lab.stamp == environment.stamp():
+                report(f"JupyterLab is already running on port {lab.port}", 1.0)
+                return lab, True
+            report("Restarting JupyterLab with the current settings", None)
+        stop(path)
+        env.ensure(report, cancel)
+        return start(env, wiring, progress=report, cancel=cancel, path=path), False
 
 
 def start(env: ManagedEnv, wiring: Wiring, progress: Progress | None = None, cancel: threading.Event | None = None,
@@ -159,9 +163,9 @@ def start(env: ManagedEnv, wiring: Wiring, progress: Progress | None = None, can
         if _wait_ready(proc, lab, cancel):
             _save_record(lab, path)
             return lab
-        if "is already in use" not in _tail(log_path) or attempt == attempts - 1:  # else: lost a race for the port
+        if "is already in use" not in tail(log_path) or attempt == attempts - 1:  # else: lost a race for the port
             break
-    raise PachtrayError(f"JupyterLab did not start. Last lines of {log_path}:\n{_tail(log_path)}",
+    raise PachtrayError(f"JupyterLab did not start. Last lines of {log_path}:\n{tail(log_path)}",
                         title="Cannot start JupyterLab")
 
 
@@ -284,13 +288,3 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _tail(path: str | Path, lines: int = 15) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 8192))
-            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
-    except OSError as e:
-        return f"(cannot read the log: {e})"
