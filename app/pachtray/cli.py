@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "mount-server": ("pachtray.daemon", "mount_server_main", "drop-in for Pachyderm's mount-server"),
     "jupyter": ("pachtray.jupyter.cli", "main", "open Pachtray's JupyterLab (prints its URL; --stop)"),
     "gui": ("pachtray.gui.app", "main", "run the tray application (the default)"),
+    "lock": ("pachtray.repro.cli", "lock_main", "pin the commits and files a notebook's kernel read"),
+    "reproduce": ("pachtray.repro.cli", "reproduce_main", "mount the commits of a lock file again"),
 }
 
 USAGE = """usage: pachtray [--window] [--headless] [--version]

@@ -324,10 +324,10 @@ def build_router() -> Router:
     """Every route: the mount-server API, Pachtray's own, and the GUI's extras when present."""
     import importlib
 
-    from pachtray.api import routes_auth, routes_cluster, routes_datums, routes_mounts
+    from pachtray.api import routes_auth, routes_cluster, routes_datums, routes_mounts, routes_repro
 
     router = Router()
-    for module in (routes_cluster, routes_mounts, routes_datums, routes_auth):
+    for module in (routes_cluster, routes_mounts, routes_datums, routes_auth, routes_repro):
         module.register(router)
     try:
         extras = importlib.import_module("pachtray.api.extras")

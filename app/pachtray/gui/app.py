@@ -25,6 +25,7 @@ from pachtray.gui.controller import Controller
 from pachtray.gui.daemon_process import FOREIGN, OURS
 from pachtray.gui.jupyter import JupyterOpener
 from pachtray.gui.login import LoginFlow, open_in_browser
+from pachtray.gui.notebooks import Notebooks, NotebooksPanel
 from pachtray.gui.settings_dialog import SettingsDialog, needs_restart
 from pachtray.gui.tray import Tray
 from pachtray.gui.window import MainWindow
@@ -57,10 +58,11 @@ class PachtrayApp(QObject):
             "settings": self._qaction("Settings…", self.open_settings),
             "login": self._qaction("Log in…", self.start_login),
         }
+        self.notebooks = Notebooks(self.controller, self)
         self.tray = Tray(self.controller, icons.tray_icons(), {
             "window": self.show_window, "jupyter": self.open_jupyterlab, "login": self.start_login,
             "settings": self.open_settings, "quit": self.request_quit,
-        }, self, jupyter=self.jupyter)
+        }, self, jupyter=self.jupyter, notebooks=self.notebooks)
         self.controller.notify.connect(self._on_notify)
         self.controller.status_changed.connect(self._sync_login_action)
 
@@ -109,6 +111,7 @@ class PachtrayApp(QObject):
     def show_window(self) -> MainWindow:
         if self.window is None:
             self.window = MainWindow(self.controller, self.app_icon, self.window_actions)
+            self.window.tabs.addTab(NotebooksPanel(self.notebooks, self.window), "Notebooks")
         self.window.show()
         self.window.raise_()
         self.window.activateWindow()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from pachtray import config
 from pachtray.errors import PachtrayError
+from pachtray.localhttp import UnixHTTPConnection
 from pachtray.logfiles import tail
 
 OURS, FOREIGN, ABSENT = "pachtray", "foreign", "absent"
@@ -31,18 +32,6 @@ class Probe:
     state: str  # OURS, FOREIGN or ABSENT
     where: str = ""  # "127.0.0.1:9002" or the socket path that answered (for messages)
     detail: str = ""
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
 
 
 def _identify(conn: http.client.HTTPConnection) -> tuple[str, str]:
@@ -82,7 +71,7 @@ def probe(port: int, sock_path: str = "", timeout: float = 3.0) -> Probe:
                 s.connect(sock_path)
         except OSError:
             return Probe(ABSENT)  # a stale socket file: the daemon removes it when it starts
-        state, detail = _identify(_UnixHTTPConnection(sock_path, timeout))
+        state, detail = _identify(UnixHTTPConnection(sock_path, timeout))
         return Probe(state, sock_path, detail)
     return Probe(ABSENT)
 

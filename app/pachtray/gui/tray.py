@@ -19,9 +19,10 @@ class Tray(QObject):
     gui.jupyter.JupyterOpener) shows its progress in the menu and the tooltip."""
 
     def __init__(self, controller: Controller, icons: dict[str, QIcon], actions: dict[str, Callable],
-                 parent: QObject | None = None, jupyter=None):
+                 parent: QObject | None = None, jupyter=None, notebooks=None):
         super().__init__(parent)
         self.controller = controller
+        self.notebooks = notebooks  # gui.notebooks.Notebooks: Pin data ▸ kernels, Open lock…
         self.icons = icons
         self.actions = actions
         self.jupyter = jupyter
@@ -83,6 +84,8 @@ class Tray(QObject):
     def _about_to_show(self) -> None:
         self.rebuild()
         self.controller.refresh()
+        if self.notebooks is not None:
+            self.notebooks.refresh()
 
     # ------------------------------------------------------------- menu
 
@@ -114,6 +117,9 @@ class Tray(QObject):
         m.addSeparator()
         self._add_mounts(m)
         self._add_mount_menu(m)
+        if self.notebooks is not None:
+            m.addSeparator()
+            self.notebooks.add_to_menu(m, self._submenu)
         m.addSeparator()
         self._action(m, "Open window", self.actions["window"])
         self._add_jupyter(m)

@@ -24,7 +24,7 @@ import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
 from pachtray.errors import PachtrayError  # noqa: E402
 from pachtray.mount.cache import ChunkCache  # noqa: E402
 from pachtray.mount.reader import ClientFn, CommitTree, ReadState, attrs, norm, reader_for  # noqa: E402
-from pachtray.mount.staging import RwView  # noqa: E402
+from pachtray.mount.staging import RwView, _BaseHandle, _BlobHandle  # noqa: E402
 
 __all__ = ["FuseMount", "CommitView", "RwView", "LocalDirView", "MountError", "clean_stale_mount"]
 
@@ -273,6 +273,22 @@ _libfuse.fuse_lowlevel_notify_inval_entry.restype = ctypes.c_int
 ROOT_NODE_ID = 1
 
 
+def _track_read(reads, pid: int, name: str, path: str, handle) -> None:
+    """Tell the read tracker (mount/reads.py) which commit's file a process opened for reading.
+
+    `commit is None`, never `not commit`: a protobuf message's truth test walks all its fields.
+    """
+    if isinstance(handle, _TreeHandle):
+        commit, modified, size = handle.tree.commit, False, handle.size
+    elif isinstance(handle, _BaseHandle):
+        commit, modified, size = handle.view.base.commit, False, handle.size
+    elif isinstance(handle, _BlobHandle):
+        commit, modified, size = handle.view.base.commit, True, os.fstat(handle.fd).st_size
+    else:
+        return  # a local folder (the datum `out`): nothing of Pachyderm's
+    reads.opened(pid, name, path, "" if commit is None else commit.id, modified, size)
+
+
 class _Ops(fuse.Operations):
     """FUSE callbacks: route a path to its view, keep the table of open handles.
 
@@ -372,8 +388,11 @@ class _Ops(fuse.Operations):
         return 0
 
     def open(self, path, fi):
-        _, view, sub = self._route(path)
-        return self._register(view, view.open(sub, fi.flags), fi)
+        name, view, sub = self._route(path)
+        handle = view.open(sub, fi.flags)
+        if self.m.reads is not None and fi.flags & os.O_ACCMODE != os.O_WRONLY:
+            _track_read(self.m.reads, fuse.fuse_get_context()[2], name, sub, handle)
+        return self._register(view, handle, fi)
 
     def create(self, path, mode, fi):
         view, sub = self._writable_route(path)
@@ -485,9 +504,10 @@ class FuseMount:
     so a process that wants its own must install them before `start()`.
     """
 
-    def __init__(self, mount_dir: str | os.PathLike, *, allow_other: bool = False):
+    def __init__(self, mount_dir: str | os.PathLike, *, allow_other: bool = False, reads=None):
         self.mount_dir = os.path.abspath(mount_dir)
         self.allow_other = allow_other
+        self.reads = reads  # a mount.reads.ReadTracker told of every open for reading, or None
         self.started = time.time()
         self._views: dict[str, object] = {}
         self._seen: dict[str, set[str]] = {}

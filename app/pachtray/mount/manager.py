@@ -27,6 +27,7 @@ from pachyderm_sdk.api import auth, pfs
 from pachtray.errors import ApiError
 from pachtray.mount import datums as datum_mod
 from pachtray.mount.cache import DEFAULT_CACHE_BYTES, ChunkCache
+from pachtray.mount.reads import ReadTracker
 from pachtray.mount.staging import CommitFailed
 from pachtray.mount.workspace import Workspace
 from pachtray.pfs.auth import rpc_error
@@ -152,6 +153,7 @@ class MountManager:
         self._reachable = True  # False while the daemon's health checks say pachd does not answer
         self._fs = None
         self._cache = None
+        self.reads = ReadTracker()  # which files each process read (reproducible notebooks)
         self._unrestored: list[dict] = []
         self._restore_wake = threading.Event()
         self._restore_thread: threading.Thread | None = None
@@ -166,8 +168,9 @@ class MountManager:
         for d in (self.staging_root, self.meta_root, self.data_dir / "cache"):
             d.mkdir(parents=True, exist_ok=True)
         self._cache = ChunkCache(self.data_dir / "cache", self.cache_bytes)
-        self._fs = FuseMount(self.mount_dir, allow_other=self.allow_other)
+        self._fs = FuseMount(self.mount_dir, allow_other=self.allow_other, reads=self.reads)
         self._fs.start()
+        self.reads.start()
         self._stopped.clear()
         self._recover()
 
@@ -191,6 +194,7 @@ class MountManager:
         if self._fs is not None:
             self._fs.stop()
             self._fs = None
+        self.reads.stop()
 
     def set_client(self, client) -> None:
         """Switch the cluster connection (None = not connected); views pick it up on their next RPC."""
@@ -489,6 +493,7 @@ class MountManager:
                                      f"{m.commit or m.branch}: {e.strerror or e}") from None
         with self._lock:
             self._mounts[m.name] = m
+        self._note_source(m)
         self._fs.add_view(m.name, m.view)
         with self._lock:
             m.state = "mounted"
@@ -506,10 +511,17 @@ class MountManager:
             return
         # Mounting the source of recovered changes again puts them back in the mount dir.
         with existing.op:
+            self._note_source(existing)
             self._fs.add_view(existing.name, existing.view)
             with self._lock:
                 existing.state, existing.error, existing.paths = "mounted", "", m.paths
         self._changed_set()
+
+    def _note_source(self, m: _Mount) -> None:
+        """Tell the read tracker what the mount shows from now on (reads record only name and commit)."""
+        commit = (m.view.base_commit_id or "") if m.mode == "rw" else m.commit  # what the reads record
+        self.reads.mount_seen(m.name, commit, {"project": m.project, "repo": m.repo, "branch": m.branch,
+                                               "paths": list(m.paths), "mode": m.mode})
 
     def _ro_view(self, m: _Mount):
         from pachtray.mount.fs import CommitView
@@ -616,6 +628,7 @@ class MountManager:
                 m.commit = new_id
             m.state = before
             m.error = ""
+        self._note_source(m)
         if m.state != RECOVERED:
             self._write_meta(m)
         self._update_pending(m)
