@@ -189,8 +189,9 @@ class PfsService:
 
     def file_info_encoder(self, r: RepoRow, c: CommitRow):
         """Like `file_info_maker`, but the encoded FileInfo, for listings of many entries: one
-        message refilled per entry (building a betterproto message costs more than encoding it)."""
-        info = self.file_info_maker(r, c)(Entry("/", False, None, 0, 0))
+        message refilled per entry (building a betterproto message costs more than encoding it),
+        its commit and time held encoded (`codec.twin_of`)."""
+        info = codec.twin_of(self.file_info_maker(r, c)(Entry("/", False, None, 0, 0)), share=(pfs.Commit,))
         lock = threading.Lock()
 
         def encode(e: Entry) -> bytes:

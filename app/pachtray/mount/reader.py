@@ -19,7 +19,7 @@ import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import grpc
 from pachyderm_sdk import Client
@@ -85,8 +85,9 @@ def norm(path: str) -> str:
     return "/" if p in ("/", "//") else p
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One name in a folder (a tuple: a listing makes one per entry, fast)."""
+
     name: str
     is_dir: bool
     size: int = 0
@@ -438,13 +439,16 @@ class CommitTree:
                 if attempt == 2 or not timed_out:
                     raise os_error(e, what) from None
         fresh = 0
+        committed = mtime = None  # answers share one decoded time: convert it once
         for info in page:
             p = info.file.path.rstrip("/")
             parent, _, name = p.rpartition("/")
             if (parent or "/") != directory or not name or name in listing.by_name:
                 continue
             fresh += 1
-            mtime = info.committed.timestamp() if info.committed else self.mtime
+            if info.committed is not committed:
+                committed = info.committed
+                mtime = committed.timestamp() if committed else self.mtime
             e = Entry(name, info.file_type == pfs.FileType.DIR, info.size_bytes, mtime)
             listing.entries.append(e)
             listing.by_name[name] = e

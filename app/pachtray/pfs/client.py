@@ -341,13 +341,14 @@ _LIST_FILE = f"/{pfs.ApiBase.__proto_path__}/ListFile"
 
 def list_file(client: Client, *, file: pfs.File, pagination_marker: pfs.File | None = None,
               number: int = 0):
-    """`client.pfs.list_file` with a page size and marker; the answers are SDK FileInfos, decoded
-    natively (pachtray.pfs.codec) on any client's channel."""
+    """`client.pfs.list_file` with a page size and marker, decoded natively (pachtray.pfs.codec).
+    The answers are SDK FileInfos; the Commit and the time every answer repeats are decoded once
+    and shared (`file.commit` and `committed` are read-only)."""
     request = pfs.ListFileRequest(file=file, number=number)
     if pagination_marker is not None:
         request.pagination_marker = pagination_marker
     call = client._channel.unary_stream(_LIST_FILE, request_serializer=codec.serialize,
-                                        response_deserializer=codec.deserializer(pfs.FileInfo))
+                                        response_deserializer=codec.deserializer(pfs.FileInfo, share=(pfs.Commit,)))
     return call(request)
 
 

@@ -27,6 +27,7 @@ does the work, so what a caller gets never depends on it.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import datetime, timedelta
 from typing import Callable
@@ -55,9 +56,9 @@ METHODS = frozenset(_API + name for name in (
     "ListFile", "GlobFile", "InspectFile", "WalkFile", "GetFile", "ModifyFile", "ListRepo", "ListCommit"))
 
 _lock = threading.RLock()
-_twins: dict[type, type] = {}
+_twins: dict[tuple[type, frozenset], type] = {}
 _finishing: dict[type, "_Twin"] = {}
-_deserializers: dict[type, Callable[[bytes], Message]] = {}
+_deserializers: dict[tuple[type, frozenset], Callable[[bytes], Message]] = {}
 _plans: dict[type, "_EncodePlan"] = {}
 
 
@@ -97,20 +98,23 @@ def _copy(value):
 class _Twin:
     """How to turn a decoded twin instance into the SDK's message (see `_finish`)."""
 
-    def __init__(self, sdk: type, shared: tuple, times: dict[str, Callable], nested: tuple[str, ...]):
+    def __init__(self, sdk: type, shared: tuple, times: dict[str, Callable], nested: tuple[str, ...],
+                 interned: dict[str, type]):
         self.sdk = sdk
         self.shared = shared  # (field, template value): mutable defaults of sdk() the codec did not replace
         self.times = times  # field -> b5's conversion of its decoded _Timestamp/_Duration
         self.nested = nested  # fields holding messages (alone, in lists, as map values)
+        self.interned = interned  # field -> its class, for fields decoded as their raw bytes first
 
 
-def _twin(sdk: type) -> type:
+def _twin(sdk: type, share: frozenset = frozenset()) -> type:
     """The decoding twin of SDK message class ``sdk`` (caller holds _lock; see `_prepare`).
 
     Its constructor makes what ``sdk()`` makes, by copying a template's __dict__ (sharing its
     mutable values until `_finish`), and its __setattr__ is b5's without the metadata lookups.
+    Fields of the classes in ``share`` and times are decoded as their raw bytes, for `_Interned`.
     """
-    twin = _twins.get(sdk)
+    twin = _twins.get((sdk, share))
     if twin is not None:
         return twin
     template = sdk().__dict__
@@ -147,39 +151,69 @@ def _twin(sdk: type) -> type:
         "__new__": make, "__init__": lambda self: None,
         "__setattr__": setattr_, "__getattribute__": object.__getattribute__,
     })
-    _twins[sdk] = twin
+    _twins[(sdk, share)] = twin
     meta = ProtoClassMetadata(twin)
     times: dict[str, Callable] = {}
     nested: list[str] = []
+    interned: dict[str, type] = {}
     for name, field_cls in list(meta.cls_by_field.items()):
-        if field_cls is datetime:
+        if share and (field_cls in share or field_cls in (datetime, timedelta)) and "." not in name:
+            field = meta.meta_by_field_name[name]
+            meta.meta_by_field_name[name] = dataclasses.replace(field, proto_type=betterproto.TYPE_BYTES)
+            meta.cls_by_field[name] = bytes
+            interned[name] = field_cls
+        elif field_cls is datetime:
             meta.cls_by_field[name] = _twin(betterproto._Timestamp)
             times[name] = betterproto._Timestamp.to_datetime
         elif field_cls is timedelta:
             meta.cls_by_field[name] = _twin(betterproto._Duration)
             times[name] = betterproto._Duration.to_timedelta
         elif _is_message_class(field_cls) and not _is_map(meta, name):
-            meta.cls_by_field[name] = _twin(field_cls)
+            meta.cls_by_field[name] = _twin(field_cls, share)
             nested.append(name.split(".", 1)[0])  # "<map>.value" is the class of a map's values
     twin._betterproto_meta = meta
     shared = tuple((k, v) for k, v in fields.items() if isinstance(v, (Message, list, dict)))
-    _finishing[twin] = _Twin(sdk, shared, times, tuple(dict.fromkeys(nested)))
+    _finishing[twin] = _Twin(sdk, shared, times, tuple(dict.fromkeys(nested)), interned)
     return twin
 
 
-def _prepare(sdk: type) -> type:
+def _prepare(sdk: type, share: frozenset = frozenset()) -> type:
     """The twin of ``sdk`` and of every class under it, with the codec's descriptors cached."""
     with _lock:
         fresh_from = len(_twins)
-        top = _twin(sdk)
+        top = _twin(sdk, share)
         for twin in list(_twins.values())[fresh_from:]:
             _rust.deserialize(twin(), b"")  # makes and caches the twin's descriptor
         return top
 
 
-def _finish(obj) -> None:
+class _Interned:
+    """Values decoded once per distinct encoding and shared by every message that has them."""
+
+    KEPT = 4096
+
+    def __init__(self):
+        self._values: dict[tuple[type, bytes], object] = {}
+
+    def get(self, cls: type, raw: bytes):
+        key = (cls, raw)
+        found = self._values.get(key)
+        if found is None:
+            if len(self._values) >= self.KEPT:
+                self._values.clear()
+            if cls is datetime:  # as b5 decodes a time
+                found = betterproto._Timestamp().parse(raw).to_datetime()
+            elif cls is timedelta:
+                found = betterproto._Duration().parse(raw).to_timedelta()
+            else:
+                found = deserializer(cls)(raw)
+            self._values[key] = found
+        return found
+
+
+def _finish(obj, interned: _Interned | None = None) -> None:
     """Make a decoded twin instance (and those in it) the SDK message it stands for: its class,
-    its own copies of template values, b5's times."""
+    its own copies of template values, b5's times, the shared values of interned fields."""
     how = _finishing[type(obj)]
     object.__setattr__(obj, "__class__", how.sdk)  # not the twin's __setattr__
     d = obj.__dict__
@@ -192,7 +226,7 @@ def _finish(obj) -> None:
             continue
         for item in _items(value):
             if type(item) in _finishing:
-                _finish(item)
+                _finish(item, interned)
     for name, convert in how.times.items():
         value = d.get(name, PLACEHOLDER)
         if isinstance(value, Message):
@@ -203,18 +237,31 @@ def _finish(obj) -> None:
                 _finish(item)
             d[name] = [convert(v) for v in value] if isinstance(value, list) else \
                 {k: convert(v) for k, v in value.items()}
+    for name, cls in how.interned.items():
+        value = d.get(name, PLACEHOLDER)
+        if isinstance(value, bytes):
+            d[name] = interned.get(cls, value)
+        elif isinstance(value, list):
+            d[name] = [interned.get(cls, v) for v in value]
 
 
-def deserializer(cls: type) -> Callable[[bytes], Message]:
-    """``cls.FromString`` for an SDK message class: the same message, decoded natively if possible."""
-    found = _deserializers.get(cls)
+def deserializer(cls: type, share: tuple[type, ...] = ()) -> Callable[[bytes], Message]:
+    """``cls.FromString`` for an SDK message class: the same message, decoded natively if possible.
+
+    With ``share`` (message classes), nested messages of those classes and times are decoded once
+    per distinct encoding by this deserializer and the same object is given to every message that
+    has them (so they must not be modified): a listing repeats its commit in every entry.
+    """
+    key = (cls, frozenset(share))
+    found = _deserializers.get(key)
     if found is not None:
         return found
     if not AVAILABLE:
-        return _deserializers.setdefault(cls, cls.FromString)
-    twin = _prepare(cls)
+        return _deserializers.setdefault(key, cls.FromString)
+    twin = _prepare(cls, key[1])
     fallback = cls.FromString
     blobs = bool(_plan(cls).blobs)
+    interned = _Interned() if share else None
 
     def decode(data: bytes) -> Message:
         if blobs and len(data) > NATIVE_BYTES_MAX:
@@ -224,9 +271,9 @@ def deserializer(cls: type) -> Callable[[bytes], Message]:
             _rust.deserialize(obj, data)
         except Exception:  # noqa: BLE001 - whatever the codec refuses, betterproto decides
             return fallback(data)
-        _finish(obj)
+        _finish(obj, interned)
         return obj
-    return _deserializers.setdefault(cls, decode)
+    return _deserializers.setdefault(key, decode)
 
 
 class _EncodePlan:
@@ -276,7 +323,7 @@ def _ready(msg: Message, plan: _EncodePlan) -> int:
                 d[name] = PLACEHOLDER
     for name in plan.present:
         if d.get(name) is PLACEHOLDER:
-            getattr(msg, name)  # stores the default, which betterproto would send
+            d[name] = msg._get_field_default(name)  # what reading it stores; betterproto sends it
     size = 0
     for name in plan.blobs:
         value = d.get(name)
@@ -299,12 +346,75 @@ def serialize(msg: Message) -> bytes:
     if not AVAILABLE:
         return bytes(msg)
     plan = _plan(type(msg))
-    if plan is not _NOTHING and _ready(msg, plan) > NATIVE_BYTES_MAX:
+    big = plan is not _NOTHING and _ready(msg, plan) > NATIVE_BYTES_MAX
+    if type(msg) in _finishing:
+        return _rust.serialize(msg)  # a `twin_of`: only the codec reads it
+    if big:
         return bytes(msg)
     try:
         return _rust.serialize(msg)
     except Exception:  # noqa: BLE001 - e.g. a value out of its field's range: betterproto decides
         return bytes(msg)
+
+
+def twin_of(msg: Message, share: tuple[type, ...]) -> Message:
+    """A message that `serialize` encodes to ``bytes(msg)`` faster, for one message refilled and
+    encoded many times (a listing's FileInfos): its nested messages of the classes in ``share``
+    and its times are held already encoded, and its fields are read without b5's __getattribute__.
+    Only for encoding: set fields on it (plain values, or messages made with `twin_of`), read none.
+    A message with an explicitly empty message of those classes (sent as a field with no bytes,
+    which an encoded value cannot say) is returned as it is."""
+    if not AVAILABLE:
+        return msg
+    try:
+        return _twin_of(msg, frozenset(share))
+    except _Unrepresentable:
+        return msg
+
+
+class _Unrepresentable(Exception):
+    pass
+
+
+def _twin_of(msg: Message, share: frozenset) -> Message:
+    with _lock:
+        twin = _prepare(type(msg), share)
+    how = _finishing[twin]
+    out = twin()
+    d, src = out.__dict__, msg.__dict__
+    for name in msg._betterproto.meta_by_field_name:
+        value = src.get(name, PLACEHOLDER)
+        if value is PLACEHOLDER or value is None:
+            pass
+        elif name in how.interned:
+            value = _encoded(value, in_oneof=bool(msg._betterproto.meta_by_field_name[name].group))
+        elif isinstance(value, Message):
+            value = _twin_of(value, share)
+        elif isinstance(value, list):
+            value = [_twin_of(v, share) if isinstance(v, Message) else v for v in value]
+        d[name] = value
+    for name in ("_serialized_on_wire", "_unknown_fields"):
+        d[name] = src[name]
+    d["_group_current"] = dict(src["_group_current"])
+    return out
+
+
+def _encoded(value, in_oneof: bool) -> bytes | list[bytes]:
+    """The encoding of a message or time as b5 makes it, for a field that then holds bytes."""
+    if isinstance(value, datetime):
+        return bytes(betterproto._Timestamp.from_datetime(value))
+    if isinstance(value, timedelta):
+        return bytes(betterproto._Duration.from_timedelta(value))
+    if isinstance(value, list):
+        return [_encoded(v, True) for v in value]  # every item of a repeated field is sent
+    if in_oneof:
+        return serialize(value)  # the chosen field of a oneof is sent even when empty, like bytes
+    if not value._serialized_on_wire:
+        return b""  # an unset message is not sent (the codec's rule too)
+    data = serialize(value)
+    if not data:
+        raise _Unrepresentable  # set but empty: sent as an empty field, which empty bytes are not
+    return data
 
 
 def serializer_for(method: str, fn: Callable | None) -> Callable | None:
