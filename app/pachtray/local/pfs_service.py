@@ -29,6 +29,7 @@ PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
 REPO_NAME_LIMIT = 255
 MAX_LIST = 100000
 LISTINGS_KEPT = 1_000_000  # entries of finished commits' folders kept listed and encoded
+REPO_INFOS_KEPT = 100_000  # encoded ListRepo answers kept (see repo_info_encoded)
 INLINE_BATCH = 32 << 20  # small contents held by one ModifyFile before they are stored early
 P = auth_pb.Permission
 
@@ -128,6 +129,7 @@ class PfsService:
         self._folders: collections.OrderedDict[tuple[int, str], FolderPages] = collections.OrderedDict()
         self._folders_size = 0
         self._folders_lock = threading.Lock()
+        self._repo_infos: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
 
     # --- message helpers ----------------------------------------------------------------------
     def repo_row(self, repo: pfs.Repo) -> RepoRow:
@@ -286,8 +288,10 @@ class PfsService:
             self.auth.repo_created(ctx, self.store.get_repo(project, req.repo.name, req.repo.type or "user"))
         return Empty()
 
-    def repo_info(self, ctx, r: RepoRow) -> pfs.RepoInfo:
-        branches = self.store.list_branches(r.id)
+    def repo_info(self, ctx, r: RepoRow, branches: list[tuple[str, int]] | None = None,
+                  auth_info=...) -> pfs.RepoInfo:
+        if branches is None:
+            branches = self.store.list_branches(r.id)
         size = 0
         for name, head in branches:
             if name == "master":
@@ -298,20 +302,39 @@ class PfsService:
             branches=[pfs.Branch(repo=repo, name=name) for name, _ in branches],
             details=pfs.RepoInfoDetails(size_bytes=size),
         )
-        auth_info = self.auth.repo_auth_info(ctx, r)
+        if auth_info is ...:
+            auth_info = self.auth.repo_auth_info(ctx, r)
         if auth_info is not None:
             info.auth_info = auth_info
         return info
 
+    def repo_info_encoded(self, ctx, r: RepoRow) -> bytes:
+        """`repo_info`, encoded; kept while the repo, its branches' heads and the caller's access
+        stay the same (a finished head never changes, so neither does the repo's size)."""
+        branches = tuple(self.store.list_branches(r.id))
+        auth_info = self.auth.repo_auth_info(ctx, r)
+        key = (r, branches, None if auth_info is None else codec.serialize(auth_info))
+        found = self._repo_infos.get(key)
+        if found is not None:
+            return found
+        data = codec.serialize(self.repo_info(ctx, r, list(branches), auth_info))
+        master = dict(branches).get("master")
+        if master is None or self.store.commit(master).finishing is not None:
+            with self._folders_lock:
+                self._repo_infos[key] = data
+                while len(self._repo_infos) > REPO_INFOS_KEPT:
+                    self._repo_infos.popitem(last=False)
+        return data
+
     def InspectRepo(self, req: pfs.InspectRepoRequest, ctx) -> pfs.RepoInfo:
         return self.repo_info(ctx, self.repo_row(req.repo))
 
-    def ListRepo(self, req: pfs.ListRepoRequest, ctx) -> Iterator[pfs.RepoInfo]:
+    def ListRepo(self, req: pfs.ListRepoRequest, ctx) -> Iterator[bytes]:
         projects = {p.name for p in req.projects if p.name} or None
         type_ = req.type or "user"
         for r in self.store.list_repos(projects, type_):
             if self.auth.can_list(ctx, r):
-                yield self.repo_info(ctx, r)
+                yield self.repo_info_encoded(ctx, r)
 
     def DeleteRepo(self, req: pfs.DeleteRepoRequest, ctx) -> pfs.DeleteRepoResponse:
         r = self.find_repo(req.repo.project.name or "default", req.repo.name, req.repo.type)
