@@ -30,11 +30,6 @@ def _run(module: str, func: str, argv: list[str]) -> int:
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     import importlib
 
-    if module != SUBCOMMANDS["gui"][0]:  # the long-running servers stream big buffers
-        from pachtray.malloc import return_big_buffers
-
-        return_big_buffers()
-
     rc = getattr(importlib.import_module(module), func)(argv)
     return int(rc or 0)
 

@@ -16,6 +16,7 @@ from betterproto.lib.google.protobuf import BytesValue, Empty
 from pachyderm_sdk.api import auth as auth_pb
 from pachyderm_sdk.api import pfs
 
+from pachtray import malloc
 from pachtray.local.rpc import RpcFailure, invalid, not_found, precondition, unknown
 from pachtray.local.store import CHUNK, ORIGIN_USER, CommitRow, Entry, RepoRow, Store
 from pachtray.pfs import codec
@@ -29,6 +30,9 @@ PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
 REPO_NAME_LIMIT = 255
 MAX_LIST = 100000
 LISTINGS_KEPT = 1_000_000  # entries of finished commits' folders kept listed and encoded
+# GetFile answers: 4 MiB messages (pachd sends up to ~20 MiB; the SDK and pachctl accept 20 MiB), so a
+# reader whose chunks are 4 MiB gets each in one message, with no joining (and 4x fewer messages).
+GET_FILE_CHUNK = 4 << 20
 REPO_INFOS_KEPT = 100_000  # encoded ListRepo answers kept (see repo_info_encoded)
 INLINE_BATCH = 32 << 20  # small contents held by one ModifyFile before they are stored early
 P = auth_pb.Permission
@@ -511,8 +515,11 @@ class PfsService:
 
     # --- files: writing -----------------------------------------------------------------------
     def ModifyFile(self, requests: Iterator[pfs.ModifyFileRequest], ctx) -> Empty:
-        with self.store.writing():
-            self.modify(requests, ctx)
+        try:
+            with self.store.writing():
+                self.modify(requests, ctx)
+        finally:
+            malloc.trim()  # a stream of big contents leaves freed buffers behind
         return Empty()
 
     def modify(self, requests: Iterator[pfs.ModifyFileRequest], ctx) -> None:
@@ -545,10 +552,13 @@ class PfsService:
         entry = self.single_file(repo, commit, req.file.path)
         if present(req.path_range) and not in_range(entry.path, req.path_range):
             raise not_found(f"file {entry.path} not found in repo {repo} at commit {commit.id}")
-        with self.store.open_blob(entry.blob, entry.size) as f:
-            f.seek(max(0, req.offset))
-            while chunk := f.read(CHUNK):
-                yield BytesValue(value=chunk)
+        try:
+            with self.store.open_blob(entry.blob, entry.size) as f:
+                f.seek(max(0, req.offset))
+                while chunk := f.read(GET_FILE_CHUNK):
+                    yield BytesValue(value=chunk)
+        finally:
+            malloc.trim()  # hand the chunks' memory back (a reader may stop early: cancelled)
 
     def single_file(self, repo: RepoRow, commit: CommitRow, path: str) -> Entry:
         chain = self.store.chain(commit.seq)

@@ -21,6 +21,7 @@ import time
 os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
 import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
 
+from pachtray import malloc  # noqa: E402
 from pachtray.errors import PachtrayError  # noqa: E402
 from pachtray.mount.cache import ChunkCache  # noqa: E402
 from pachtray.mount.reader import ClientFn, CommitTree, ReadState, attrs, norm, reader_for  # noqa: E402
@@ -105,7 +106,8 @@ class _TreeHandle:
         pass
 
     def release(self) -> None:
-        pass
+        if self.state.next_offset > MAX_READ:  # a big read ends: hand its buffers' memory back
+            malloc.trim()
 
 
 class CommitView(_ReadOnly):

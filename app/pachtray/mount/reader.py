@@ -25,6 +25,7 @@ import grpc
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
+from pachtray import malloc
 from pachtray.mount.cache import ChunkCache, content_key
 from pachtray.pfs.client import get_file, list_file
 
@@ -270,6 +271,11 @@ class ChunkReader:
                 self._done(key, idx, fut, error=e)
             if not isinstance(e, Exception):
                 raise
+        finally:
+            with self._lock:
+                idle = not self._inflight
+            if idle:  # the end of a burst of 1-4 MiB buffers: hand their memory back
+                malloc.trim()
 
     def _done(self, key: str, idx: int, fut: Future, result: bytes | None = None,
               error: BaseException | None = None) -> None:
