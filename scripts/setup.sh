@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up shared by the README's two commands: system packages (FUSE 3, Qt's xcb
-# libraries, Xvfb) via apt-get when root, then the virtualenv .venv with pinned Python deps.
+# libraries, Xvfb, fio for tests/fsck) via apt-get when root, then the virtualenv .venv with pinned Python deps.
 # Quick the second time: each step is skipped when what it makes is already there.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,7 +8,7 @@ cd "$here"
 
 sys_pkgs=(fuse3 libfuse3-3 libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1
   libxcb-shape0 libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libegl1 libgl1
-  libfontconfig1 libdbus-1-3 xvfb xauth)
+  libfontconfig1 libdbus-1-3 xvfb xauth fio)
 missing=()
 for p in "${sys_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -45,3 +45,17 @@ def put_commit(client, repo: str, files: dict[str, bytes], branch: str = "master
         for path, data in files.items():
             c.put_file_from_bytes(path=path, data=data)
     return client.pfs.inspect_branch(branch=pfs.Branch.from_uri(f"{repo}@{branch}")).head.id
+
+
+def head_of(client, repo: str, branch: str = "master") -> str:
+    return client.pfs.inspect_branch(branch=pfs.Branch.from_uri(f"{repo}@{branch}")).head.id
+
+
+def tree(client, repo: str, commit_id: str) -> dict[str, bytes]:
+    """Every file of a commit with its content (read with the SDK, not through our code)."""
+    out = {}
+    for info in client.pfs.walk_file(file=pfs.File.from_uri(f"{repo}@{commit_id}:/")):
+        if info.file_type == pfs.FileType.FILE:
+            out[info.file.path] = b"".join(
+                m.value for m in client.pfs.get_file(file=pfs.File.from_uri(f"{repo}@{commit_id}:{info.file.path}")))
+    return out

@@ -24,23 +24,9 @@ from pachtray.mount.fs import FuseMount
 from pachtray.mount.staging import CommitFailed, RwView
 from pachtray.pfs.client import connect
 
-from mounthelpers import cache, mount, pclient, put_commit  # noqa: F401 - fixtures
+from mounthelpers import cache, head_of, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
 
 MiB = 1024 * 1024
-
-
-def head_of(client, repo: str, branch: str = "master") -> str:
-    return client.pfs.inspect_branch(branch=pfs.Branch.from_uri(f"{repo}@{branch}")).head.id
-
-
-def tree(client, repo: str, commit_id: str) -> dict[str, bytes]:
-    """Every file of a commit with its content (read with the SDK, not through our code)."""
-    out = {}
-    for info in client.pfs.walk_file(file=pfs.File.from_uri(f"{repo}@{commit_id}:/")):
-        if info.file_type == pfs.FileType.FILE:
-            out[info.file.path] = b"".join(
-                m.value for m in client.pfs.get_file(file=pfs.File.from_uri(f"{repo}@{commit_id}:{info.file.path}")))
-    return out
 
 
 def commit_count(client, repo: str) -> int:

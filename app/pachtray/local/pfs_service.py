@@ -18,14 +18,14 @@ from pachyderm_sdk.api import pfs
 
 from pachtray import malloc
 from pachtray.local.rpc import RpcFailure, invalid, not_found, precondition, unknown
-from pachtray.local.store import CHUNK, ORIGIN_USER, CommitRow, Entry, RepoRow, Store
+from pachtray.local.store import CHUNK, ORIGIN_USER, CommitRow, Entry, RepoRow, Store, ancestors
 from pachtray.pfs import codec
 from pachtray.pfs.glob import GLOB_CHARS, GlobError, clean_path, literal_prefix, matcher
+from pachtray.pfs.paths import path_problem
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 COMMIT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 ANCESTRY_RE = re.compile(r"^(.*?)((?:[\^~][0-9]*|\.[0-9]+)*)$")
-PRINTABLE_RE = re.compile(r"^[ -~]+$")
 PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
 REPO_NAME_LIMIT = 255
 MAX_LIST = 100000
@@ -67,12 +67,8 @@ def validate_repo_name(name: str) -> None:
 
 def validate_file_path(path: str) -> str:
     """pachd's ValidateFilename, returning the clean path."""
-    if not path or not PRINTABLE_RE.match(path):
-        raise invalid(f"path ({path}) invalid: only printable ASCII characters allowed")
-    if m := GLOB_CHARS.search(path):
-        raise invalid(f"path ({path}) invalid: globbing character ({m.group()}) not allowed in path")
-    if any(part in (".", "..") for part in path.split("/")):
-        raise invalid(f"path ({path}) invalid: relative file paths are not allowed")
+    if (problem := path_problem(path)) is not None:
+        raise invalid(problem)
     p = clean_path(path)
     if p == "/":
         raise invalid(f"path ({path}) invalid: a file needs a name")
@@ -780,6 +776,7 @@ class ModifyBatch:
         service.auth.require(ctx, self.repo, P.REPO_WRITE)
         self.ctx = ctx
         self.overlay: dict[str, tuple[str, int] | None] = {}
+        self.overlay_dirs: set[str] = set()  # folders with overlay paths under them (a delete looks there only)
         self.writers: dict = {}
         self.inline: dict[str, bytes] = {}  # small contents not yet in the store
         self.inline_bytes = 0
@@ -830,7 +827,7 @@ class ModifyBatch:
         if w is None:
             return
         digest, size, inline = w.finish()
-        self.overlay[path] = (digest, size)
+        self.put(path, (digest, size))
         if inline is not None:
             self.inline[digest] = inline
             self.inline_bytes += len(inline)
@@ -847,21 +844,32 @@ class ModifyBatch:
         if add.raw:
             w.write(add.raw)
 
+    def put(self, path: str, value: tuple[str, int] | None) -> None:
+        if path not in self.overlay:
+            for d in ancestors(path):
+                if d in self.overlay_dirs:
+                    break
+                self.overlay_dirs.add(d)
+        self.overlay[path] = value
+
     def delete_file(self, path: str) -> None:
         under = "/" if path == "/" else path + "/"
         for p in [p for p in self.writers if p == path or p.startswith(under)]:
             self.writers.pop(p).abort()
-        for p in [p for p in self.overlay if p == path or p.startswith(under)]:
-            self.overlay[p] = None
+        if path in self.overlay:
+            self.overlay[path] = None
+        if path in self.overlay_dirs:  # not scanned for every file deleted before it is written
+            for p in [p for p in self.overlay if p.startswith(under)]:
+                self.overlay[p] = None
         entry = self.store.lookup(self.base, path) if self.base else None
         if entry is None:
             return
         if entry.is_dir:
             for e in self.store.walk(self.base, path):
                 if not e.is_dir and e.path not in self.overlay:
-                    self.overlay[e.path] = None
+                    self.put(e.path, None)
         elif path not in self.overlay:
-            self.overlay[path] = None
+            self.put(path, None)
 
     def copy_file(self, copy: pfs.CopyFile) -> None:
         dst = validate_path_or_root(copy.dst)
@@ -883,7 +891,7 @@ class ModifyBatch:
             if copy.append and self.current(target) is not None:
                 self.writer_for(target).write_blob(e.blob, e.size)
             else:
-                self.overlay[target] = (e.blob, e.size)
+                self.put(target, (e.blob, e.size))
 
     def commit_changes(self) -> None:
         for path in list(self.writers):

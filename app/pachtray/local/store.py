@@ -613,58 +613,77 @@ class Store:
               inline: dict[str, bytes]) -> None:
         """Apply file changes (path -> (blob, size), or None to delete) to open commit ``seq`` atomically.
 
+        ``changes`` is the end state of a stream whose operations were applied in order, so a path
+        may turn from a folder into a file (its files deleted, a file written) or back. A file is
+        refused only where a folder still holds files in the end, or under a path that is a file.
         Caller holds ``commit_lock(seq)``; file blobs are already in the store, ``inline`` ones are
         written in the same transaction.
         """
         chain = self.chain(seq)
-        rows: list[tuple] = []
+        rows: dict[tuple[str, str], tuple] = {}  # (dir, name) -> row; a later row for a key replaces an earlier
         deltas: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        dirs: dict[str, Entry | None] = {}
+        found: dict[str, Entry | None] = {}
 
-        def lookup_dir(path: str) -> Entry | None:
-            if path not in dirs:
-                dirs[path] = self.lookup(chain, path)
-            return dirs[path]
+        def lookup(path: str) -> Entry | None:
+            if path not in found:
+                found[path] = self.lookup(chain, path)
+            return found[path]
 
+        written = [path for path, new in changes.items() if new is not None]
         for path, new in changes.items():
-            old = self.lookup(chain, path)
-            if old is not None and old.is_dir:
-                if new is None:
-                    continue
-                raise unknown(f"cannot write file {path}: a directory exists at that path")
-            if new is not None:
-                for d in ancestors(path):
-                    if d == "/" or changes.get(d, "") is None:
-                        continue
-                    e = lookup_dir(d)
-                    if e is not None and not e.is_dir:
-                        raise unknown(f"cannot write file {path}: {d} is a file")
+            old = lookup(path)
+            if old is not None and old.is_dir:  # a folder's files change through their own paths
+                old = None
             if old is None and new is None:
                 continue
             if old is not None and new is not None and old.blob == new[0]:
                 continue
             d, n = split_path(path)
             if new is None:
-                rows.append((seq, d, n, 0, None, 0, 0, 1))
+                rows[(d, n)] = (seq, d, n, 0, None, 0, 0, 1)
             else:
-                rows.append((seq, d, n, 0, new[0], new[1], 1, 0))
+                rows[(d, n)] = (seq, d, n, 0, new[0], new[1], 1, 0)
             dsize = (new[1] if new else 0) - (old.size if old else 0)
             dcount = (1 if new else 0) - (1 if old else 0)
             for a in ancestors(path):
                 deltas[a][0] += dsize
                 deltas[a][1] += dcount
-        for path, (dsize, dcount) in deltas.items():
-            old = lookup_dir(path)
-            size = (old.size if old else 0) + dsize
-            nfiles = (old.nfiles if old else 0) + dcount
+
+        def files_in(path: str) -> int:
+            """Files under folder ``path`` once the changes are applied (0 if it is not a folder)."""
+            old = lookup(path)
+            before = old.nfiles if old is not None and old.is_dir else 0
+            return before + (deltas[path][1] if path in deltas else 0)
+
+        for path in written:
+            if files_in(path) > 0:
+                raise unknown(f"cannot write file {path}: a directory exists at that path")
+            for d in ancestors(path):
+                if d == "/":
+                    break
+                if d in changes:
+                    if changes[d] is not None:
+                        raise unknown(f"cannot write file {path}: {d} is a file")
+                    continue
+                e = lookup(d)
+                if e is not None and not e.is_dir:
+                    raise unknown(f"cannot write file {path}: {d} is a file")
+        for path, (dsize, _) in deltas.items():
+            old = lookup(path)
+            if old is not None and not old.is_dir:  # a file here before: the folder starts empty
+                old = None
+            nfiles = files_in(path)
+            if nfiles == 0 and changes.get(path) is not None:
+                continue  # the folder is gone and a file took its place
             d, n = split_path(path)
-            rows.append((seq, d, n, 1, None, size, nfiles, int(nfiles == 0 and path != "/")))
+            rows[(d, n)] = (seq, d, n, 1, None, (old.size if old else 0) + dsize, nfiles,
+                            int(nfiles == 0 and path != "/"))
         with self.write() as c:
             if self._commit(c, seq).finishing is not None:
                 raise precondition(f"commit {repo}@{self._commit(c, seq).id} has already finished")
             c.executemany("INSERT OR IGNORE INTO inline_blobs(hash, data) VALUES (?,?)", inline.items())
             c.executemany("INSERT OR REPLACE INTO entries(commit_seq, dir, name, is_dir, blob, size, nfiles, deleted)"
-                          " VALUES (?,?,?,?,?,?,?,?)", rows)
+                          " VALUES (?,?,?,?,?,?,?,?)", rows.values())
 
     # --- auth ---------------------------------------------------------------------------------
     def role_bindings(self, resource_type: int, resource: str) -> dict[str, set[str]]:

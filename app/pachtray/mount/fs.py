@@ -77,11 +77,15 @@ def _erofs(*_args, **_kw):
 
 
 class _ReadOnly:
-    """Every change to a read-only view fails with EROFS."""
+    """Every change to a read-only view fails with EROFS; PFS has no symbolic links."""
 
     writable = False
     invalidate = None
-    create = mkdir = unlink = rmdir = rename = truncate = chmod = utimens = _erofs
+    create = mkdir = unlink = rmdir = rename = truncate = chmod = utimens = link = symlink = _erofs
+
+    def readlink(self, path: str) -> str:
+        self.getattr(path)
+        raise OSError(errno.EINVAL, f"{path} is not a symbolic link")
 
     def statfs(self) -> dict:
         return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 0, "f_bfree": 0, "f_bavail": 0,
@@ -162,6 +166,10 @@ class CommitView(_ReadOnly):
             if self._visible(posixpath.join(path, e.name)):
                 yield i, e.name, RO_DIR if e.is_dir else RO_FILE
 
+    def prepare(self) -> None:
+        """Fetch the root's first page, so the mount answers at once when it appears (OSError if it cannot)."""
+        next(iter(self.tree.entries_from("/", 0)), None)
+
     def open(self, path: str, flags: int) -> _TreeHandle:
         if (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC:
             _erofs()
@@ -237,6 +245,15 @@ class LocalDirView:
     def rename(self, old: str, new: str) -> None:
         os.rename(self._real(old), self._real(new))
 
+    def link(self, old: str, new: str) -> None:
+        os.link(self._real(old), self._real(new))
+
+    def symlink(self, path: str, target: str) -> None:
+        os.symlink(target, self._real(path))
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._real(path))
+
     def chmod(self, path: str, mode: int) -> None:
         os.chmod(self._real(path), mode & 0o7777)
 
@@ -279,7 +296,9 @@ class _Ops(fuse.Operations):
         self._dir_listings: dict[int, list] = {}  # open folder handle -> listing taken at offset 0
         self._ids = itertools.count(1)
 
-    def _route(self, path: str):
+    def _route(self, path: str | None):
+        if path is None:  # libfuse lost the name of an unlinked open file (its folder went too)
+            raise OSError(errno.ESTALE, "the file has no name any more")
         name, _, rest = path.lstrip("/").partition("/")
         view = self.m._views.get(name)
         if view is None:
@@ -314,6 +333,10 @@ class _Ops(fuse.Operations):
         return found
 
     def opendir(self, path):
+        if path != "/":  # a name the kernel still caches may be gone: as stat says
+            _, view, sub = self._route(path)
+            if not view.getattr(sub)["st_mode"] & 0o040000:
+                raise OSError(errno.ENOTDIR, path)
         return next(self._ids)
 
     def releasedir(self, path, fh):
@@ -381,8 +404,8 @@ class _Ops(fuse.Operations):
             entry[1].release()
         return 0
 
-    def _writable_route(self, path: str):
-        if posixpath.dirname(path) == "/":
+    def _writable_route(self, path: str | None):
+        if path is not None and posixpath.dirname(path) == "/":
             if path.lstrip("/") in self.m._views:
                 raise OSError(errno.EBUSY, f"{path} is a mount")
             raise OSError(errno.EACCES, "only mounts live at the top of the mount dir")
@@ -409,13 +432,40 @@ class _Ops(fuse.Operations):
         view.rmdir(sub)
         return 0
 
+    def _one_view(self, a: str, b: str):
+        """(view, sub_a, sub_b) of two writable paths of the same view (EXDEV across mounts)."""
+        view, sub_a = self._writable_route(a)
+        other, sub_b = self._writable_route(b)
+        if view is not other:
+            raise OSError(errno.EXDEV, "not within one mount")
+        return view, sub_a, sub_b
+
     def rename(self, old, new):
-        view, sub_old = self._writable_route(old)
-        view_new, sub_new = self._writable_route(new)
-        if view is not view_new:
-            raise OSError(errno.EXDEV, "cannot move between mounts")
+        view, sub_old, sub_new = self._one_view(old, new)
         view.rename(sub_old, sub_new)
         return 0
+
+    def mknod(self, path, mode, dev):
+        self._writable_route(path)
+        raise OSError(errno.EPERM, "PFS holds files and folders only: no devices, fifos or sockets")
+
+    def link(self, target, source):
+        """`ln source target` (mfusepy's names)."""
+        view, sub_new, sub_old = self._one_view(target, source)
+        view.link(sub_old, sub_new)
+        return 0
+
+    def symlink(self, target, source):
+        """`ln -s source target`: the link `target` holds the text `source`."""
+        view, sub = self._writable_route(target)
+        view.symlink(sub, source)
+        return 0
+
+    def readlink(self, path):
+        if path == "/":
+            raise OSError(errno.EINVAL, path)
+        _, view, sub = self._route(path)
+        return view.readlink(sub)
 
     def chmod(self, path, mode):
         view, sub = self._writable_route(path)
@@ -470,9 +520,11 @@ class FuseMount:
         self._raise_read_ahead()
 
     def _run(self) -> None:
+        # Not hard_remove: libfuse renames a file unlinked while open to `.fuse_hidden*` until it is
+        # closed, so fstat and ftruncate on its descriptor keep working (RwView never lists nor
+        # commits those names).
         options = {"fsname": "pachtray", "subtype": "pachtray", "attr_timeout": ATTR_TIMEOUT,
-                   "entry_timeout": ATTR_TIMEOUT, "negative_timeout": 0, "max_read": MAX_READ,
-                   "hard_remove": True}
+                   "entry_timeout": ATTR_TIMEOUT, "negative_timeout": 0, "max_read": MAX_READ}
         if self.allow_other:
             options["allow_other"] = True
         try:
@@ -514,6 +566,7 @@ class FuseMount:
         with self._lock:
             self._views[name] = view
         view.invalidate = lambda: self._invalidate(name)
+        view.mountpoint = os.path.join(self.mount_dir, name)
         self._invalidate(name)
 
     def remove_view(self, name: str):

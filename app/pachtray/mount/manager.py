@@ -447,11 +447,23 @@ class MountManager:
             m.pending = m.view.pending_count()
         else:
             m.view = self._ro_view(m)
-        self._publish(m)
+        try:
+            self._publish(m)
+        except ApiError:
+            if m.mode == "rw":
+                m.view.close()
+                self._drop_staging(m.name)
+            raise
         self._changed_set()
 
     def _publish(self, m: _Mount) -> None:
-        """Register a mount whose view is built and show it in the file system."""
+        """Register a mount whose view is built and show it in the file system, once it can answer:
+        a mount never appears with a listing that is empty only because it was not fetched yet."""
+        try:
+            m.view.prepare()
+        except OSError as e:
+            raise ClusterUnreachable(f"mount request {m.name!r}: cannot list {m.project}/{m.repo}@"
+                                     f"{m.commit or m.branch}: {e.strerror or e}") from None
         with self._lock:
             self._mounts[m.name] = m
         self._fs.add_view(m.name, m.view)

@@ -438,9 +438,9 @@ class CommitTree:
                                       pagination_marker=marker, number=PAGE_SIZE))
                 break
             except (grpc.RpcError, ConnectionError) as e:
-                if is_not_found(e):
-                    listing.complete = True
-                    return
+                if is_not_found(e):  # pachd lists a missing path as empty: the commit itself is gone
+                    log.warning("%s failed: %s", what, e.details() if isinstance(e, grpc.RpcError) else e)
+                    raise OSError(errno.EIO, f"{what}: commit not found") from None
                 timed_out = isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
                 if attempt == 2 or not timed_out:
                     raise os_error(e, what) from None

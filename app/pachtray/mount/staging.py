@@ -7,16 +7,31 @@ written files). Rows overlay the base commit (the branch head when the changes s
   of a file that was never written, so nothing is downloaded);
 - `dir`: a folder; with `src` its contents are the base folder `src` (a renamed folder), without
   it the folder is new and starts empty (PFS keeps no empty folders, so these stay local until
-  a file appears in them);
+  a file appears in them; a commit adds such rows for the folders it empties, so every folder
+  seen in the mount stays until unmount);
+- `emptied`: a new folder where the base has something (a file, or a folder whose content went):
+  a change of its own, committed as the deletion of that path;
+- `symlink`: a symbolic link whose target text is `src`; every commit uploads a copy of the file
+  it leads to at that moment (links to files of the same mount only), and the link stays a link
+  in the mount until unmount (`clean` once committed: then it alone is no pending change);
 - `gone`: the base path is deleted.
 
-A path without a row is what its nearest ancestor row says: nothing under a `gone`, a file or a
-new `dir`; the base folder under a renamed `dir`; else the base commit itself. Rows are written
+A hard link is made as a copy (a new row with a copy of the blob, or the same base file): with
+libfuse's path-based API the kernel would cache each name as its own inode, so a write through
+one name would not show through the other. libfuse renames a file unlinked while open to
+`.fuse_hidden*` until it is closed: such rows are never listed nor committed.
+
+A path without a row is what its nearest ancestor row says: nothing under a `gone`, a file, a
+new `dir` or `emptied`; the base folder under a renamed `dir`; else the base commit itself. Rows are written
 before an operation returns (SQLite WAL, synchronous=NORMAL: a committed row survives kill -9, and
 the OS writes it out within seconds) and blobs are plain files, so a killed daemon finds every
 change on restart; an fsync() of a file also syncs the journal, so what a program fsync'ed
-survives a power loss too. A commit sends the rows, parents
-first, as one ModifyFile stream on the branch: pachd applies such a stream all or nothing.
+survives a power loss too. A commit sends the rows, parents first, as one ModifyFile stream on
+the branch: pachd applies such a stream all or nothing, in order, to the branch's head at that
+moment, which may have moved on from the base. So every changed path is deleted before it is
+written (PFS appends to a file that exists), a new folder over nothing deletes nothing (files
+others put in it stay), and recommitting the same rows (after a crash between the commit and the
+journal reset) gives the same result.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ import errno
 import logging
 import os
 import posixpath
+import shutil
 import sqlite3
 import threading
 import uuid
@@ -36,6 +52,7 @@ import grpc
 from pachyderm_sdk.api import pfs
 
 from pachtray.errors import PachtrayError
+from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
 from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_commit, norm, reader_for,
                                    require_client)
@@ -46,6 +63,10 @@ UPLOAD_CHUNK = 1024 * 1024
 COPY_CHUNK = 4 * 1024 * 1024
 FILE_MODE = 0o100644
 DIR_MODE = 0o040755
+LINK_MODE = 0o120777
+NAME_MAX = 255  # bytes, as statfs says
+MAX_LINK_HOPS = 40  # as Linux follows
+HIDDEN_PREFIX = ".fuse_hidden"  # libfuse's name for a file unlinked while open
 
 
 class CommitFailed(PachtrayError):
@@ -57,10 +78,10 @@ class CommitFailed(PachtrayError):
 
 @dataclass(frozen=True)
 class Row:
-    kind: str  # "file" | "dir" | "gone"
+    kind: str  # "file" | "dir" | "emptied" | "symlink" | "gone"
     blob: str | None = None
-    src: str | None = None
-    clean: bool = False  # content already committed; kept only while a handle has it open
+    src: str | None = None  # base path of a renamed file or folder; a symlink's target
+    clean: bool = False  # content already committed; a file is kept only while a handle has it open
 
 
 @dataclass(frozen=True)
@@ -71,9 +92,22 @@ class Node:
     size: int = 0
     mtime: float = 0.0
 
+    @property
+    def link(self) -> str | None:
+        """The target of a symbolic link (None for files and folders)."""
+        return self.row.src if self.row is not None and self.row.kind == "symlink" else None
+
+    @property
+    def mode(self) -> int:
+        return DIR_MODE if self.is_dir else LINK_MODE if self.link is not None else FILE_MODE
+
 
 def _parent(path: str) -> str:
     return posixpath.dirname(path)
+
+
+def _hidden(path: str) -> bool:
+    return posixpath.basename(path).startswith(HIDDEN_PREFIX)
 
 
 def _under(path: str, top: str) -> bool:
@@ -124,11 +158,13 @@ class Journal:
         with self._db_lock:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def write(self, changes: dict[str, Row | None]) -> None:
-        """Apply {path: row or None (delete)} in one transaction."""
+    def write(self, changes: dict[str, Row | None], meta: dict[str, str] | None = None) -> None:
+        """Apply {path: row or None (delete)} and `meta` in one transaction."""
         with self._db_lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                for key, value in (meta or {}).items():
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
                 for path, row in changes.items():
                     if row is None:
                         self.db.execute("DELETE FROM rows WHERE path=?", (path,))
@@ -170,7 +206,7 @@ class _BlobHandle:
 
     def stat(self) -> dict:
         st = os.fstat(self.fd)
-        return self.view._attrs(False, st.st_size, st.st_mtime)
+        return self.view._attrs(FILE_MODE, st.st_size, st.st_mtime, self.view._names(self.blob))
 
     def fsync(self) -> None:
         os.fsync(self.fd)
@@ -182,20 +218,21 @@ class _BlobHandle:
 
 
 class _BaseHandle:
-    """A file read straight from the base commit (opened read-only and never written)."""
+    """A file read straight from the base commit (opened read-only and never written); it keeps
+    reading the commit it was opened on when a commit moves the view to a new base."""
 
     def __init__(self, view: "RwView", base_path: str, size: int, mtime: float):
-        self.view, self.base_path, self.size, self.mtime = view, base_path, size, mtime
+        self.view, self.tree, self.base_path, self.size, self.mtime = view, view.base, base_path, size, mtime
         self.state = ReadState()
 
     def read(self, size: int, offset: int) -> bytes:
-        return self.view.base.read(self.base_path, self.size, offset, size, self.state)
+        return self.tree.read(self.base_path, self.size, offset, size, self.state)
 
     def write(self, data: bytes, offset: int) -> int:
         raise OSError(errno.EBADF, "file not open for writing")
 
     def stat(self) -> dict:
-        return self.view._attrs(False, self.size, self.mtime)
+        return self.view._attrs(FILE_MODE, self.size, self.mtime)
 
     def fsync(self) -> None:
         pass
@@ -218,12 +255,21 @@ class RwView:
         self.reader = reader_for(cache)
         self._mut = threading.RLock()  # held by every change and for a whole commit: writes wait
         self._lock = threading.RLock()  # guards the in-memory rows
-        self.rows = self.journal.load()
+        self.rows: dict[str, Row] = {}
         self._children: dict[str, set[str]] = collections.defaultdict(set)
-        for p in self.rows:
-            self._children[_parent(p)].add(posixpath.basename(p))
         self._open: collections.Counter[str] = collections.Counter()
-        self._clean_blobs = {r.blob for r in self.rows.values() if r.clean}
+        self._clean_blobs: set[str] = set()
+        self._blob_paths: dict[str, str] = {}  # blob -> the one path whose row holds it
+        self._apply_in_memory(self.journal.load())
+        # No handle survives a restart: files unlinked while open are gone now, and so are blobs a
+        # kill -9 left without a row (written before their row, or not yet deleted after it).
+        leftover = {p: None for p in self.rows if _hidden(p)}
+        if leftover:
+            self._apply_dropping_blobs(leftover)
+        held = {r.blob for r in self.rows.values() if r.blob}
+        for f in self.journal.files.iterdir():
+            if f.name not in held:
+                f.unlink(missing_ok=True)
         # Changes are relative to the base they were made on, so a resumed journal keeps its own.
         stored = self.journal.meta("base_commit")
         if stored is not None and self.rows:
@@ -232,6 +278,7 @@ class RwView:
             self.journal.set_meta("base_commit", base_commit_id or "")
         self.base = CommitTree(client_fn, project, repo, base_commit_id, self.reader, probe=False)
         self.invalidate = None  # set by FuseMount: drops the kernel's cached view of this mount
+        self.mountpoint: str | None = None  # set by FuseMount: where absolute symlink targets point into the view
 
     @property
     def base_commit_id(self) -> str | None:
@@ -239,8 +286,17 @@ class RwView:
 
     # --- resolution ---------------------------------------------------------------------------
     @staticmethod
-    def _attrs(is_dir: bool, size: int, mtime: float) -> dict:
-        return attrs(DIR_MODE if is_dir else FILE_MODE, 0 if is_dir else size, mtime)
+    def _attrs(mode: int, size: int, mtime: float, nlink: int | None = None) -> dict:
+        found = attrs(mode, 0 if mode == DIR_MODE else size, mtime)
+        if nlink is not None:
+            found["st_nlink"] = nlink
+        return found
+
+    def _names(self, blob: str) -> int:
+        """Links to a blob's file: 0 once its name is unlinked (libfuse's hidden name) or gone."""
+        with self._lock:
+            path = self._blob_paths.get(blob)
+        return 0 if path is None or _hidden(path) else 1
 
     def _base_path(self, path: str) -> str | None:
         """Where `path` comes from in the base when it has no row itself (None: hidden)."""
@@ -264,8 +320,10 @@ class RwView:
         if row is not None:
             if row.kind == "gone":
                 return None
-            if row.kind == "dir":
+            if row.kind in ("dir", "emptied"):
                 return Node(True, row, row.src, 0, self.base.mtime)
+            if row.kind == "symlink":
+                return Node(False, row, None, len(os.fsencode(row.src)), self.base.mtime)
             if row.blob is not None:
                 try:
                     st = os.stat(self.journal.blob_path(row.blob))
@@ -291,31 +349,41 @@ class RwView:
             raise OSError(errno.ENOTDIR, path)
         return node
 
-    def _list(self, path: str, node: Node) -> dict[str, bool]:
-        """name -> is_dir of the folder `path`."""
+    def _list(self, path: str, node: Node) -> dict[str, int]:
+        """name -> mode of the entries of folder `path` (files unlinked while open are not listed)."""
         names = {}
         if node.base_path is not None:
-            names = {n: e.is_dir for n, e in self.base.list(node.base_path).items()}
+            names = {n: DIR_MODE if e.is_dir else FILE_MODE for n, e in self.base.list(node.base_path).items()}
         with self._lock:
             staged = list(self._children.get(path, ()))
         for name in staged:
             child = self._node(posixpath.join(path, name))
-            if child is None:
+            if child is None or name.startswith(HIDDEN_PREFIX):
                 names.pop(name, None)
             else:
-                names[name] = child.is_dir
+                names[name] = child.mode
         return names
 
     # --- view interface: reading --------------------------------------------------------------
+    def prepare(self) -> None:
+        """Fetch the root's first page, so the mount answers at once when it appears (OSError if it cannot)."""
+        next(iter(self.base.entries_from("/", 0)), None)
+
     def getattr(self, path: str, handle=None) -> dict:
         if handle is not None:
             return handle.stat()
         node = self._need(path)
-        return self._attrs(node.is_dir, node.size, node.mtime)
+        return self._attrs(node.mode, node.size, node.mtime, 0 if _hidden(path) else None)  # unlinked: no name
 
     def readdir(self, path: str) -> list[tuple[str, dict]]:
         node = self._need_dir(path)
-        return [(n, {"st_mode": DIR_MODE if d else FILE_MODE}) for n, d in sorted(self._list(path, node).items())]
+        return [(n, {"st_mode": mode}) for n, mode in sorted(self._list(path, node).items())]
+
+    def readlink(self, path: str) -> str:
+        target = self._need(path).link
+        if target is None:
+            raise OSError(errno.EINVAL, f"{path} is not a symbolic link")
+        return target
 
     def open(self, path: str, flags: int):
         writing = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
@@ -350,23 +418,26 @@ class RwView:
             clean = [p for p, r in self.rows.items() if r.blob == blob and r.clean]
         if clean:
             with self._mut:
-                self._apply({p: None for p in clean})
-                self.journal.drop_blob(blob)
+                self._apply_dropping_blobs({p: None for p in clean})
 
     def statfs(self) -> dict:
         st = os.statvfs(self.journal.dir)
-        return {k: getattr(st, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
-                                             "f_files", "f_ffree", "f_favail", "f_namemax")}
+        found = {k: getattr(st, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+                                              "f_files", "f_ffree", "f_favail")}
+        found["f_namemax"] = NAME_MAX
+        return found
 
     # --- view interface: changing -------------------------------------------------------------
-    def _apply(self, changes: dict[str, Row | None], freeable: set[str] = frozenset()) -> None:
-        """Journal first, then memory: a failed journal write changes nothing.
+    def _apply(self, changes: dict[str, Row | None], freeable: set[str] = frozenset(),
+               meta: dict[str, str] | None = None) -> None:
+        """Journal first (with `meta`, in one transaction), then memory: a failed journal write
+        changes nothing.
 
         On a full disk the blobs in `freeable` (content being deleted anyway) are emptied to make
         room for the journal, so deleting a file is always possible.
         """
         try:
-            self.journal.write(changes)
+            self.journal.write(changes, meta)
         except (sqlite3.Error, OSError) as e:
             err = _disk_error(e, "staging journal", self.journal.dir)
             if err.errno != errno.ENOSPC or not freeable:
@@ -374,23 +445,31 @@ class RwView:
             for b in freeable:
                 os.truncate(self.journal.blob_path(b), 0)
             try:
-                self.journal.write(changes)
+                self.journal.write(changes, meta)
             except (sqlite3.Error, OSError) as e2:
                 raise _disk_error(e2, "staging journal", self.journal.dir) from None
+        self._apply_in_memory(changes)
+
+    def _apply_in_memory(self, changes: dict[str, Row | None]) -> None:
         with self._lock:
             for path, row in changes.items():
+                old = self.rows.get(path)
+                if old is not None and old.blob and self._blob_paths.get(old.blob) == path:
+                    del self._blob_paths[old.blob]
                 if row is None:
                     self.rows.pop(path, None)
                     kids = self._children.get(_parent(path))
                     if kids is not None:
                         kids.discard(posixpath.basename(path))
-                else:
-                    self.rows[path] = row
-                    self._children[_parent(path)].add(posixpath.basename(path))
-                    if row.clean:
-                        self._clean_blobs.add(row.blob)
-                    elif row.blob:
-                        self._clean_blobs.discard(row.blob)
+                    continue
+                self.rows[path] = row
+                self._children[_parent(path)].add(posixpath.basename(path))
+                if row.blob:
+                    self._blob_paths[row.blob] = path
+                if row.clean and row.blob:
+                    self._clean_blobs.add(row.blob)
+                elif row.blob:
+                    self._clean_blobs.discard(row.blob)
 
     def _rows_under(self, path: str) -> list[str]:
         """Paths with a row at or under `path` (caller holds `_lock`), found through the folders
@@ -415,11 +494,21 @@ class RwView:
             raise OSError(errno.EEXIST, path)
         self._need_dir(_parent(path))
 
+    def _check_new(self, path: str) -> None:
+        """A name about to be made: one pachd can store (EINVAL, ENAMETOOLONG), in a folder that exists."""
+        if len(os.fsencode(posixpath.basename(path))) > NAME_MAX:
+            raise OSError(errno.ENAMETOOLONG, path)
+        if (problem := path_problem(path)) is not None:
+            raise OSError(errno.EINVAL, problem)
+        self._check_parent(path)
+
     def _materialize(self, path: str, truncate_to: int | None) -> str:
         """The blob holding `path`'s content, copying it from the base on first write."""
         node = self._need(path)
         if node.is_dir:
             raise OSError(errno.EISDIR, path)
+        if node.link is not None:
+            raise OSError(errno.ELOOP, path)
         row = node.row
         if row is not None and row.blob is not None:
             if row.clean:
@@ -467,10 +556,12 @@ class RwView:
 
     def create(self, path: str, mode: int, flags: int):
         with self._mut:
-            self._check_parent(path)
             existing = self._node(path)
-            if existing is not None:
-                return self._blob_handle(self._materialize(path, truncate_to=0), True)
+            if existing is not None:  # created meanwhile by another process: O_CREAT opens it
+                if flags & os.O_EXCL:
+                    raise OSError(errno.EEXIST, path)
+                return self._blob_handle(self._materialize(path, 0 if flags & os.O_TRUNC else None), True)
+            self._check_new(path)
             try:
                 blob = self.journal.new_blob()
             except OSError as e:
@@ -489,10 +580,56 @@ class RwView:
 
     def mkdir(self, path: str, mode: int) -> None:
         with self._mut:
-            self._check_parent(path)
+            self._check_new(path)
             if self._node(path) is not None:
                 raise OSError(errno.EEXIST, path)
-            self._apply({path: Row("dir")})
+            self._apply({path: self._new_folder(path, {})})
+
+    def _new_folder(self, path: str, changes: dict[str, Row | None]) -> Row:
+        """The row of a new empty folder at `path`, given the `changes` about to be applied with it."""
+        with self._lock:
+            prior = changes[path] if path in changes else self.rows.get(path)
+        return Row("emptied") if prior is not None and prior.kind == "gone" else Row("dir")
+
+    def link(self, old: str, new: str) -> None:
+        """A hard link, made as a copy (see the module docstring); a base file is not downloaded."""
+        with self._mut:
+            self._check_new(new)
+            src = self._need(old)
+            if src.is_dir:
+                raise OSError(errno.EPERM, f"{old} is a folder")
+            if self._node(new) is not None:
+                raise OSError(errno.EEXIST, new)
+            if src.link is not None:
+                self._apply({new: Row("symlink", src=src.link)})
+            elif src.row is None or src.row.blob is None:
+                self._apply({new: Row("file", src=src.base_path)})
+            else:
+                blob = self.journal.new_blob()
+                try:
+                    shutil.copyfile(self.journal.blob_path(src.row.blob), self.journal.blob_path(blob))
+                    self._apply({new: Row("file", blob)})
+                except BaseException as e:
+                    self.journal.drop_blob(blob)
+                    if isinstance(e, OSError):
+                        raise _disk_error(e, "link", self.journal.dir) from None
+                    raise
+
+    def symlink(self, path: str, target: str) -> None:
+        with self._mut:
+            self._check_new(path)
+            if self._node(path) is not None:
+                raise OSError(errno.EEXIST, path)
+            if target.startswith("/") and self._view_path(target) is None:
+                raise OSError(errno.EPERM, f"{path} -> {target}: a link to outside this mount cannot be committed")
+            self._apply({path: Row("symlink", src=target)})
+
+    def _view_path(self, target: str) -> str | None:
+        """The path in this view an absolute symlink target names (None: outside the mount)."""
+        top = self.mountpoint
+        if top is None or not (target == top or target.startswith(top + "/")):
+            return None
+        return norm(target[len(top):])
 
     def unlink(self, path: str) -> None:
         with self._mut:
@@ -514,12 +651,12 @@ class RwView:
         self._hide(path, changes)
         self._apply_dropping_blobs(changes)
 
-    def _apply_dropping_blobs(self, changes: dict[str, Row | None]) -> None:
-        """Apply `changes`, then delete the blobs no row refers to any more."""
+    def _apply_dropping_blobs(self, changes: dict[str, Row | None], meta: dict[str, str] | None = None) -> None:
+        """Apply `changes`, then delete the blobs no row refers to any more (no two rows share one)."""
         with self._lock:
             before = {self.rows[p].blob for p in changes if p in self.rows and self.rows[p].blob}
         after = {r.blob for r in changes.values() if r is not None and r.blob}
-        self._apply(changes, freeable=before - after)
+        self._apply(changes, freeable=before - after, meta=meta)
         for b in before - after:
             self.journal.drop_blob(b)
 
@@ -530,9 +667,10 @@ class RwView:
             raise OSError(errno.EINVAL, f"cannot move {old} into itself")
         with self._mut:
             src = self._need(old)
-            self._check_parent(new)
             dst = self._node(new)
-            if dst is not None:
+            if dst is None:
+                self._check_new(new)
+            else:
                 if src.is_dir and not dst.is_dir:
                     raise OSError(errno.ENOTDIR, new)
                 if not src.is_dir and dst.is_dir:
@@ -545,7 +683,9 @@ class RwView:
             with self._lock:
                 moved = {new + p[len(old):]: Row(r.kind, r.blob, r.src)
                          for p, r in ((p, self.rows[p]) for p in self._rows_under(old)) if p != old}
-            if src.row is not None:
+            if src.row is not None and src.is_dir and src.row.src is None:
+                top = self._new_folder(new, changes)
+            elif src.row is not None:
                 top = Row(src.row.kind, src.row.blob, src.row.src)
             elif src.is_dir:
                 top = Row("dir", src=src.base_path)
@@ -563,19 +703,84 @@ class RwView:
         self._need(path)
 
     # --- commit -------------------------------------------------------------------------------
-    def pending_count(self) -> int:
-        """Changed paths that a commit would upload (new empty folders are not changes to PFS)."""
-        with self._lock:
-            return sum(1 for r in self.rows.values()
-                       if not r.clean and (r.kind != "dir" or r.src is not None))
+    @staticmethod
+    def _uploaded(path: str, row: Row) -> bool:
+        """Whether a commit sends this row (new empty folders and unlinked open files stay local)."""
+        return not row.clean and not _hidden(path) and (row.kind != "dir" or row.src is not None)
 
-    def _requests(self, commit: pfs.Commit, plan: list[tuple[str, Row]], new_paths: set[str]):
+    def pending_count(self) -> int:
+        """Changed paths that a commit would upload."""
+        with self._lock:
+            return sum(1 for p, r in self.rows.items() if self._uploaded(p, r))
+
+    def _follow(self, path: str) -> tuple[str, Node | None]:
+        """Where the symlink at `path` leads in this view, following links as the kernel does;
+        OSError(EXDEV) for a target outside the view, ELOOP for a cycle."""
+        hops = 0
+        todo = [c for c in path.split("/") if c]
+        here = "/"
+        node: Node | None = self._node("/")
+        while todo:
+            name = todo.pop(0)
+            if name == ".":
+                continue
+            if name == "..":
+                if here == "/":
+                    raise OSError(errno.EXDEV, "outside the mount")
+                here = _parent(here)
+                node = self._node(here)
+                continue
+            here = posixpath.join(here, name)
+            node = self._node(here)
+            if node is None or node.link is None:
+                if node is None or (todo and not node.is_dir):
+                    return here, None
+                continue
+            hops += 1
+            if hops > MAX_LINK_HOPS:
+                raise OSError(errno.ELOOP, "too many levels of symbolic links")
+            target = node.link
+            if target.startswith("/"):
+                inside = self._view_path(target)
+                if inside is None:
+                    raise OSError(errno.EXDEV, "outside the mount")
+                here, target = "/", inside
+            else:
+                here = _parent(here)
+            todo[:0] = [c for c in target.split("/") if c]
+            node = self._node(here)
+        return here, node
+
+    def _copy_of_link(self, path: str, row: Row) -> Row:
+        """The row a symlink is committed as: a copy of the file it leads to."""
+        why = None
+        try:
+            _, node = self._follow(path)
+        except OSError as e:
+            why = {errno.EXDEV: "it leads outside the mount", errno.ELOOP: "it is a loop"}.get(e.errno, str(e))
+            node = None
+        if why is None:
+            if node is None:
+                why = "it is dangling (nothing is there)"
+            elif node.is_dir:
+                why = "it leads to a folder"
+        if why is not None:
+            raise CommitFailed(f"symbolic link {path} -> {row.src} cannot be committed: {why}; only links to files "
+                               "of the same mount are committed (as copies). Changes kept.")
+        if node.row is not None and node.row.blob is not None:
+            return Row("file", node.row.blob)
+        return Row("file", src=node.base_path)
+
+    def _requests(self, commit: pfs.Commit, plan: list[tuple[str, Row]]):
         base = self.base.commit
         yield pfs.ModifyFileRequest(set_commit=commit)
         for path, row in plan:
-            if path not in new_paths:  # PFS appends to a file that exists: replace, not append
-                yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
-            if row.kind == "gone" or (row.kind == "dir" and row.src is None):
+            if row.kind == "dir" and row.src is None:  # a new folder over nothing: nothing to send
+                continue
+            # Every other change replaces the path: the branch may have a file there that the base
+            # had not (PFS would append to it), or the commit may be the same one again after a crash.
+            yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
+            if row.kind in ("gone", "emptied"):
                 continue
             if row.blob is None:
                 yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(
@@ -597,43 +802,54 @@ class RwView:
         """
         with self._mut:
             with self._lock:
-                plan = sorted((p, r) for p, r in self.rows.items() if not r.clean)
-            if not any(r.kind != "dir" or r.src is not None for _, r in plan):
+                plan = sorted((p, r) for p, r in self.rows.items()
+                              if (not r.clean or r.kind == "symlink") and not _hidden(p))
+            if not any(self._uploaded(p, r) for p, r in plan):
                 return None
+            plan = [(p, self._copy_of_link(p, r) if r.kind == "symlink" else r) for p, r in plan]
             where = f"{self.project}/{self.repo}@{self.branch}"
             branch = pfs.Branch(repo=make_commit(self.project, self.repo, "").repo, name=self.branch)
             try:
                 client = require_client(self.client_fn, f"commit to {where}")
-                # Files the base does not have need no delete first: one message per new file, not two
-                # (unless a renamed folder above them is copied into place in the same commit).
-                copied = tuple(p + "/" for p, r in plan if r.kind == "dir" and r.src is not None)
-                new_paths = {p for p, r in plan if r.kind == "file" and r.blob and not p.startswith(copied)
-                             and not self._base_has(p, unknown=True)}
-                client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan, new_paths))
+                client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan))
                 head = client.pfs.inspect_branch(branch=branch).head.id
             except (grpc.RpcError, ConnectionError, OSError) as e:
                 detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
                 raise CommitFailed(f"commit to {where} failed, changes kept: {detail}") from None
             log.info("committed %d changes to %s as %s %s", len(plan), where, head, description)
             self._reset(head)
-            return head
+        if self.invalidate is not None:  # outside the lock: the kernel may wait for a write that waits for it
+            self.invalidate()
+        return head
 
     def _reset(self, base_commit_id: str | None) -> None:
-        """Drop the staged rows (the base now has them), except open files and empty new dirs."""
-        self.base = CommitTree(self.client_fn, self.project, self.repo, base_commit_id, self.reader, probe=False)
+        """Drop the staged rows (the base now has them), except open files, files unlinked while
+        open, symbolic links, and a new empty row for every folder that was seen and is not in the
+        new base."""
         with self._lock:
             rows = dict(self.rows)
             open_blobs = {b for b, n in self._open.items() if n > 0}
+        # A folder can vanish only where this commit removed something or made a folder of its own.
+        maybe_emptied = {a for p, r in rows.items() if r.kind in ("gone", "dir", "emptied")
+                         for a in (p, *_ancestors(p)) if a != "/"}
+        seen = {p for p in maybe_emptied if (n := self._node(p)) is not None and n.is_dir}
+        self.base = CommitTree(self.client_fn, self.project, self.repo, base_commit_id, self.reader, probe=False)
         changes: dict[str, Row | None] = {}
         for p, r in rows.items():
-            if r.kind == "file" and r.blob in open_blobs:
+            if _hidden(p):
+                changes[p] = r if r.blob else None  # a base file cannot follow the base to the next commit
+            elif r.kind == "file" and r.blob in open_blobs:
                 changes[p] = Row("file", r.blob, clean=True)
-            elif r.kind == "dir" and r.src is None and not self._base_has(p, unknown=False):
-                changes[p] = r
+            elif r.kind == "symlink":
+                changes[p] = Row("symlink", src=r.src, clean=True)
             else:
                 changes[p] = None
-        self.journal.set_meta("base_commit", base_commit_id or "")
-        self._apply_dropping_blobs(changes)
+        for p in seen:
+            if not self._base_has(p, unknown=True):
+                changes[p] = Row("dir")
+        # The rows and the base they are relative to change together: a kill -9 in between must not
+        # leave the old rows over the new base.
+        self._apply_dropping_blobs(changes, meta={"base_commit": base_commit_id or ""})
 
     def _base_has(self, path: str, unknown: bool) -> bool:
         """Whether the base commit has something at `path`; `unknown` when that cannot be told."""
@@ -646,14 +862,17 @@ class RwView:
         """Forget every staged change; the view shows the base again."""
         with self._mut:
             with self._lock:
-                blobs = [r.blob for r in self.rows.values() if r.blob]
-                changes = {p: None for p in self.rows}
-            self._apply(changes)
-            for b in blobs:
-                self.journal.drop_blob(b)
+                changes = {p: None for p in self.rows if not _hidden(p)}
+            self._apply_dropping_blobs(changes)
         if self.invalidate is not None:
             self.invalidate()
 
     def close(self) -> None:
         with self._mut:
             self.journal.close()
+
+
+def _ancestors(path: str):
+    while path != "/":
+        path = _parent(path)
+        yield path

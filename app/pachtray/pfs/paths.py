@@ -1,0 +1,22 @@
+"""pachd's rule for the file paths it stores (its ValidateFilename), shared by the embedded server
+(which refuses such writes as pachd does) and rw mounts (which refuse such names with EINVAL, so
+a name that can never be committed is never created)."""
+
+from __future__ import annotations
+
+import re
+
+from pachtray.pfs.glob import GLOB_CHARS
+
+PRINTABLE_ASCII = re.compile(r"^[ -~]+$")
+
+
+def path_problem(path: str) -> str | None:
+    """Why pachd refuses to store a file at ``path``, or None if it accepts it."""
+    if not path or not PRINTABLE_ASCII.match(path):
+        return f"path ({path}) invalid: only printable ASCII characters allowed"
+    if m := GLOB_CHARS.search(path):
+        return f"path ({path}) invalid: globbing character ({m.group()}) not allowed in path"
+    if any(part in (".", "..") for part in path.split("/")):
+        return f"path ({path}) invalid: relative file paths are not allowed"
+    return None
