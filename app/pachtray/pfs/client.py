@@ -39,6 +39,10 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 15000),
     ("grpc.keepalive_timeout_ms", 5000),
     ("grpc.keepalive_permit_without_calls", 0),
+    # A server stream's messages are taken in by the thread that iterates it, not handed over by
+    # gRPC's channel thread (one GIL hand-off less per message): a listing's client side measured
+    # 26-29 instead of 46-62 µs of CPU per entry. (grpc.experimental.ChannelOptions' name for it.)
+    ("SingleThreadedUnaryStream", 1),
 ]
 
 
