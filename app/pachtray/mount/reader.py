@@ -39,6 +39,7 @@ PROBES_BEFORE_LISTING = 16  # single-name lookups in a folder before its first p
 HOT_CHUNKS = 8  # fetched chunks kept in memory (32 MiB), besides the disk cache
 
 ClientFn = Callable[[], Client | None]
+_PREFETCH = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pfs-list-ahead")
 
 
 class FetchStats:
@@ -344,6 +345,7 @@ class Listing:
         self.marker: str | None = None  # path of the last entry received, as pachd sent it
         self.complete = False
         self.lock = threading.Lock()  # one page fetch at a time
+        self.prefetching = False  # the next page is being fetched ahead of the reader
 
 
 class CommitListings:
@@ -422,10 +424,26 @@ class CommitTree:
                 if i >= len(listing.entries) and not listing.complete:
                     self._fetch_page(listing, directory)
                 batch = listing.entries[i:i + 256]
+                ahead = not listing.complete and not listing.prefetching and \
+                    len(listing.entries) - (i + len(batch)) < PAGE_SIZE // 2
+                if ahead:
+                    listing.prefetching = True
+            if ahead:  # the next page comes while the kernel takes this one
+                _PREFETCH.submit(self._prefetch, listing, directory)
             if not batch:
                 return
             yield from batch
             i += len(batch)
+
+    def _prefetch(self, listing: Listing, directory: str) -> None:
+        try:
+            with listing.lock:
+                if not listing.complete:
+                    self._fetch_page(listing, directory)
+        except OSError:
+            pass  # the reader fetches it again when it gets there, and sees the error
+        finally:
+            listing.prefetching = False
 
     def _fetch_page(self, listing: Listing, directory: str) -> None:
         """Append the next page to `listing` (caller holds its lock); a timed-out page is asked again once."""
