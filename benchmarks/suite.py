@@ -1,4 +1,4 @@
-"""The seven benchmarks of issue #8, each measured against a baseline taken in the same run.
+"""The benchmarks of issues #8 and #13, each measured against a baseline taken in the same run.
 
 Every ratio is "higher is better": baseline time / measured time for speed, so 1.0 means as fast
 as the limit we compare with. Data is generated (random bytes, so no compression or dedup helps).
@@ -30,18 +30,23 @@ READ_BLOCK = MiB
 @dataclass(frozen=True)
 class Sizes:
     big_file: int           # benchmarks 1-2
+    cold_rounds: int        # benchmark 1: cold reads, each against its own SDK stream
     many_files: int         # benchmarks 3 and 7: files in the big repo
     many_folders: int
     repos: int              # benchmark 4
     rw_files: int           # benchmark 5
     idle_seconds: float     # benchmark 6
+    wide_folder: int        # benchmark 8: entries of one folder
     repeats: int
 
 
-FULL = Sizes(big_file=GiB, many_files=100_000, many_folders=1_000,
-             repos=1_000, rw_files=10_000, idle_seconds=10, repeats=5)
-QUICK = Sizes(big_file=32 * MiB, many_files=2_000, many_folders=20,
-              repos=50, rw_files=200, idle_seconds=2, repeats=3)
+FULL = Sizes(big_file=GiB, cold_rounds=3, many_files=100_000, many_folders=1_000,
+             repos=1_000, rw_files=10_000, idle_seconds=10, wide_folder=100_000, repeats=5)
+QUICK = Sizes(big_file=32 * MiB, cold_rounds=2, many_files=2_000, many_folders=20,
+              repos=50, rw_files=200, idle_seconds=2, wide_folder=3_000, repeats=3)
+RSS_TARGET = 150 * MiB
+INGEST_TARGET = 10_000  # files/s
+LS_TARGET = 60e-6  # s per entry: 100,000 entries in 6 s, the Go mount-server's speed
 
 
 @dataclass
@@ -237,7 +242,7 @@ def bench_list_repos(ctx: Context) -> list[Row]:
     others = sorted({m.rsplit("/", 1)[1] for c in counts for m in c if not m.endswith("/ListRepo")})
     return [
         Row(f"4. GET /repos, {ctx.sizes.repos:,} repos: wall time", seconds(t), f"{seconds(base_t)} (SDK list_repo)",
-            base_t / t, "report", None),
+            base_t / t, "< 0.3 s", t < 0.3),
         Row(f"4. GET /repos, {ctx.sizes.repos:,} repos: RPCs", f"{list_repo} ListRepo, {total} in all"
             + (f" ({', '.join(others)})" if others else ""), "1 ListRepo", None, "1 ListRepo", list_repo == 1),
     ]
@@ -246,7 +251,7 @@ def bench_list_repos(ctx: Context) -> list[Row]:
 # 1 and 2 --------------------------------------------------------------------------------------
 
 def bench_big_file(ctx: Context) -> list[Row]:
-    """Cold read through the mount vs SDK get_file; warm re-read vs a local file in the page cache."""
+    """Cold reads through fresh mounts vs SDK get_file; warm re-read vs a local file in the page cache."""
     size = ctx.sizes.big_file
     local = ctx.tmp / "big.bin"
     h = hashlib.sha256()
@@ -260,29 +265,41 @@ def bench_big_file(ctx: Context) -> list[Row]:
     with ctx.client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as c, open(local, "rb") as f:
         c.put_file_from_file(path="/big.bin", file=f)
     c.wait()
-
-    base_t, n = timed(lambda: sdk_download(ctx.client, f"{repo}@master:/big.bin"))
-    if n != size:
-        raise AssertionError(f"SDK get_file returned {n} bytes, expected {size}")
     d = ctx.daemon
-    d.mount("big", repo)
-    path = d.mount_dir / "big" / "big.bin"
-    with ctx.profiled("1-cold-read", d.proc.pid):
-        cold_t, n = timed(lambda: read_all(path))
-    if n != size:
-        raise AssertionError(f"cold read through the mount returned {n} bytes, expected {size}")
+    rounds = []  # (baseline, cold) seconds; each round reads a new commit of the file (no cache helps)
+    for r in range(ctx.sizes.cold_rounds):
+        if r:  # the same content in a new commit: a server-side copy, nothing re-sent
+            previous = c
+            with ctx.client.pfs.commit(branch=pfs.Branch.from_uri(f"{repo}@master")) as c:
+                c.copy_file(src=pfs.File(commit=previous, path="/big.bin"), dst="/big.bin")
+            c.wait()
+        base_t, n = timed(lambda: sdk_download(ctx.client, f"{repo}@master:/big.bin"))
+        if n != size:
+            raise AssertionError(f"SDK get_file returned {n} bytes, expected {size}")
+        d.mount(f"big{r}", repo)
+        path = d.mount_dir / f"big{r}" / "big.bin"
+        with ctx.profiled(f"1-cold-read-{r}", d.proc.pid):
+            cold_t, n = timed(lambda: read_all(path))
+        if n != size:
+            raise AssertionError(f"cold read through the mount returned {n} bytes, expected {size}")
+        rounds.append((base_t, cold_t))
     warm_t, _ = timed(lambda: read_all(path))
     read_all(local)  # into the page cache, like the mounted file
     local_t, _ = timed(lambda: read_all(local))
     if sha256_of(path) != digest:
         raise AssertionError("the file read through the mount differs from the one put")
+    rss = harness.rss_bytes(d.proc.pid)
     local.unlink()
     label = f"{size / GiB:g} GiB" if size >= GiB else f"{size // MiB} MiB"
+    base_t, cold_t = min(rounds, key=lambda bc: bc[0] / bc[1])
+    ratios = ", ".join(f"{b / c:.2f}" for b, c in rounds)
     return [
-        Row(f"1. cold sequential read, {label}, mount", rate(size, cold_t), f"{rate(size, base_t)} (SDK get_file)",
-            base_t / cold_t, "≥ 0.8", base_t / cold_t >= 0.8),
+        Row(f"1. cold sequential read, {label}, mount (worst of {len(rounds)} runs: {ratios})", rate(size, cold_t),
+            f"{rate(size, base_t)} (SDK get_file)", base_t / cold_t, "≥ 0.8 every run", base_t / cold_t >= 0.8),
         Row(f"2. warm re-read, {label}, mount", rate(size, warm_t), f"{rate(size, local_t)} (local file, cached)",
             local_t / warm_t, "≥ 0.9", local_t / warm_t >= 0.9),
+        Row(f"1. daemon RSS after reading {label} {len(rounds) + 2} times", f"{rss / MiB:.0f} MiB", "", None,
+            f"< {RSS_TARGET // MiB} MiB", rss < RSS_TARGET),
     ]
 
 
@@ -400,6 +417,7 @@ def bench_app(ctx: Context) -> list[Row]:
     time.sleep(2)  # let start-up work (threads, caches) settle before calling it idle
     tree = harness.process_tree(d.proc.pid)
     rss = sum(harness.rss_bytes(p) for p in tree)
+    daemon_rss = harness.rss_bytes(d.proc.pid)
     cpu0 = sum(harness.cpu_seconds(p) for p in tree)
     time.sleep(ctx.sizes.idle_seconds)
     cpu = (sum(harness.cpu_seconds(p) for p in tree) - cpu0) / ctx.sizes.idle_seconds
@@ -416,10 +434,86 @@ def bench_app(ctx: Context) -> list[Row]:
             f"{seconds(server_start)} (embedded server alone)", server_start / start_t, "report", None),
         Row(f"6. idle RSS, 5 mounts ({len(tree)} processes)", f"{rss / MiB:.0f} MiB",
             f"{bare_rss / MiB:.0f} MiB (python + SDK imported)", bare_rss / rss, "report", None),
+        Row("6. idle RSS of the daemon alone, 5 mounts", f"{daemon_rss / MiB:.0f} MiB",
+            f"{bare_rss / MiB:.0f} MiB (python + SDK imported)", bare_rss / daemon_rss,
+            f"< {RSS_TARGET // MiB} MiB", daemon_rss < RSS_TARGET),
         Row(f"6. idle CPU over {ctx.sizes.idle_seconds:g} s", f"{cpu * 100:.2f} % of a core", "0 %", None,
             "~0 (< 1 %)", cpu < 0.01),
     ]
 
 
+# 8 --------------------------------------------------------------------------------------------
+
+def bench_wide_folder(ctx: Context) -> list[Row]:
+    """One folder of many entries: local server ingest, first ls through a fresh mount, client listing."""
+    from pachtray.pfs import codec
+    from pachtray.pfs.client import connect, list_file
+    from pachtray.mount.reader import PAGE_SIZE
+
+    n = ctx.sizes.wide_folder
+    repo = ctx.create_repo("wide")
+    client = connect(ctx.server.address)
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri(f"{repo}@master"))
+    # Encoded beforehand, sent as they are: what is measured is the server taking them in.
+    requests = [codec.serialize(pfs.ModifyFileRequest(set_commit=commit))] + [
+        codec.serialize(pfs.ModifyFileRequest(add_file=pfs.AddFile(path=f"/w/f{i:06d}.txt", raw=b"x")))
+        for i in range(n)]
+    modify = client._channel.stream_unary(f"/{pfs.ApiBase.__proto_path__}/ModifyFile")
+
+    def ingest():
+        modify(iter(requests))
+        client.pfs.finish_commit(commit=commit)
+        client.pfs.wait_commit(commit)
+    with ctx.profiled("8-ingest", ctx.server.proc.pid):
+        ingest_t, _ = timed(ingest)
+    del requests
+    d = ctx.daemon
+    d.mount("wide", repo)
+    with ctx.profiled("8-first-ls", d.proc.pid):
+        ls_t, count = timed(lambda: len(os.listdir(d.mount_dir / "wide" / "w")))
+    if count != n:
+        raise AssertionError(f"ls listed {count} entries, expected {n}")
+    folder = pfs.File(commit=commit, path="/w")
+    raw_call = client._channel.unary_stream(f"/{pfs.ApiBase.__proto_path__}/ListFile",
+                                            request_serializer=codec.serialize)
+    last = codec.deserializer(pfs.FileInfo)
+
+    def pages(decoded: bool) -> int:
+        """The folder page by page (as the mount lists it): decoded FileInfos, or the raw bytes."""
+        total, marker = 0, None
+        while True:
+            if decoded:
+                page = list(list_file(client, file=folder, pagination_marker=marker, number=PAGE_SIZE))
+                tail = page[-1] if page else None
+            else:
+                request = pfs.ListFileRequest(file=folder, number=PAGE_SIZE)
+                if marker is not None:
+                    request.pagination_marker = marker
+                page = list(raw_call(request))
+                tail = last(page[-1]) if page else None
+            total += len(page)
+            if len(page) < PAGE_SIZE:
+                return total
+            marker = tail.file
+
+    raw_t = min(timed(lambda: pages(False))[0] for _ in range(2))
+    decoded_t, listed = timed(lambda: pages(True))
+    if listed != n:
+        raise AssertionError(f"list_file listed {listed} entries, expected {n}")
+    rate_ = n / ingest_t
+    per = ls_t / n
+    return [
+        Row(f"8. local server ingest: {n:,} one-byte files in one commit (one ModifyFile stream)",
+            f"{rate_:,.0f} files/s ({seconds(ingest_t)})", "", None, f"≥ {INGEST_TARGET:,} files/s",
+            rate_ >= INGEST_TARGET),
+        Row(f"8. first ls of a {n:,}-entry folder, fresh ro mount", f"{seconds(ls_t)} ({per * 1e6:.0f} µs/entry)", "",
+            None, f"≤ {LS_TARGET * 1e6:.0f} µs/entry (100,000 in < 6 s)", per <= LS_TARGET),
+        Row(f"8. client listing of that folder (pfs.client.list_file, pages of {PAGE_SIZE:,})",
+            f"{seconds(decoded_t)} ({decoded_t / n * 1e6:.0f} µs/entry)",
+            f"{seconds(raw_t)} ({raw_t / n * 1e6:.0f} µs/entry, the same pages undecoded)", raw_t / decoded_t,
+            "≥ 0.5 (within 2x)", raw_t / decoded_t >= 0.5),
+    ]
+
+
 BENCHMARKS = {"7": bench_server_commit, "4": bench_list_repos, "1": bench_big_file, "3": bench_many_files,
-              "5": bench_rw_commit, "6": bench_app}
+              "5": bench_rw_commit, "6": bench_app, "8": bench_wide_folder}

@@ -86,7 +86,7 @@ def self_test() -> dict:
     modules = ["pachyderm_sdk.api.pfs", "pachyderm_sdk.api.pps", "pachyderm_sdk.api.auth", "pachyderm_sdk.api.admin",
                "pachyderm_sdk.api.version", "grpc_health.v1.health_pb2_grpc", "keyring.backends.SecretService",
                "keyring.backends.kwallet", "keyring.backends.chainer", "pachtray.daemon", "pachtray.gui.app",
-               "pachtray.local.server"]
+               "pachtray.local.server", "betterproto_rust_codec"]
     missing_modules = []
     for name in modules:
         try:

@@ -111,6 +111,8 @@ def test_role_bindings_and_permissions(auth_pachd, root, unique_name):
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED and "REPO_READ" in e.value.details()
 
     root.auth.modify_role_binding(resource=repo_resource(repo.name), principal="user:alice", roles=["repoReader"])
+    listed = {r.repo.name: r for r in alice.pfs.list_repo()}  # the server keeps ListRepo answers per access
+    assert auth.Permission.REPO_READ in listed[repo.name].auth_info.permissions
     assert read(alice, repo) == b"secret"
     info = alice.pfs.inspect_repo(repo=repo).auth_info
     assert "repoReader" in info.roles and auth.Permission.REPO_READ in info.permissions

@@ -103,6 +103,39 @@ def test_repos(client, unique_name):
     assert code_of(e) == grpc.StatusCode.NOT_FOUND and name in e.value.details()
 
 
+def test_listed_repos_follow_every_change(client, unique_name):
+    """The server keeps each repo's encoded ListRepo answer: every change shows in the next
+    listing (each is listed twice: the second answer is the kept one)."""
+    name = unique_name()
+    repo = repo_of(client, name, description="a")
+
+    def listed() -> pfs.RepoInfo:
+        first, second = ({r.repo.name: r for r in client.pfs.list_repo()}[name] for _ in range(2))
+        assert first == second
+        return first
+
+    assert listed().description == "a" and listed().branches == []
+    client.pfs.create_repo(repo=repo, description="b", update=True)
+    assert listed().description == "b"
+    open_commit = client.pfs.start_commit(branch=branch(repo))
+    assert [b.name for b in listed().branches] == ["master"] and listed().size_bytes_upper_bound == 0
+    for size, data in ((3, b"abc"), (7, b"defg")):  # an open head grows under the same branch head
+        client.pfs.modify_file(iter([pfs.ModifyFileRequest(set_commit=open_commit),
+                                     pfs.ModifyFileRequest(add_file=pfs.AddFile(path=f"/{size}", raw=data))]))
+        assert listed().size_bytes_upper_bound == size
+    client.pfs.finish_commit(commit=open_commit)
+    assert listed().size_bytes_upper_bound == 7
+    put(client, repo, {"/more": b"12345"})
+    assert listed().size_bytes_upper_bound == 12
+    client.pfs.create_branch(branch=branch(repo, "dev"), head=pfs.Commit(repo=repo, branch=branch(repo)))
+    assert sorted(b.name for b in listed().branches) == ["dev", "master"]
+    created = listed().created
+    client.pfs.delete_repo(repo=repo, force=True)
+    repo_of(client, name, description="again")
+    again = listed()
+    assert again.description == "again" and again.branches == [] and again.created != created
+
+
 @pytest.mark.parametrize("bad", ["has space", "slash/y", "dot.name", "", "x" * 300, "ünï"])
 def test_bad_repo_names(client, bad):
     with pytest.raises(grpc.RpcError) as e:

@@ -16,8 +16,10 @@ from betterproto.lib.google.protobuf import BytesValue, Empty
 from pachyderm_sdk.api import auth as auth_pb
 from pachyderm_sdk.api import pfs
 
+from pachtray import malloc
 from pachtray.local.rpc import RpcFailure, invalid, not_found, precondition, unknown
 from pachtray.local.store import CHUNK, ORIGIN_USER, CommitRow, Entry, RepoRow, Store, ancestors
+from pachtray.pfs import codec
 from pachtray.pfs.glob import GLOB_CHARS, GlobError, clean_path, literal_prefix, matcher
 from pachtray.pfs.paths import path_problem
 
@@ -28,6 +30,10 @@ PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
 REPO_NAME_LIMIT = 255
 MAX_LIST = 100000
 LISTINGS_KEPT = 1_000_000  # entries of finished commits' folders kept listed and encoded
+# GetFile answers: 4 MiB messages (pachd sends up to ~20 MiB; the SDK and pachctl accept 20 MiB), so a
+# reader whose chunks are 4 MiB gets each in one message, with no joining (and 4x fewer messages).
+GET_FILE_CHUNK = 4 << 20
+REPO_INFOS_KEPT = 100_000  # encoded ListRepo answers kept (see repo_info_encoded)
 INLINE_BATCH = 32 << 20  # small contents held by one ModifyFile before they are stored early
 P = auth_pb.Permission
 
@@ -123,6 +129,7 @@ class PfsService:
         self._folders: collections.OrderedDict[tuple[int, str], FolderPages] = collections.OrderedDict()
         self._folders_size = 0
         self._folders_lock = threading.Lock()
+        self._repo_infos: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
 
     # --- message helpers ----------------------------------------------------------------------
     def repo_row(self, repo: pfs.Repo) -> RepoRow:
@@ -183,25 +190,19 @@ class PfsService:
         return make
 
     def file_info_encoder(self, r: RepoRow, c: CommitRow):
-        """Like `file_info_maker`, but the encoded FileInfo, for listings of many entries.
-
-        The fields every entry of a commit shares with others of its type are encoded once and
-        appended: protobuf merges concatenated encodings of a message (one more field set per
-        entry costs as much as the whole message), and the decoded FileInfo is the same.
-        """
-        committed = ts(c.finishing or c.started)
-        shared = {is_dir: bytes(pfs.FileInfo(file_type=pfs.FileType.DIR if is_dir else pfs.FileType.FILE,
-                                             committed=committed)) for is_dir in (False, True)}
-        # One message refilled per entry: building betterproto messages costs more than encoding them.
-        info = pfs.FileInfo(file=pfs.File(commit=SharedCommit.of(self.commit_msg(r, c))))
+        """Like `file_info_maker`, but the encoded FileInfo, for listings of many entries: one
+        message refilled per entry (building a betterproto message costs more than encoding it),
+        its commit and time held encoded (`codec.twin_of`)."""
+        info = codec.twin_of(self.file_info_maker(r, c)(Entry("/", False, None, 0, 0)), share=(pfs.Commit,))
         lock = threading.Lock()
 
         def encode(e: Entry) -> bytes:
             with lock:
                 info.file.path = e.path
+                info.file_type = pfs.FileType.DIR if e.is_dir else pfs.FileType.FILE
                 info.size_bytes = e.size
                 info.hash = bytes.fromhex(e.blob) if e.blob else b""
-                return bytes(info) + shared[e.is_dir]
+                return codec.serialize(info)
         return encode
 
     def commit_repo(self, commit: pfs.Commit) -> RepoRow:
@@ -287,8 +288,10 @@ class PfsService:
             self.auth.repo_created(ctx, self.store.get_repo(project, req.repo.name, req.repo.type or "user"))
         return Empty()
 
-    def repo_info(self, ctx, r: RepoRow) -> pfs.RepoInfo:
-        branches = self.store.list_branches(r.id)
+    def repo_info(self, ctx, r: RepoRow, branches: list[tuple[str, int]] | None = None,
+                  auth_info=...) -> pfs.RepoInfo:
+        if branches is None:
+            branches = self.store.list_branches(r.id)
         size = 0
         for name, head in branches:
             if name == "master":
@@ -299,20 +302,39 @@ class PfsService:
             branches=[pfs.Branch(repo=repo, name=name) for name, _ in branches],
             details=pfs.RepoInfoDetails(size_bytes=size),
         )
-        auth_info = self.auth.repo_auth_info(ctx, r)
+        if auth_info is ...:
+            auth_info = self.auth.repo_auth_info(ctx, r)
         if auth_info is not None:
             info.auth_info = auth_info
         return info
 
+    def repo_info_encoded(self, ctx, r: RepoRow) -> bytes:
+        """`repo_info`, encoded; kept while the repo, its branches' heads and the caller's access
+        stay the same (a finished head never changes, so neither does the repo's size)."""
+        branches = tuple(self.store.list_branches(r.id))
+        auth_info = self.auth.repo_auth_info(ctx, r)
+        key = (r, branches, None if auth_info is None else codec.serialize(auth_info))
+        found = self._repo_infos.get(key)
+        if found is not None:
+            return found
+        data = codec.serialize(self.repo_info(ctx, r, list(branches), auth_info))
+        master = dict(branches).get("master")
+        if master is None or self.store.commit(master).finishing is not None:
+            with self._folders_lock:
+                self._repo_infos[key] = data
+                while len(self._repo_infos) > REPO_INFOS_KEPT:
+                    self._repo_infos.popitem(last=False)
+        return data
+
     def InspectRepo(self, req: pfs.InspectRepoRequest, ctx) -> pfs.RepoInfo:
         return self.repo_info(ctx, self.repo_row(req.repo))
 
-    def ListRepo(self, req: pfs.ListRepoRequest, ctx) -> Iterator[pfs.RepoInfo]:
+    def ListRepo(self, req: pfs.ListRepoRequest, ctx) -> Iterator[bytes]:
         projects = {p.name for p in req.projects if p.name} or None
         type_ = req.type or "user"
         for r in self.store.list_repos(projects, type_):
             if self.auth.can_list(ctx, r):
-                yield self.repo_info(ctx, r)
+                yield self.repo_info_encoded(ctx, r)
 
     def DeleteRepo(self, req: pfs.DeleteRepoRequest, ctx) -> pfs.DeleteRepoResponse:
         r = self.find_repo(req.repo.project.name or "default", req.repo.name, req.repo.type)
@@ -489,8 +511,11 @@ class PfsService:
 
     # --- files: writing -----------------------------------------------------------------------
     def ModifyFile(self, requests: Iterator[pfs.ModifyFileRequest], ctx) -> Empty:
-        with self.store.writing():
-            self.modify(requests, ctx)
+        try:
+            with self.store.writing():
+                self.modify(requests, ctx)
+        finally:
+            malloc.trim()  # a stream of big contents leaves freed buffers behind
         return Empty()
 
     def modify(self, requests: Iterator[pfs.ModifyFileRequest], ctx) -> None:
@@ -523,10 +548,13 @@ class PfsService:
         entry = self.single_file(repo, commit, req.file.path)
         if present(req.path_range) and not in_range(entry.path, req.path_range):
             raise not_found(f"file {entry.path} not found in repo {repo} at commit {commit.id}")
-        with self.store.open_blob(entry.blob, entry.size) as f:
-            f.seek(max(0, req.offset))
-            while chunk := f.read(CHUNK):
-                yield BytesValue(value=chunk)
+        try:
+            with self.store.open_blob(entry.blob, entry.size) as f:
+                f.seek(max(0, req.offset))
+                while chunk := f.read(GET_FILE_CHUNK):
+                    yield BytesValue(value=chunk)
+        finally:
+            malloc.trim()  # hand the chunks' memory back (a reader may stop early: cancelled)
 
     def single_file(self, repo: RepoRow, commit: CommitRow, path: str) -> Entry:
         chain = self.store.chain(commit.seq)

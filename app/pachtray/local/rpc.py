@@ -3,7 +3,8 @@
 The SDK's `ApiBase` classes name every RPC with its request class and streaming shape; we reuse
 that (never hand-written protocol code) and route each RPC to a method of the same name on our
 implementation, serializing responses with `bytes(msg)` (a response already given as bytes, made
-the same way, is sent as it is).
+the same way, is sent as it is). The hot-path RPCs (`codec.METHODS`) encode and decode the same
+messages natively (pachtray.pfs.codec).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 from collections.abc import Callable
 
 import grpc
+
+from pachtray.pfs import codec
 
 log = logging.getLogger("pachtray.local")
 
@@ -58,6 +61,10 @@ def _serialize(msg) -> bytes:
     return msg if isinstance(msg, bytes) else bytes(msg)
 
 
+def _serialize_natively(msg) -> bytes:
+    return msg if isinstance(msg, bytes) else codec.serialize(msg)
+
+
 def _wrap(fn: Callable, method: str, streaming_response: bool, before: Callable | None):
     if streaming_response:
         def stream_handler(request, context):
@@ -96,15 +103,16 @@ def generic_handler(base_cls: type, impl: object, before: Callable | None = None
         method = f"/{service}/{name}"
         fn = getattr(impl, name, None) or _unimplemented(method)
         wrapped = _wrap(fn, method, spec.response_streaming, before)
-        deser = spec.request_deserializer
+        deser = codec.deserializer_for(method, spec.request_deserializer)
+        ser = _serialize_natively if codec.serializer_for(method, bytes) is codec.serialize else _serialize
         if spec.request_streaming and spec.response_streaming:
-            h = grpc.stream_stream_rpc_method_handler(wrapped, deser, _serialize)
+            h = grpc.stream_stream_rpc_method_handler(wrapped, deser, ser)
         elif spec.request_streaming:
-            h = grpc.stream_unary_rpc_method_handler(wrapped, deser, _serialize)
+            h = grpc.stream_unary_rpc_method_handler(wrapped, deser, ser)
         elif spec.response_streaming:
-            h = grpc.unary_stream_rpc_method_handler(wrapped, deser, _serialize)
+            h = grpc.unary_stream_rpc_method_handler(wrapped, deser, ser)
         else:
-            h = grpc.unary_unary_rpc_method_handler(wrapped, deser, _serialize)
+            h = grpc.unary_unary_rpc_method_handler(wrapped, deser, ser)
         handlers[name] = h
     return grpc.method_handlers_generic_handler(service, handlers)
 

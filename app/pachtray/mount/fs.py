@@ -21,6 +21,7 @@ import time
 os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
 import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
 
+from pachtray import malloc  # noqa: E402
 from pachtray.errors import PachtrayError  # noqa: E402
 from pachtray.mount.cache import ChunkCache  # noqa: E402
 from pachtray.mount.reader import ClientFn, CommitTree, ReadState, attrs, norm, reader_for  # noqa: E402
@@ -109,7 +110,8 @@ class _TreeHandle:
         pass
 
     def release(self) -> None:
-        pass
+        if self.state.next_offset > MAX_READ:  # a big read ends: hand its buffers' memory back
+            malloc.trim()
 
 
 class CommitView(_ReadOnly):
@@ -151,13 +153,18 @@ class CommitView(_ReadOnly):
         return attrs(RO_DIR if e.is_dir else RO_FILE, 0 if e.is_dir else e.size, e.mtime)
 
     def readdir_from(self, path: str, start: int):
-        """(index, name, attrs) of the entries from the `start`-th on, in the commit's order;
+        """(index, name, mode) of the entries from the `start`-th on, in the commit's order;
         pages are fetched as the kernel asks for more, never the whole folder in one call."""
         if not self._entry(path).is_dir:
             raise OSError(errno.ENOTDIR, path)
-        for i, e in enumerate(self.tree.entries_from(path, start), start):
+        entries = enumerate(self.tree.entries_from(path, start), start)
+        if self._everything:
+            for i, e in entries:
+                yield i, e.name, RO_DIR if e.is_dir else RO_FILE
+            return
+        for i, e in entries:
             if self._visible(posixpath.join(path, e.name)):
-                yield i, e.name, {"st_mode": RO_DIR if e.is_dir else RO_FILE}
+                yield i, e.name, RO_DIR if e.is_dir else RO_FILE
 
     def prepare(self) -> None:
         """Fetch the root's first page, so the mount answers at once when it appears (OSError if it cannot)."""
@@ -353,7 +360,8 @@ class _Ops(fuse.Operations):
         return 0
 
     def readdir_with_offset(self, path, offset, fh):
-        """Entries from `offset` on, each with the offset after it, as the kernel's buffer takes them.
+        """Entries from `offset` on, each with the offset after it, as the kernel's buffer takes them
+        (attributes: a stat dict, or just the mode, which is all a directory entry carries).
 
         A view with `readdir_from` is listed lazily; other views' listings are taken once per
         open folder (offset 0) and kept until it is closed, so a big folder costs O(n), not O(n²).
@@ -368,12 +376,13 @@ class _Ops(fuse.Operations):
         else:
             _, view, sub = self._route(path)
             if hasattr(view, "readdir_from"):
-                items = ((i, (n, st)) for i, n, st in view.readdir_from(sub, start))
-            else:
-                listing = self._dir_listings.get(fh) if offset else None
-                if listing is None:
-                    listing = self._dir_listings[fh] = view.readdir(sub)
-                items = enumerate(listing)
+                for i, name, st in view.readdir_from(sub, start):
+                    yield name, st, i + 3
+                return
+            listing = self._dir_listings.get(fh) if offset else None
+            if listing is None:
+                listing = self._dir_listings[fh] = view.readdir(sub)
+            items = enumerate(listing)
         for i, (name, st) in items:
             if i >= start:
                 yield name, st, i + 3

@@ -19,12 +19,13 @@ import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import grpc
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
+from pachtray import malloc
 from pachtray.mount.cache import ChunkCache, content_key
 from pachtray.pfs.client import get_file, list_file
 
@@ -38,6 +39,7 @@ PROBES_BEFORE_LISTING = 16  # single-name lookups in a folder before its first p
 HOT_CHUNKS = 8  # fetched chunks kept in memory (32 MiB), besides the disk cache
 
 ClientFn = Callable[[], Client | None]
+_PREFETCH = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pfs-list-ahead")
 
 
 class FetchStats:
@@ -85,8 +87,9 @@ def norm(path: str) -> str:
     return "/" if p in ("/", "//") else p
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One name in a folder (a tuple: a listing makes one per entry, fast)."""
+
     name: str
     is_dir: bool
     size: int = 0
@@ -269,6 +272,11 @@ class ChunkReader:
                 self._done(key, idx, fut, error=e)
             if not isinstance(e, Exception):
                 raise
+        finally:
+            with self._lock:
+                idle = not self._inflight
+            if idle:  # the end of a burst of 1-4 MiB buffers: hand their memory back
+                malloc.trim()
 
     def _done(self, key: str, idx: int, fut: Future, result: bytes | None = None,
               error: BaseException | None = None) -> None:
@@ -337,6 +345,7 @@ class Listing:
         self.marker: str | None = None  # path of the last entry received, as pachd sent it
         self.complete = False
         self.lock = threading.Lock()  # one page fetch at a time
+        self.prefetching = False  # the next page is being fetched ahead of the reader
 
 
 class CommitListings:
@@ -415,10 +424,26 @@ class CommitTree:
                 if i >= len(listing.entries) and not listing.complete:
                     self._fetch_page(listing, directory)
                 batch = listing.entries[i:i + 256]
+                ahead = not listing.complete and not listing.prefetching and \
+                    len(listing.entries) - (i + len(batch)) < PAGE_SIZE // 2
+                if ahead:
+                    listing.prefetching = True
+            if ahead:  # the next page comes while the kernel takes this one
+                _PREFETCH.submit(self._prefetch, listing, directory)
             if not batch:
                 return
             yield from batch
             i += len(batch)
+
+    def _prefetch(self, listing: Listing, directory: str) -> None:
+        try:
+            with listing.lock:
+                if not listing.complete:
+                    self._fetch_page(listing, directory)
+        except OSError:
+            pass  # the reader fetches it again when it gets there, and sees the error
+        finally:
+            listing.prefetching = False
 
     def _fetch_page(self, listing: Listing, directory: str) -> None:
         """Append the next page to `listing` (caller holds its lock); a timed-out page is asked again once."""
@@ -438,13 +463,16 @@ class CommitTree:
                 if attempt == 2 or not timed_out:
                     raise os_error(e, what) from None
         fresh = 0
+        committed = mtime = None  # answers share one decoded time: convert it once
         for info in page:
             p = info.file.path.rstrip("/")
             parent, _, name = p.rpartition("/")
             if (parent or "/") != directory or not name or name in listing.by_name:
                 continue
             fresh += 1
-            mtime = info.committed.timestamp() if info.committed else self.mtime
+            if info.committed is not committed:
+                committed = info.committed
+                mtime = committed.timestamp() if committed else self.mtime
             e = Entry(name, info.file_type == pfs.FileType.DIR, info.size_bytes, mtime)
             listing.entries.append(e)
             listing.by_name[name] = e

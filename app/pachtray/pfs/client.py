@@ -16,13 +16,14 @@ import weakref
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import betterproto
 import grpc
 from betterproto.lib.google.protobuf import BytesValue
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
 from pachyderm_sdk.interceptor import MetadataClientInterceptor
+
+from pachtray.pfs import codec
 
 DEFAULT_PORT = 30650
 BAD_ADDRESS = "either empty or poorly formatted cluster endpoint"
@@ -38,6 +39,10 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 15000),
     ("grpc.keepalive_timeout_ms", 5000),
     ("grpc.keepalive_permit_without_calls", 0),
+    # A server stream's messages are taken in by the thread that iterates it, not handed over by
+    # gRPC's channel thread (one GIL hand-off less per message): a listing's client side measured
+    # 26-29 instead of 46-62 µs of CPU per entry. (grpc.experimental.ChannelOptions' name for it.)
+    ("SingleThreadedUnaryStream", 1),
 ]
 
 
@@ -255,6 +260,46 @@ class DeadlineInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClie
         return _IdleStream(continuation(details, request_iterator), details.method, self.timeout)
 
 
+class CodecChannel(grpc.Channel):
+    """A channel on which the SDK's stubs encode and decode the hot-path RPCs' messages natively
+    (`codec.METHODS`; the same messages and bytes as betterproto, see pachtray.pfs.codec)."""
+
+    def __init__(self, channel: grpc.Channel):
+        self._channel = channel
+
+    def _callable(self, make, method, request_serializer=None, response_deserializer=None, *args, **kwargs):
+        return make(method, codec.serializer_for(method, request_serializer),
+                    codec.deserializer_for(method, response_deserializer), *args, **kwargs)
+
+    def unary_unary(self, method, *args, **kwargs):
+        return self._callable(self._channel.unary_unary, method, *args, **kwargs)
+
+    def unary_stream(self, method, *args, **kwargs):
+        return self._callable(self._channel.unary_stream, method, *args, **kwargs)
+
+    def stream_unary(self, method, *args, **kwargs):
+        return self._callable(self._channel.stream_unary, method, *args, **kwargs)
+
+    def stream_stream(self, method, *args, **kwargs):
+        return self._callable(self._channel.stream_stream, method, *args, **kwargs)
+
+    def subscribe(self, callback, try_to_connect=False):
+        self._channel.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback):
+        self._channel.unsubscribe(callback)
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
 class PachClient(Client):
     """The SDK Client on a channel with deadlines, fast reconnects and an explicit close()."""
 
@@ -278,8 +323,8 @@ class PachClient(Client):
         old, self._raw_channel = self._raw_channel, raw
         if old is not None:
             old.close()
-        self._channel = self._ours = grpc.intercept_channel(
-            raw, MetadataClientInterceptor(self._metadata), DeadlineInterceptor(self.rpc_timeout))
+        self._channel = self._ours = CodecChannel(grpc.intercept_channel(
+            raw, MetadataClientInterceptor(self._metadata), DeadlineInterceptor(self.rpc_timeout)))
         super()._init_api()
 
     def close(self) -> None:
@@ -295,55 +340,19 @@ def connect(address: Address | str, *, token: str | None = None, root_certs: byt
     return PachClient(address, token=token, root_certs=root_certs, rpc_timeout=rpc_timeout)
 
 
-class _SharedCommits:
-    """Decodes the Commit that every FileInfo of a listing repeats once per distinct encoding.
-
-    Stands in for the Commit class in the metadata of `ListedFile` (betterproto decodes a nested
-    message as ``cls().parse(data)``); the decoded Commit is shared, so it must not be modified.
-    """
-
-    KEPT = 1024
-
-    def __init__(self):
-        self._decoded: dict[bytes, pfs.Commit] = {}
-
-    def __call__(self) -> "_SharedCommits":
-        return self
-
-    def parse(self, data: bytes) -> pfs.Commit:
-        found = self._decoded.get(data)
-        if found is None:
-            if len(self._decoded) >= self.KEPT:
-                self._decoded.clear()
-            found = self._decoded[data] = pfs.Commit().parse(data)
-        return found
-
-
-def _decoding_with(cls: type, field: str, field_cls) -> type:
-    """A subclass of the SDK message ``cls`` that decodes ``field`` with ``field_cls``."""
-    sub = type(cls.__name__, (cls,), {"__module__": cls.__module__})
-    meta = betterproto.ProtoClassMetadata(sub)
-    meta.cls_by_field[field] = field_cls
-    sub._betterproto_meta = meta
-    return sub
-
-
-ListedFile = _decoding_with(pfs.File, "commit", _SharedCommits())
-ListedFileInfo = _decoding_with(pfs.FileInfo, "file", ListedFile)
 _LIST_FILE = f"/{pfs.ApiBase.__proto_path__}/ListFile"
 
 
 def list_file(client: Client, *, file: pfs.File, pagination_marker: pfs.File | None = None,
               number: int = 0):
-    """`client.pfs.list_file`, decoding several times faster for big folders: the Commit all
-    answers repeat is decoded once (a listing decodes millions of nested messages otherwise).
-    The answers are `ListedFileInfo`s (SDK FileInfos); their `file.commit` is shared, read-only.
-    """
+    """`client.pfs.list_file` with a page size and marker, decoded natively (pachtray.pfs.codec).
+    The answers are SDK FileInfos; the Commit and the time every answer repeats are decoded once
+    and shared (`file.commit` and `committed` are read-only)."""
     request = pfs.ListFileRequest(file=file, number=number)
     if pagination_marker is not None:
         request.pagination_marker = pagination_marker
-    call = client._channel.unary_stream(_LIST_FILE, request_serializer=pfs.ListFileRequest.SerializeToString,
-                                        response_deserializer=ListedFileInfo.FromString)
+    call = client._channel.unary_stream(_LIST_FILE, request_serializer=codec.serialize,
+                                        response_deserializer=codec.deserializer(pfs.FileInfo, share=(pfs.Commit,)))
     return call(request)
 
 
