@@ -312,6 +312,9 @@ def built_deb(tmp_path_factory):
     yield dist / "pachtray", debs[0]
     for folder in (dist, work):  # ~500 MB together
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def jlab_venv() -> Path:
     """Pachtray's JupyterLab environment, cached at .venv-jlab (scripts/jlab-venv.sh): made once, then reused."""
     venv = Path(os.environ.get("JLAB_VENV", ROOT / ".venv-jlab"))

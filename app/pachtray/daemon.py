@@ -29,7 +29,8 @@ import grpc
 from pachtray import __version__, config, frozen, tokens
 from pachtray.api.server import ApiServer, BindError, build_router
 from pachtray.errors import ApiError
-from pachtray.pfs.auth import AUTH_OFF, AUTH_SIGNED_OUT, rpc_error, who_am_i
+from pachtray.pfs import errors
+from pachtray.pfs.auth import AUTH_OFF, AUTH_SIGNED_OUT, who_am_i
 from pachtray.pfs.client import Address, connect, parse_address
 
 log = logging.getLogger(__name__)
@@ -231,8 +232,8 @@ class DaemonApp:
             return "INVALID"
         try:
             return "AUTH_DISABLED" if self.auth_state() == AUTH_OFF else "AUTH_ENABLED"
-        except (grpc.RpcError, ConnectionError) as e:
-            log.info("cluster %s: auth status unknown (%s)", address.url, e)
+        except errors.RPC_ERRORS as e:
+            log.info("cluster %s: auth status unknown (%s)", address.url, errors.details(e))
             return "INVALID"
 
     # ---- connection ---------------------------------------------------------------------------
@@ -436,7 +437,7 @@ class DaemonApp:
             raise ApiError(500, "auth isn't activated on the cluster")
         try:
             resp = client.auth.get_oidc_login()
-        except (grpc.RpcError, ConnectionError):
+        except errors.RPC_ERRORS:
             raise ApiError(500, "no authentication providers configured") from None
         return {"auth_url": resp.login_url, "oidc_state": resp.state}
 
@@ -448,10 +449,8 @@ class DaemonApp:
         login_client = connect(address, root_certs=certs, rpc_timeout=LOGIN_TIMEOUT)
         try:
             token = login_client.auth.authenticate(oidc_state=oidc_state).pach_token
-        except (grpc.RpcError, ConnectionError) as e:
-            cause = rpc_error(e)
-            detail = (cause.details() or cause.code().name.lower()) if cause is not None else str(e)
-            raise ApiError(500, f"login failed: {detail}") from None
+        except errors.RPC_ERRORS as e:
+            raise ApiError(500, f"login failed: {errors.details(e)}") from None
         finally:
             login_client.close()
         tokens.remember(token)

@@ -33,18 +33,6 @@ BRANCH_DETAIL_LIMIT = 200
 UPLOAD_CHUNK = 4 * 1024 * 1024
 KEEP_FINISHED_UPLOADS = 50
 
-_GRPC_STATUS = {
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
-}
-
-
 # ---------------------------------------------------------------- parameters
 
 def _name(value, what: str) -> str:
@@ -100,25 +88,6 @@ def _require_local(app) -> None:
     if not app.is_local:
         raise ApiError(403, "repos and branches can only be created or deleted on the embedded local server; "
                             "use pachctl or the console for a shared cluster")
-
-
-def _rpc(call, *args, **kwargs):
-    """Run an RPC, turning gRPC failures into API errors with the server's own words."""
-    try:
-        return call(*args, **kwargs)
-    except grpc.RpcError as e:
-        raise _api_error(e) from None
-
-
-def _api_error(e: grpc.RpcError) -> ApiError:
-    code = e.code() if hasattr(e, "code") else None
-    details = (e.details() if hasattr(e, "details") else "") or str(code)
-    status = _GRPC_STATUS.get(code, 500)
-    if status == 401:
-        return ApiError(401, "user unauthenticated")
-    if status == 503:
-        return ApiError(503, f"cluster unreachable: {details}")
-    return ApiError(status, details)
 
 
 def _time(value) -> str | None:
@@ -183,9 +152,9 @@ def repos(req, app):
     client = app.client()
     auth_on = app.auth_state() != AUTH_OFF
     projects = [{"name": p.project.name, "description": p.description}
-                for p in _rpc(lambda: list(client.pfs.list_project()))]
+                for p in client.pfs.list_project()]
     out = []
-    for ri in _rpc(lambda: list(client.pfs.list_repo(type="user"))):
+    for ri in client.pfs.list_repo(type="user"):
         authorization = authorization_of(ri, auth_on)
         size = ri.details.size_bytes if ri.details and ri.details.size_bytes else ri.size_bytes_upper_bound
         out.append({
@@ -211,7 +180,7 @@ def branches(req, app):
 
     repo = _repo_of(req.query)
     client = app.client()
-    infos = sorted(_rpc(lambda: list(client.pfs.list_branch(repo=repo))), key=lambda b: b.branch.name)
+    infos = sorted(client.pfs.list_branch(repo=repo), key=lambda b: b.branch.name)
     out = []
     for i, bi in enumerate(infos):
         entry = {"name": bi.branch.name, "head": bi.head.id if bi.head else "", "started": None,
@@ -249,7 +218,7 @@ def commits(req, app):
     limit = _number_param(req.query, "limit", 100, 1, MAX_PAGE)
     client = app.client()
     want = offset + limit + 1
-    stream = _rpc(client.pfs.list_commit, repo=repo, to=pfs.Commit(branch=pfs.Branch(repo=repo, name=branch)),
+    stream = client.pfs.list_commit(repo=repo, to=pfs.Commit(branch=pfs.Branch(repo=repo, name=branch)),
                   number=want)
     found = []
     try:
@@ -257,8 +226,6 @@ def commits(req, app):
             found.append(ci)
             if len(found) >= want:
                 break
-    except grpc.RpcError as e:
-        raise _api_error(e) from None
     finally:
         _cancel(stream)
     page = found[offset:offset + limit]
@@ -287,7 +254,7 @@ def files(req, app):
         after = _pfs_path(after, "after")
     limit = _number_param(req.query, "limit", 200, 1, MAX_PAGE)
     marker = pfs.File(commit=commit, path=after) if after else None
-    stream = _rpc(app.client().pfs.list_file, file=pfs.File(commit=commit, path=folder),
+    stream = app.client().pfs.list_file(file=pfs.File(commit=commit, path=folder),
                   pagination_marker=marker, number=limit + 1)
     entries = []
     try:
@@ -298,8 +265,6 @@ def files(req, app):
             entries.append(fi)
             if len(entries) > limit:
                 break
-    except grpc.RpcError as e:
-        raise _api_error(e) from None
     finally:
         _cancel(stream)
     page = entries[:limit]
@@ -329,7 +294,7 @@ def create_repo(req, app):
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ApiError(400, "description must be a string")
-    _rpc(app.client().pfs.create_repo, repo=repo, description=description)
+    app.client().pfs.create_repo(repo=repo, description=description)
     return {"project": repo.project.name, "repo": repo.name}
 
 
@@ -339,7 +304,7 @@ def delete_repo(req, app):
     repo = _repo_of(data)
     if any(m["repo"] == repo.name and m["project"] == repo.project.name for m in app.manager.all_mounts()):
         raise ApiError(400, f"repo {repo.project.name}/{repo.name} is mounted; unmount it first")
-    _rpc(app.client().pfs.delete_repo, repo=repo, force=bool(data.get("force", False)))
+    app.client().pfs.delete_repo(repo=repo, force=bool(data.get("force", False)))
     return {"project": repo.project.name, "repo": repo.name}
 
 
@@ -361,7 +326,7 @@ def create_branch(req, app):
     client = app.client()
     if client.pfs.branch_exists(pfs.Branch(repo=repo, name=name)):
         raise ApiError(409, f"branch {name} already exists in {repo.project.name}/{repo.name}")
-    _rpc(client.pfs.create_branch, branch=pfs.Branch(repo=repo, name=name), head=head)
+    client.pfs.create_branch(branch=pfs.Branch(repo=repo, name=name), head=head)
     return {"project": repo.project.name, "repo": repo.name, "branch": name}
 
 
@@ -375,7 +340,7 @@ def delete_branch(req, app):
     if any(m["repo"] == repo.name and m["project"] == repo.project.name and m.get("branch") == name
            for m in app.manager.all_mounts()):
         raise ApiError(400, f"branch {name} of {repo.project.name}/{repo.name} is mounted; unmount it first")
-    _rpc(app.client().pfs.delete_branch, branch=pfs.Branch(repo=repo, name=name), force=bool(data.get("force", False)))
+    app.client().pfs.delete_branch(branch=pfs.Branch(repo=repo, name=name), force=bool(data.get("force", False)))
     return {"project": repo.project.name, "repo": repo.name, "branch": name}
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 
-import grpc
-
 from pachtray.api import models
 from pachtray.pfs.gojson import go_json
 from pachtray.api.routing import Router
 from pachtray.errors import ApiError
 from pachtray.mount.manager import MOUNT_STATE_FIELDS
-from pachtray.pfs.auth import AUTH_OFF, authorization, rpc_error
+from pachtray.pfs import errors
+from pachtray.pfs.auth import AUTH_OFF, authorization
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +92,10 @@ def mounts_listing(app) -> dict:
         if e.status != 404:
             raise
         repos = []  # not connected (only reachable from the Pachtray routes that do not need a cluster)
-    except (grpc.RpcError, ConnectionError) as e:
-        cause = rpc_error(e)
-        if cause is None or cause.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    except errors.RPC_ERRORS as e:
+        if not errors.is_unreachable(e):
             raise
-        log.info("listing mounts without repos: the cluster is unreachable (%s)", cause.details())
+        log.info("listing mounts without repos: the cluster is unreachable (%s)", errors.details(e))
         repos = []
     return {"mounted": mounted, "unmounted": repos}
 
@@ -113,8 +111,8 @@ def check_mount_access(app, requests) -> None:
         repo = pfs.Repo(name=r.repo, type="user", project=pfs.Project(name=r.project))
         try:
             info = client.pfs.inspect_repo(repo=repo)
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.NOT_FOUND:
+        except errors.RPC_ERRORS as e:
+            if errors.is_not_found(e):
                 continue  # the manager says it does not exist, in the reference's words
             raise
         access = authorization(info, True)

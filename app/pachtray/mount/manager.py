@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 from pachyderm_sdk.api import auth, pfs
 
 from pachtray.errors import ApiError
@@ -30,7 +29,8 @@ from pachtray.mount.cache import DEFAULT_CACHE_BYTES, ChunkCache
 from pachtray.mount.reads import ReadTracker
 from pachtray.mount.staging import CommitFailed
 from pachtray.mount.workspace import Workspace
-from pachtray.pfs.auth import rpc_error
+from pachtray.pfs import errors
+from pachtray.pfs.errors import RPC_ERRORS, ClusterUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ MOUNT_STATE_FIELDS = ("name", "project", "repo", "branch", "commit", "paths", "m
                       "mountpoint", "latest_commit", "how_many_commits_behind")
 RECOVERED = "pending"  # the state of staged changes kept outside the mount dir (not a reference state)
 NOT_CONNECTED = "not connected to a cluster"
-_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 _CHANGE_POLL = 0.5  # s between looks at the rw mounts' pending counts while someone waits for a change
 
 
@@ -55,13 +54,6 @@ class MountRequest:
     commit: str | None = None
     paths: list[str] = field(default_factory=lambda: ["/"])
     mode: str = "ro"
-
-
-class ClusterUnreachable(ApiError):
-    """pachd did not answer; distinguishes "try again later" from "this request is wrong"."""
-
-    def __init__(self, message: str):
-        super().__init__(500, message)
 
 
 @dataclass(eq=False)
@@ -97,27 +89,6 @@ class _DatumMode:
     input: object  # pps.Input with defaults filled
     datums: list
     idx: int = 0
-
-
-# The SDK re-raises "cannot connect" as ConnectionError, with the gRPC error as its cause.
-RPC_ERRORS = (grpc.RpcError, ConnectionError)
-
-
-def _details(e: BaseException) -> str:
-    cause = rpc_error(e)
-    if cause is not None and callable(getattr(cause, "details", None)):
-        return cause.details() or str(cause.code())
-    return str(e) or type(e).__name__
-
-
-def _code(e: BaseException):
-    cause = rpc_error(e)
-    return cause.code() if cause is not None else None
-
-
-def _is_not_found(e: BaseException) -> bool:
-    """pachd often answers UNKNOWN with "... not found" rather than NOT_FOUND."""
-    return _code(e) == grpc.StatusCode.NOT_FOUND or (rpc_error(e) is not None and "not found" in _details(e))
 
 
 def _repo(project: str, repo: str) -> pfs.Repo:
@@ -311,8 +282,8 @@ class MountManager:
                 try:
                     self._refresh(client, m)
                 except Exception as e:  # noqa: BLE001 - keep the last known state when pachd is away
-                    log.info("refreshing mount %s: %s", m.name, _details(e))
-                    if _code(e) in _UNREACHABLE:
+                    log.info("refreshing mount %s: %s", m.name, errors.details(e))
+                    if errors.is_unreachable(e):
                         client = None  # one timeout per listing, not one per mount
         with self._lock:
             return list(self._mounts.values())
@@ -335,15 +306,15 @@ class MountManager:
                 client.pfs.inspect_repo(repo=_repo(m.project, m.repo))
             else:
                 client.pfs.inspect_commit(commit=pfs.Commit(repo=_repo(m.project, m.repo), id=m.commit))
-        except grpc.RpcError as e:
-            if not _is_not_found(e):
+        except RPC_ERRORS as e:
+            if not errors.is_not_found(e):
                 raise
             self._gone(m, f"repo {m.project}/{m.repo}" if m.mode == "rw" else f"commit {m.commit}")
             return
         try:
             head = client.pfs.inspect_branch(branch=_branch(m.project, m.repo, m.branch)).head
-        except grpc.RpcError as e:
-            if not _is_not_found(e):
+        except RPC_ERRORS as e:
+            if not errors.is_not_found(e):
                 raise
             head = None
         if not m.commit:
@@ -427,8 +398,8 @@ class MountManager:
                 branch = r.branch or "master"
                 try:
                     base = client.pfs.inspect_branch(branch=_branch(project, r.repo, branch)).head
-                except grpc.RpcError as e:
-                    if not _is_not_found(e):
+                except RPC_ERRORS as e:
+                    if not errors.is_not_found(e):
                         raise
                     base = None
                 return _Mount(name=r.name, project=project, repo=r.repo, branch=branch,
@@ -441,11 +412,7 @@ class MountManager:
                              branch=_branch(project, r.repo, branch) if branch else None)
             ci = client.pfs.inspect_commit(commit=ref)
         except RPC_ERRORS as e:
-            if _is_not_found(e):
-                raise ApiError(400, f"{where}: {_details(e)}") from None
-            if _code(e) in _UNREACHABLE:
-                raise ClusterUnreachable(f"{where}: cluster unreachable: {_details(e)}") from None
-            raise ApiError(500, f"{where}: {_details(e)}") from None
+            raise errors.to_api_error(e, where, reference=True, not_found=400) from None
         got_branch = ci.commit.branch.name if ci.commit.branch and ci.commit.branch.name else branch
         return _Mount(name=r.name, project=project, repo=r.repo, branch=got_branch, commit=ci.commit.id,
                       paths=paths, mode="ro", view=None, pinned=bool(commit))
@@ -616,7 +583,7 @@ class MountManager:
             new_id = m.view.commit()
         except Exception as e:  # noqa: BLE001 - any failure: everything stays staged
             msg = e.message if isinstance(e, CommitFailed) else \
-                f"commit of {m.name!r} failed, changes kept: {_details(e)}"
+                f"commit of {m.name!r} failed, changes kept: {errors.details(e)}"
             with self._lock:
                 m.state = before
                 m.error = msg
@@ -719,11 +686,9 @@ class MountManager:
         except datum_mod.SpecError as e:
             raise ApiError(400, f"error listing spec's datums: {e}") from None
         except RPC_ERRORS as e:
-            if _is_not_found(e):
-                raise ApiError(400, f"error converting datum inputs to mounts: {_details(e)}") from None
-            if _code(e) in _UNREACHABLE:
-                raise ClusterUnreachable(f"error listing spec's datums: {_details(e)}") from None
-            raise ApiError(500, f"error listing spec's datums: {_details(e)}") from None
+            if errors.is_not_found(e):
+                raise ApiError(400, f"error converting datum inputs to mounts: {errors.details(e)}") from None
+            raise errors.to_api_error(e, "error listing spec's datums", reference=True) from None
         if not all_datums:
             raise ApiError(400, "spec produces zero datums; nothing to mount")
         with self._mode_lock:

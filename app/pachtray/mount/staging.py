@@ -48,10 +48,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 from pachyderm_sdk.api import pfs
 
 from pachtray.errors import PachtrayError
+from pachtray.pfs import errors
+from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
 from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_commit, norm, reader_for,
@@ -813,9 +814,8 @@ class RwView:
                 client = require_client(self.client_fn, f"commit to {where}")
                 client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan))
                 head = client.pfs.inspect_branch(branch=branch).head.id
-            except (grpc.RpcError, ConnectionError, OSError) as e:
-                detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
-                raise CommitFailed(f"commit to {where} failed, changes kept: {detail}") from None
+            except (*RPC_ERRORS, OSError) as e:
+                raise CommitFailed(f"commit to {where} failed, changes kept: {errors.details(e)}") from None
             log.info("committed %d changes to %s as %s %s", len(plan), where, head, description)
             self._reset(head)
         if self.invalidate is not None:  # outside the lock: the kernel may wait for a write that waits for it

@@ -4,36 +4,9 @@ from __future__ import annotations
 
 import grpc
 
+from pachtray.pfs.errors import is_not_activated, is_unauthenticated
+
 AUTH_OFF, AUTH_ON, AUTH_SIGNED_OUT = "off", "on", "unauthenticated"
-
-
-def rpc_error(e: BaseException | None) -> grpc.RpcError | None:
-    """The gRPC error behind ``e``: the SDK's interceptor re-raises some as ConnectionError
-    (unreachable, auth not activated) with the original as the cause."""
-    while e is not None:
-        if isinstance(e, grpc.RpcError) and hasattr(e, "code"):
-            return e
-        e = e.__cause__
-    return None
-
-
-def _code(e: grpc.RpcError) -> grpc.StatusCode | None:
-    return e.code() if hasattr(e, "code") else None
-
-
-def _details(e: grpc.RpcError) -> str:
-    return (e.details() if hasattr(e, "details") else "") or ""
-
-
-def is_not_activated(e: grpc.RpcError) -> bool:
-    """pachd answers auth calls with 'the auth service is not activated' when auth is off."""
-    return _code(e) == grpc.StatusCode.UNIMPLEMENTED or "not activated" in _details(e)
-
-
-def is_unauthenticated(e: grpc.RpcError) -> bool:
-    """No token, a bad one, or an expired/revoked one."""
-    return _code(e) == grpc.StatusCode.UNAUTHENTICATED or "no authentication token" in _details(e) \
-        or "token is corrupted or has expired" in _details(e)
 
 
 def who_am_i(client) -> tuple[str, str]:

@@ -9,20 +9,17 @@ from pachyderm_sdk.api import pfs
 
 from pachtray import __version__
 from pachtray.errors import ApiError
-from pachtray.mount.manager import RPC_ERRORS, _code, _details, _is_not_found
+from pachtray.pfs import errors
+from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.mount.reads import Read
 from pachtray.repro.lockfile import VERSION
 
 INSPECT_THREADS = 8
-_UNREACHABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
 
 
 def rpc_failure(e: BaseException, what: str) -> ApiError:
-    """An RPC error as the API's answer: 503 when the cluster does not answer, else pachd's words."""
-    code = _code(e)
-    if code is not None and code.name in _UNREACHABLE:
-        return ApiError(503, f"{what}: cluster unreachable: {_details(e)}")
-    return ApiError(404 if _is_not_found(e) else 500, f"{what}: {_details(e)}")
+    """An RPC error as the answer of Pachtray's routes (503 when the cluster does not answer)."""
+    return errors.to_api_error(e, what, reference=False)
 
 
 def cluster_identity(app) -> dict:
@@ -47,7 +44,7 @@ def inspect_files(app, commit: pfs.Commit, paths: list[str]) -> dict[str, pfs.Fi
         try:
             return path, client.pfs.inspect_file(file=pfs.File(commit=commit, path=path))
         except RPC_ERRORS as e:
-            if _is_not_found(e):
+            if errors.is_not_found(e):
                 return path, None
             raise rpc_failure(e, f"cannot inspect {path} in commit {commit.id}") from None
 

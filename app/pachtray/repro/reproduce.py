@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pachyderm_sdk.api import pfs
 
 from pachtray.errors import ApiError
-from pachtray.mount.manager import RPC_ERRORS, MountRequest, _details, _is_not_found
+from pachtray.mount.manager import MountRequest
+from pachtray.pfs import errors
+from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.repro import lockfile
 from pachtray.repro.pinning import cluster_identity, commit_of, inspect_files, rpc_failure
 
@@ -95,9 +97,9 @@ def _existing_branch(app, entry: dict) -> str:
     try:
         client.pfs.inspect_commit(commit=commit_of(entry["project"], entry["repo"], entry["commit"]))
     except RPC_ERRORS as e:
-        if _is_not_found(e):
+        if errors.is_not_found(e):
             raise ApiError(404, f"{where}: the pinned commit no longer exists on {app.address.url} "
-                                f"({_details(e)}); the data this lock pins is gone") from None
+                                f"({errors.details(e)}); the data this lock pins is gone") from None
         raise rpc_failure(e, where) from None
     if not entry["branch"]:
         return ""
@@ -105,7 +107,7 @@ def _existing_branch(app, entry: dict) -> str:
     try:
         client.pfs.inspect_branch(branch=branch)
     except RPC_ERRORS as e:
-        if _is_not_found(e):
+        if errors.is_not_found(e):
             return ""
         raise rpc_failure(e, where) from None
     return entry["branch"]
