@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_PACHD_PORT = 30650
 HEALTH_INTERVAL = 2.0  # seconds between connection checks
+MOUNT_REFRESH_INTERVAL = 5.0  # seconds between looks at the mounts' upstream (commits behind, deletions)
 PROBE_TIMEOUT = 2.0
 UNREACHABLE_AFTER = 2  # failed checks in a row before the mounts stop waiting for pachd
 CONNECT_TIMEOUT = 5.0  # PUT /config: as the reference's dial timeout
@@ -411,7 +412,7 @@ class DaemonApp:
 
             manager = MountManager(str(self.mount_dir), str(self.data_dir), allow_other=self.allow_other,
                                    cache_bytes=self.settings.cache_size_mb * 2**20,
-                                   keep_workspace=self.keep_workspace)
+                                   keep_workspace=self.keep_workspace, auth_state=self.auth_state)
             manager.start()
             self._manager = manager
         except Exception as e:  # noqa: BLE001 - reported through the API and the log
@@ -419,6 +420,17 @@ class DaemonApp:
             log.exception("the mount engine could not start")
         finally:
             self._manager_ready.set()
+
+    def refresh_mounts(self) -> None:
+        """Every MOUNT_REFRESH_INTERVAL s, while pachd answers: the mounts' latest commits and
+        commits behind, and mounts deleted upstream dropped (listings only read the table)."""
+        while not self.stopping.wait(MOUNT_REFRESH_INTERVAL):
+            if self._manager is None or self.connection_state() != "connected":
+                continue
+            try:
+                self._manager.refresh()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("refreshing the mounts failed")
 
     def restore_mounts(self) -> None:
         """Mount again what was mounted at the last exit or crash (`restore`)."""
@@ -637,6 +649,7 @@ def _run(argv: list[str], mode: str) -> int:
         app.start_manager()
         app.connect_at_start(args.pachd_address)
         threading.Thread(target=app.watch_connection, name="connection-watch", daemon=True).start()
+        threading.Thread(target=app.refresh_mounts, name="mount-refresh", daemon=True).start()
         if app.restore and not app.stopping.is_set():
             threading.Thread(target=app.restore_mounts, name="restore-mounts", daemon=True).start()
         while not app.stopping.wait(1.0):

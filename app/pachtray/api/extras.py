@@ -498,6 +498,7 @@ def refresh_mount(req, app):
                            paths=list(state.get("paths") or ["/"]), mode="ro")
     app.manager.unmount([name])
     app.manager.mount([request])
+    app.manager.refresh([name])
     return {"mounted": app.manager.all_mounts()}
 
 

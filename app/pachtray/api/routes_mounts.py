@@ -81,10 +81,12 @@ def repo_entries(app) -> list[dict]:
 
 
 def mounts_listing(app) -> dict:
-    """GET /mounts: the mounts, plus every repo as `unmounted` (as the reference lists them).
+    """GET /mounts: the mounts after the reference's refresh (which drops those deleted upstream),
+    plus every repo as `unmounted` (as the reference lists them).
 
     When the cluster is unreachable the mounts are still listed (they are local state), with no repos.
     """
+    app.manager.refresh()
     mounted = app.manager.mounted()
     try:
         repos = repo_entries(app)
@@ -98,31 +100,6 @@ def mounts_listing(app) -> dict:
         log.info("listing mounts without repos: the cluster is unreachable (%s)", errors.details(e))
         repos = []
     return {"mounted": mounted, "unmounted": repos}
-
-
-def check_mount_access(app, requests) -> None:
-    """With auth on, refuse ro mounts without read access and rw mounts without write access."""
-    if app.auth_state() == AUTH_OFF:
-        return
-    from pachyderm_sdk.api import pfs
-
-    client = app.client()
-    for r in requests:
-        repo = pfs.Repo(name=r.repo, type="user", project=pfs.Project(name=r.project))
-        try:
-            info = client.pfs.inspect_repo(repo=repo)
-        except errors.RPC_ERRORS as e:
-            if errors.is_not_found(e):
-                continue  # the manager says it does not exist, in the reference's words
-            raise
-        access = authorization(info, True)
-        if r.mode == "rw" and access != "write":
-            raise ApiError(403, f"cannot mount {r.project}/{r.repo} read-write as {r.name!r}: you have "
-                                f"{'read-only' if access == 'read' else 'no'} access to this repo "
-                                "(the repoWriter role is needed)")
-        if access == "none":
-            raise ApiError(403, f"cannot mount {r.project}/{r.repo} as {r.name!r}: you have no read access "
-                                "to this repo (the repoReader role is needed)")
 
 
 def list_repos(req, app):
@@ -139,9 +116,7 @@ def list_mounts(req, app):
 
 
 def mount(req, app):
-    requests = models.mount_requests(req)
-    check_mount_access(app, requests)
-    app.manager.mount(requests)
+    app.manager.mount(models.mount_requests(req))
     return mounts_listing(app)
 
 

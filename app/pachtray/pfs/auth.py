@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import grpc
+from pachyderm_sdk.api.auth import Permission
 
 from pachtray.pfs.errors import is_not_activated, is_unauthenticated
 
 AUTH_OFF, AUTH_ON, AUTH_SIGNED_OUT = "off", "on", "unauthenticated"
+READ_PERMISSIONS = frozenset({Permission.REPO_READ, Permission.REPO_LIST_COMMIT, Permission.REPO_LIST_BRANCH,
+                              Permission.REPO_LIST_FILE})
 
 
 def who_am_i(client) -> tuple[str, str]:
@@ -30,15 +33,15 @@ def who_am_i(client) -> tuple[str, str]:
 
 
 def authorization(repo_info, auth_on: bool) -> str:
-    """The reference's access level for a repo: off (auth off), none, read or write.
+    """The access level to a repo, as the reference's ListByRepos says it: off (auth off), none,
+    read or write. The one rule for GET /repos, the GUI and mount requests.
 
+    Reading needs REPO_READ, REPO_LIST_COMMIT, REPO_LIST_BRANCH and REPO_LIST_FILE (its hasRepoRead);
     ``auth_on`` comes from who_am_i(): an empty AuthInfo cannot be told from a missing one.
     """
-    from pachyderm_sdk.api.auth import Permission
-
     if not auth_on:
         return "off"
-    perms = set(repo_info.auth_info.permissions) if repo_info.auth_info else set()
-    if Permission.REPO_READ not in perms:
+    perms = set(repo_info.auth_info.permissions) if repo_info.auth_info is not None else set()
+    if not READ_PERMISSIONS <= perms:
         return "none"
     return "write" if Permission.REPO_WRITE in perms else "read"

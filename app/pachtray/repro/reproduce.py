@@ -67,6 +67,7 @@ def reproduce(app, lock, rename: dict | None = None, check: bool = False) -> dic
     if not check:
         _mount(app, [p for p in plan if not p.reuse])
     if not check:
+        app.manager.refresh([p.name for p in plan])
         states = {m["name"]: m for m in app.manager.mounted()}
     mounts = [_result(p, states.get(p.name) if p.reuse or not check else None, check) for p in plan]
     return {"mounts": mounts, "conflicts": conflicts, "verified_files": verified, "warnings": warnings}
