@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from pachtray.files import write_atomic
 
 VERSION = 1
 SUFFIX = ".pachyderm.lock"
@@ -48,16 +49,7 @@ def dumps(lock: dict) -> str:
 
 def write(path: str | os.PathLike, lock: dict) -> Path:
     """Write atomically (a reader never sees half a lock); returns the absolute path."""
-    path = Path(path).absolute()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dumps(lock))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(Path(path).absolute(), dumps(lock))
 
 
 def read(path: str | os.PathLike) -> dict:
