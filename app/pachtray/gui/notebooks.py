@@ -311,17 +311,16 @@ class NotebooksPanel(QWidget):
         self._update_buttons()
 
     def _show_pinned(self) -> None:
-        states = {m["name"]: m for m in self.notebooks.controller.status.mounted}
+        status = self.notebooks.controller.status
         rows, tips = [], []
         for m in self.notebooks.reproduced:
-            state = states.get(m["name"])
-            if state is None or state.get("commit") != m["commit"]:
+            state = status.mount(m["name"])
+            if state is None or state.commit != m["commit"]:
                 behind = "unmounted"
-            elif not state.get("branch"):
+            elif not state.branch:
                 behind = "branch gone"
             else:
-                n = int(state.get("how_many_commits_behind") or 0)
-                behind = f"{n} behind {state['branch']}" if n else f"head of {state['branch']}"
+                behind = f"{state.behind} behind {state.branch}" if state.behind else f"head of {state.branch}"
             rows.append((m["name"], f"{m['project']}/{m['repo']}", m["commit"][:12], behind, m["lock"]))
-            tips.append((state or {}).get("status", ""))
+            tips.append(state.status if state is not None else "")
         _fill(self.pinned_table, rows, tips)
