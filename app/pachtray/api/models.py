@@ -100,10 +100,10 @@ def mount_requests(req: Request) -> list:
 def unmount_names(req: Request) -> list[str]:
     """PUT /_unmount: {"mounts": [name, ...]}."""
     body = req.json_object()
-    names = body.get("mounts")
-    if not isinstance(names, list):
+    given = body.get("mounts")
+    if not isinstance(given, list):
         raise ApiError(400, 'expected {"mounts": [NAME, ...]}: "mounts" must be a list of mount names')
-    return [mount_name(n, f"mounts[{i}]") for i, n in enumerate(names)]
+    return [mount_name(n, f"mounts[{i}]") for i, n in enumerate(given)]
 
 
 def single_mount(req: Request) -> str:

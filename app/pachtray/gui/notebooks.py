@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from pachtray.gui import dialogs
 from pachtray.gui.client import EXTRAS
 from pachtray.gui.controller import Controller
+from pachtray.pfs import names
 from pachtray.repro import lockfile
 from pachtray.repro.cli import describe_mount
 
@@ -148,7 +149,7 @@ class Notebooks(QObject):
 
         def accept(values):
             for value in values.values():
-                if not lockfile.valid_mount_name(value):
+                if not names.is_mount_name(value):
                     return f"{value!r} is not a mount name: no '/', not '.' or '..'."
             self._mount(path, lock, {**rename, **values}, f"Could not reproduce {os.path.basename(path)}")
             return None
@@ -163,8 +164,8 @@ class Notebooks(QObject):
 
         def done(answer):
             made = [dict(m, lock=path) for m in answer["mounts"]]
-            names = {m["name"] for m in made}
-            self.reproduced = [m for m in self.reproduced if m["name"] not in names] + made
+            taken = {m["name"] for m in made}
+            self.reproduced = [m for m in self.reproduced if m["name"] not in taken] + made
             self.pinned_changed.emit()
             lines = [describe_mount(m) for m in made] + answer.get("warnings", [])
             self.controller.notify.emit("Lock reproduced", "\n".join(lines), False)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 
-from pachyderm_sdk.api import pfs
-
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
 COMMIT_ID_RE = re.compile(r"^[0-9a-f]{32}$")  # pachd's ids: UUIDv4 without dashes, lower case
 NAME_MAX = 255  # bytes of one file name (statfs f_namemax)
@@ -29,13 +27,21 @@ def is_mount_name(value: object) -> bool:
             and len(value.encode("utf-8", "surrogatepass")) <= NAME_MAX)
 
 
-def repo(project: str, name: str) -> pfs.Repo:
+# The SDK's messages for names (imported when used: the lock file's checks need no SDK).
+
+def repo(project: str, name: str):
+    from pachyderm_sdk.api import pfs
+
     return pfs.Repo(name=name, type="user", project=pfs.Project(name=project or "default"))
 
 
-def branch(project: str, repo_name: str, name: str) -> pfs.Branch:
+def branch(project: str, repo_name: str, name: str):
+    from pachyderm_sdk.api import pfs
+
     return pfs.Branch(repo=repo(project, repo_name), name=name)
 
 
-def commit(project: str, repo_name: str, commit_id: str) -> pfs.Commit:
+def commit(project: str, repo_name: str, commit_id: str):
+    from pachyderm_sdk.api import pfs
+
     return pfs.Commit(repo=repo(project, repo_name), id=commit_id)

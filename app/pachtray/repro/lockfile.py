@@ -22,11 +22,11 @@ import re
 from pathlib import Path
 
 from pachtray.files import write_atomic
+from pachtray.pfs import names
 
 VERSION = 1
 SUFFIX = ".pachyderm.lock"
 DEFAULT_NAME = "pachyderm.lock"
-COMMIT_RE = re.compile(r"^[0-9a-f]{32}$")
 HASH_RE = re.compile(r"^[0-9a-f]*$")
 
 
@@ -74,10 +74,6 @@ def _str(obj: dict, key: str, where: str, *, empty: bool = False) -> str:
     return value
 
 
-def valid_mount_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
-
-
 def validate(data) -> dict:
     """The lock if it is well-formed (version 1); LockFormatError naming the first problem otherwise."""
     _need(isinstance(data, dict), "lock", "must be a JSON object")
@@ -90,19 +86,19 @@ def validate(data) -> dict:
     _str(data, "created", "lock", empty=True)
     mounts = data.get("mounts")
     _need(isinstance(mounts, list) and bool(mounts), "lock", "'mounts' must be a non-empty list")
-    names = set()
+    seen = set()
     for i, m in enumerate(mounts):
         where = f"lock mounts[{i}]"
         _need(isinstance(m, dict), where, "must be an object")
         name = _str(m, "name", where)
         where = f"lock mount {name!r}"
-        _need(valid_mount_name(name), where, "a mount name must not contain '/' or be '.' or '..'")
-        _need(name not in names, where, "appears twice")
-        names.add(name)
+        _need(names.is_mount_name(name), where, "a mount name must not contain '/' or be '.' or '..'")
+        _need(name not in seen, where, "appears twice")
+        seen.add(name)
         for key in ("project", "repo"):
             _str(m, key, where)
         _str(m, "branch", where, empty=True)
-        _need(COMMIT_RE.match(_str(m, "commit", where)) is not None, where,
+        _need(names.is_commit_id(_str(m, "commit", where)), where,
               "'commit' must be a commit id (32 hexadecimal characters)")
         paths = m.get("paths")
         _need(isinstance(paths, list) and bool(paths) and all(isinstance(p, str) and p.startswith("/") for p in paths),

@@ -9,7 +9,7 @@ from pachyderm_sdk.api import pfs
 
 from pachtray import __version__
 from pachtray.errors import ApiError
-from pachtray.pfs import errors
+from pachtray.pfs import errors, names
 from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.mount.reads import Read
 from pachtray.repro.lockfile import VERSION
@@ -30,10 +30,6 @@ def cluster_identity(app) -> dict:
     except RPC_ERRORS as e:
         raise rpc_failure(e, "cannot ask the cluster for its id") from None
     return {"id": cluster_id, "address": app.address.url}
-
-
-def commit_of(project: str, repo: str, commit_id: str) -> pfs.Commit:
-    return pfs.Commit(repo=pfs.Repo(name=repo, type="user", project=pfs.Project(name=project)), id=commit_id)
 
 
 def inspect_files(app, commit: pfs.Commit, paths: list[str]) -> dict[str, pfs.FileInfo | None]:
@@ -100,7 +96,7 @@ def _mount_entry(app, pid: int, name: str, commit_id: str, reads: list[Read], wa
     if info is None:
         raise ApiError(500, f"process {pid} read mount {name!r} at commit {commit_id}, but the daemon no longer "
                             "knows which repo that was")
-    commit = commit_of(info["project"], info["repo"], commit_id)
+    commit = names.commit(info["project"], info["repo"], commit_id)
     committed = sorted({r.path for r in reads if not r.modified} - set(modified))
     infos = inspect_files(app, commit, committed)
     files = []
