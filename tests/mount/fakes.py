@@ -9,21 +9,10 @@ import uuid
 from pathlib import Path
 
 import grpc
+from conftest import RpcFailure as Rpc
 from pachyderm_sdk.api import auth, pfs
 
 from pachtray.pfs.auth import READ_PERMISSIONS
-
-
-class Rpc(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str = ""):
-        super().__init__(details)
-        self._code, self._details = code, details
-
-    def code(self):
-        return self._code
-
-    def details(self):
-        return self._details
 
 
 def new_id() -> str:

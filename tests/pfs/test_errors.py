@@ -6,6 +6,7 @@ import errno
 
 import grpc
 import pytest
+from conftest import RpcFailure as Rpc
 
 from pachtray.errors import ApiError
 from pachtray.pfs import errors
@@ -13,20 +14,6 @@ from pachtray.pfs import errors
 pytestmark = pytest.mark.fast
 
 C = grpc.StatusCode
-
-
-class Rpc(grpc.RpcError):
-    """A gRPC failure as the SDK raises it (code and details)."""
-
-    def __init__(self, code: grpc.StatusCode, details: str = ""):
-        super().__init__(details)
-        self._code, self._details = code, details
-
-    def code(self):
-        return self._code
-
-    def details(self):
-        return self._details
 
 
 def wrapped(e: grpc.RpcError) -> ConnectionError:
