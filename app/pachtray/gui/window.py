@@ -1,23 +1,22 @@
-"""The main window: repo browser (projects ▸ repos, branches, commits, file preview) and mounts."""
+"""The main window: repo browser (projects ▸ repos, branches, commits, file preview, uploads) and
+the Mounts tab (gui.mounts_tab)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QIcon
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMainWindow, QProgressBar,
-    QPushButton, QSplitter, QTableView, QTableWidget, QTableWidgetItem, QTabWidget, QToolBar, QTreeView,
-    QVBoxLayout, QWidget,
+    QPushButton, QSplitter, QTableView, QTabWidget, QToolBar, QTreeView, QVBoxLayout, QWidget,
 )
 
 from pachtray.gui import dialogs
-from pachtray.gui.client import MountInfo
 from pachtray.gui.controller import Controller
 from pachtray.gui.models import BranchesModel, CommitsModel, FilesModel, RepoTreeModel
+from pachtray.gui.mounts_tab import MountsTab
 from pachtray.pfs import names
 
 UPLOAD_POLL_MS = 300
-MOUNT_COLUMNS = ("Name", "Source", "Mode", "State", "Behind", "Pending")
 
 
 def _name_problem(value: str, what: str) -> str | None:
@@ -112,7 +111,13 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget(self)
         self.setCentralWidget(self.tabs)
         self.tabs.addTab(self._build_browser(), "Repositories")
-        self.tabs.addTab(self._build_mounts(), "Mounts")
+        self.mounts_tab = MountsTab(controller, self)
+        self.tabs.addTab(self.mounts_tab, "Mounts")
+        # The Mounts tab's parts, as tests and screenshots reach them.
+        self.mount_table, self.mount_buttons = self.mounts_tab.table, self.mounts_tab.buttons
+        self.mount_status = self.mounts_tab.status_label
+        self.select_mount, self.selected_mount = self.mounts_tab.select, self.mounts_tab.selected
+        self._mount_action = self.mounts_tab.action
         self._build_toolbar(actions or {})
         self._build_status_bar()
 
@@ -240,35 +245,6 @@ class MainWindow(QMainWindow):
         self._update_buttons()
         return page
 
-    def _build_mounts(self) -> QWidget:
-        page = QWidget(self)
-        v = QVBoxLayout(page)
-        self.mount_table = QTableWidget(0, len(MOUNT_COLUMNS), page)
-        self.mount_table.setHorizontalHeaderLabels(MOUNT_COLUMNS)
-        self.mount_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.mount_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.mount_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.mount_table.verticalHeader().setVisible(False)
-        header = self.mount_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.mount_table.itemSelectionChanged.connect(self._update_mount_buttons)
-        v.addWidget(self.mount_table)
-        self.mount_status = QLabel("", page)
-        self.mount_status.setWordWrap(True)
-        v.addWidget(self.mount_status)
-        row = QHBoxLayout()
-        self.mount_buttons = {}
-        for key, label in (("refresh", "Refresh"), ("commit", "Commit…"), ("discard", "Discard…"),
-                           ("unmount", "Unmount"), ("open", "Open folder")):
-            button = QPushButton(label, page)
-            button.clicked.connect(lambda _=False, k=key: self._mount_action(k))
-            self.mount_buttons[key] = button
-            row.addWidget(button)
-        row.addStretch(1)
-        v.addLayout(row)
-        return page
-
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.cluster_label = QLabel("", self)
@@ -306,7 +282,8 @@ class MainWindow(QMainWindow):
             self.user_label.setText("Auth off")
         self.user_label.setToolTip(status.token_problem)
         self.repo_tree.setColumnHidden(2, status.auth == "off")
-        self._fill_mounts(status.mounted)
+        self.mounts_tab.fill(status.mounted)
+        self.tabs.setTabText(1, f"Mounts ({len(status.mounted)})" if status.mounted else "Mounts")
         self._update_buttons()
 
     def _on_repos(self) -> None:
@@ -569,72 +546,3 @@ class MainWindow(QMainWindow):
     @property
     def uploading(self) -> bool:
         return self._upload_job is not None or self.upload_bar.isVisible()
-
-    # ------------------------------------------------------------- mounts tab
-
-    def _fill_mounts(self, mounted: list[MountInfo]) -> None:
-        selected = self.selected_mount()
-        keep = selected.name if selected else None
-        self.mount_table.setRowCount(len(mounted))
-        for r, m in enumerate(mounted):
-            values = (m.name, m.source, m.mode, m.state, str(m.behind), str(m.pending))
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                item.setData(Qt.ItemDataRole.UserRole, m.name)
-                item.setToolTip(m.message)
-                self.mount_table.setItem(r, c, item)
-            if m.name == keep:
-                self.mount_table.selectRow(r)
-        if keep is None and mounted:
-            self.mount_table.selectRow(0)
-        self.tabs.setTabText(1, f"Mounts ({len(mounted)})" if mounted else "Mounts")
-        self._update_mount_buttons()
-
-    def selected_mount(self) -> MountInfo | None:
-        rows = self.mount_table.selectionModel().selectedRows() if self.mount_table.selectionModel() else []
-        if not rows:
-            return None
-        return self.controller.status.mount(self.mount_table.item(rows[0].row(), 0).text())
-
-    def select_mount(self, name: str) -> bool:
-        for r in range(self.mount_table.rowCount()):
-            if self.mount_table.item(r, 0).text() == name:
-                self.mount_table.selectRow(r)
-                return True
-        return False
-
-    def _update_mount_buttons(self) -> None:
-        """The same rules as the tray's menu (gui.client.MountInfo)."""
-        m = self.selected_mount()
-        self.mount_buttons["refresh"].setEnabled(m is not None and m.can_refresh)
-        self.mount_buttons["commit"].setEnabled(m is not None and m.can_commit)
-        self.mount_buttons["discard"].setEnabled(m is not None and m.can_discard)
-        self.mount_buttons["unmount"].setEnabled(m is not None and m.can_unmount)
-        self.mount_buttons["open"].setEnabled(m is not None and m.can_open)
-        self.mount_status.setText(m.message if m else "")
-
-    def _mount_action(self, key: str):
-        m = self.selected_mount()
-        if m is None:
-            return None
-        name, pending = m.name, m.pending
-        if key == "refresh":
-            self.controller.refresh_mount(name)
-        elif key == "commit":
-            return dialogs.confirm(self, "Commit changes", f"Commit {pending} change(s) in {name} to "
-                                   f"{m.repo}@{m.branch or 'master'}?",
-                                   lambda: self.controller.commit(name), yes="Commit")
-        elif key == "discard":
-            return dialogs.confirm(self, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",
-                                   lambda: self.controller.discard(name), yes="Discard",
-                                   informative="The files go back to the last commit; this cannot be undone.",
-                                   icon=dialogs.QMessageBox.Icon.Warning)
-        elif key == "unmount":
-            if pending:
-                return dialogs.confirm(self, "Unmount", f"{name} has {pending} uncommitted change(s). Unmounting "
-                                       "commits them first.", lambda: self.controller.unmount(name),
-                                       yes="Commit and unmount")
-            self.controller.unmount(name)
-        elif key == "open":
-            QDesktopServices.openUrl(QUrl.fromLocalFile(m.mountpoint))
-        return None
