@@ -68,10 +68,6 @@ class DaemonApp:
     def is_local(self) -> bool:
         return self.connection.is_local
 
-    @property
-    def local_pachd(self):
-        return self.connection.local_pachd
-
     def check_access(self, requires: str) -> None:
         """The reference's initial checks: a cluster (else 404) and, for most routes, a signed-in user."""
         self.client()
