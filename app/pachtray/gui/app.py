@@ -207,9 +207,9 @@ class PachtrayApp(QObject):
         details = []
         if status.mounted:
             details.append(f"{len(status.mounted)} mount(s) are active in {status.info.get('mount_dir', 'the mount folder')}.")
-        dirty = [m for m in status.mounted if int(m.get("pending_changes") or 0) > 0 or m.get("state") == "pending"]
+        dirty = [m for m in status.mounted if m.dirty]
         if dirty:
-            names = ", ".join(f"{m['name']} ({m.get('pending_changes') or 0})" for m in dirty)
+            names = ", ".join(f"{m.name} ({m.pending})" for m in dirty)
             details.append(f"Uncommitted read-write changes: {names}. Stopping keeps them staged (not uploaded); "
                            "they are offered again next time. Commit them first to upload them.")
             box.setIcon(QMessageBox.Icon.Warning)

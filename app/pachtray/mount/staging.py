@@ -48,10 +48,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 from pachyderm_sdk.api import pfs
 
 from pachtray.errors import PachtrayError
+from pachtray.pfs import errors, modify
+from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
 from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_commit, norm, reader_for,
@@ -59,7 +60,6 @@ from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_
 
 log = logging.getLogger(__name__)
 
-UPLOAD_CHUNK = 1024 * 1024
 COPY_CHUNK = 4 * 1024 * 1024
 FILE_MODE = 0o100644
 DIR_MODE = 0o040755
@@ -282,7 +282,7 @@ class RwView:
 
     @property
     def base_commit_id(self) -> str | None:
-        return self.base.commit.id if self.base.commit else None
+        return self.base.commit.id if self.base.commit is not None else None
 
     # --- resolution ---------------------------------------------------------------------------
     @staticmethod
@@ -779,19 +779,12 @@ class RwView:
                 continue
             # Every other change replaces the path: the branch may have a file there that the base
             # had not (PFS would append to it), or the commit may be the same one again after a crash.
-            yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
             if row.kind in ("gone", "emptied"):
-                continue
-            if row.blob is None:
-                yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(
-                    dst=path, src=pfs.File(commit=base, path=row.src)))
-                continue
-            with open(self.journal.blob_path(row.blob), "rb") as f:
-                data = f.read(UPLOAD_CHUNK)  # sent even when empty: that creates an empty file
-                while True:
-                    yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=data))
-                    if not (data := f.read(UPLOAD_CHUNK)):
-                        break
+                yield modify.delete(path)
+            elif row.blob is None:
+                yield from modify.replace_with_copy(path, pfs.File(commit=base, path=row.src))
+            else:
+                yield from modify.replace_with_file(path, self.journal.blob_path(row.blob))
 
     def commit(self, description: str = "") -> str | None:
         """Upload every change as one commit on the branch; returns its id (None: nothing to do).
@@ -813,9 +806,8 @@ class RwView:
                 client = require_client(self.client_fn, f"commit to {where}")
                 client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan))
                 head = client.pfs.inspect_branch(branch=branch).head.id
-            except (grpc.RpcError, ConnectionError, OSError) as e:
-                detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
-                raise CommitFailed(f"commit to {where} failed, changes kept: {detail}") from None
+            except (*RPC_ERRORS, OSError) as e:
+                raise CommitFailed(f"commit to {where} failed, changes kept: {errors.details(e)}") from None
             log.info("committed %d changes to %s as %s %s", len(plan), where, head, description)
             self._reset(head)
         if self.invalidate is not None:  # outside the lock: the kernel may wait for a write that waits for it
