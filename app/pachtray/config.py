@@ -172,6 +172,15 @@ class Settings:
         return cls.from_dict(raw)
 
     @classmethod
+    def load_or_default(cls) -> tuple["Settings", str]:
+        """(settings, "") from disk, or (the defaults, why the file could not be read): a command
+        line tool starts with the defaults and says why, rather than not starting."""
+        try:
+            return cls.load(), ""
+        except ValueError as e:
+            return cls(), f"{e}; using default settings"
+
+    @classmethod
     def from_dict(cls, raw: dict) -> "Settings":
         """Known keys only; a value of the wrong type keeps the default (checked by errors())."""
         defaults = cls()

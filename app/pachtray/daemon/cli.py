@@ -106,15 +106,11 @@ def _setup_logging(log_file: str | None) -> None:
 
 
 def _run(argv: list[str], mode: str) -> int:
-    try:
-        settings = config.Settings.load()
-        settings_problem = ""
-    except ValueError as e:
-        settings, settings_problem = config.Settings(), str(e)
+    settings, settings_problem = config.Settings.load_or_default()
     args = _parser(mode, settings).parse_args(argv)
     _setup_logging(args.log_file)
     if settings_problem:
-        log.warning("%s; using default settings", settings_problem)
+        log.warning("%s", settings_problem)
     if args.allow_other and not frozen.allow_other_permitted():
         log.warning("mounting without allow_other (other users will not see the mounts): only root may use it "
                     "unless /etc/fuse.conf has a `user_allow_other` line")

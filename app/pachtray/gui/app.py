@@ -344,11 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", action="store_true", help="open the main window at start")
     parser.add_argument("--headless", action="store_true", help="run the daemon only (no GUI)")
     args = parser.parse_args(argv)
-    try:
-        settings = config.Settings.load()
-    except ValueError as e:
-        print(f"pachtray: {e}; using default settings", file=sys.stderr)
-        settings = config.Settings()
+    settings, problem = config.Settings.load_or_default()
+    if problem:
+        print(f"pachtray: {problem}", file=sys.stderr)
     if args.headless:
         return headless(settings, "--headless given")
     if not has_display():
