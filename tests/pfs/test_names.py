@@ -18,3 +18,9 @@ def test_names_commit_ids_and_mount_names():
         assert not names.is_mount_name(bad), bad
     r = names.commit("p", "r", "c" * 32)
     assert (r.repo.project.name, r.repo.name, r.repo.type, r.id) == ("p", "r", "user", "c" * 32)
+
+
+def test_a_trailing_newline_is_not_part_of_a_valid_name():
+    """Python's `$` also matches before a final newline; pachd's (Go's) does not."""
+    assert not names.is_name("images\n")
+    assert not names.is_commit_id("0123456789abcdef0123456789abcdef\n")

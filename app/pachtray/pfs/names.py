@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import re
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
-COMMIT_ID_RE = re.compile(r"^[0-9a-f]{32}$")  # pachd's ids: UUIDv4 without dashes, lower case
+NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")  # used with fullmatch: `$` would let a final newline through
+COMMIT_ID_RE = re.compile(r"[0-9a-f]{32}")  # (fullmatch) pachd's ids: UUIDv4 without dashes, lower case
 NAME_MAX = 255  # bytes of one file name (statfs f_namemax)
 
 
 def is_name(value: object) -> bool:
     """A project, repo or branch name pachd accepts (letters, digits, '_', '-')."""
-    return isinstance(value, str) and NAME_RE.match(value) is not None
+    return isinstance(value, str) and NAME_RE.fullmatch(value) is not None
 
 
 def is_commit_id(value: object) -> bool:
     """A commit id as pachd writes it (32 lower-case hexadecimal characters)."""
-    return isinstance(value, str) and COMMIT_ID_RE.match(value) is not None
+    return isinstance(value, str) and COMMIT_ID_RE.fullmatch(value) is not None
 
 
 def is_mount_name(value: object) -> bool:
