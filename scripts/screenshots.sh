@@ -195,4 +195,16 @@ subprocess.run(["import", "-window", "root", "-crop", f"{right - left}x{bottom}+
 app.controller.stop()
 app.controller.tasks.close(10000)
 EOF
-echo "screenshots: wrote $out/window.png, $out/window-mounts.png and $out/tray-menu.png"
+# the AppStream metainfo states each picture's size; keep it in step with what was just written
+python3 - "$out" packaging/linux/io.github.pachtray.Pachtray.metainfo.xml <<'EOF'
+import re, struct, sys
+from pathlib import Path
+out, metainfo = Path(sys.argv[1]), Path(sys.argv[2])
+def sized(match):
+    name = match.group(3)
+    width, height = struct.unpack(">II", (out / name).read_bytes()[16:24])
+    return f'{match.group(1)}width="{width}" height="{height}"{match.group(2)}{name}'
+pattern = r'(<image [^>]*?)width="\d+" height="\d+"([^>]*>[^<]*/docs/screenshots/)([\w.-]+\.png)'
+metainfo.write_text(re.sub(pattern, sized, metainfo.read_text()))
+EOF
+echo "screenshots: wrote $out/window.png, $out/window-mounts.png and $out/tray-menu.png (sizes in the metainfo)"
