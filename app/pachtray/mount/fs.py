@@ -290,7 +290,7 @@ def _track_read(reads, pid: int, name: str, path: str, handle) -> None:
     elif isinstance(handle, _BaseHandle):
         commit, modified, size = handle.view.base.commit, False, handle.size
     elif isinstance(handle, _BlobHandle):
-        commit, modified, size = handle.view.base.commit, True, os.fstat(handle.fd).st_size
+        commit, modified, size = handle.view.base.commit, True, handle.stat()["st_size"]
     else:
         return  # a local folder (the datum `out`): nothing of Pachyderm's
     reads.opened(pid, name, path, "" if commit is None else commit.id, modified, size)
