@@ -7,6 +7,7 @@ nested messages, times), so the properties cover every field the hot-path RPCs c
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import betterproto
 import pytest
@@ -253,3 +254,18 @@ def test_encoded_requests_pass_through_the_serializer():
     encoded = codec.ModifyFileEncoder().delete_file("/a")
     method = "/" + pfs.ApiBase.__proto_path__ + "/ModifyFile"
     assert codec.serializer_for(method, betterproto.Message.SerializeToString)(encoded) is encoded
+
+
+LISTED = ("file.path", "file_type", "size_bytes", "committed", "file.commit", "hash", "file.commit.repo.name")
+
+
+@PROPERTY
+@given(infos=st.lists(messages(pfs.FileInfo), min_size=1, max_size=4))
+def test_a_field_reader_reads_what_the_decoded_message_holds(infos):
+    """`field_reader` (the mount's listings) gives each field as reading it from betterproto's
+    decoded message gives it, set or not, for every FileInfo, also repeated times and commits."""
+    read = codec.field_reader(pfs.FileInfo, LISTED, share=(pfs.Commit,))
+    for info in infos:
+        data = bytes(info)
+        reference = pfs.FileInfo.FromString(data)
+        assert read(data) == tuple(functools.reduce(getattr, f.split("."), reference) for f in LISTED)

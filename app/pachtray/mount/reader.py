@@ -35,6 +35,7 @@ CHUNK_SIZE = 4 * 1024 * 1024
 READAHEAD_CHUNKS = 8  # 32 MiB window for a sequential reader
 PAGE_SIZE = 1000
 LISTINGS_KEPT = 4096
+LISTED = ("file.path", "file_type", "size_bytes", "committed")  # what a listing reads of each FileInfo
 PROBES_BEFORE_LISTING = 16  # single-name lookups in a folder before its first page is listed instead
 HOT_CHUNKS = 8  # fetched chunks kept in memory (32 MiB), besides the disk cache
 
@@ -453,7 +454,7 @@ class CommitTree:
         for attempt in (1, 2):
             try:
                 page = list(list_file(client, file=pfs.File(commit=self.commit, path=directory),
-                                      pagination_marker=marker, number=PAGE_SIZE))
+                                      pagination_marker=marker, number=PAGE_SIZE, fields=LISTED))
                 break
             except (grpc.RpcError, ConnectionError) as e:
                 if is_not_found(e):  # pachd lists a missing path as empty: the commit itself is gone
@@ -464,20 +465,20 @@ class CommitTree:
                     raise os_error(e, what) from None
         fresh = 0
         committed = mtime = None  # answers share one decoded time: convert it once
-        for info in page:
-            p = info.file.path.rstrip("/")
-            parent, _, name = p.rpartition("/")
-            if (parent or "/") != directory or not name or name in listing.by_name:
+        entries, by_name, folder = listing.entries, listing.by_name, pfs.FileType.DIR
+        for path, file_type, size, when in page:
+            parent, _, name = path.rstrip("/").rpartition("/")
+            if (parent or "/") != directory or not name or name in by_name:
                 continue
             fresh += 1
-            if info.committed is not committed:
-                committed = info.committed
+            if when is not committed:
+                committed = when
                 mtime = committed.timestamp() if committed else self.mtime
-            e = Entry(name, info.file_type == pfs.FileType.DIR, info.size_bytes, mtime)
-            listing.entries.append(e)
-            listing.by_name[name] = e
+            e = Entry(name, file_type == folder, size, mtime)
+            entries.append(e)
+            by_name[name] = e
         if page:
-            listing.marker = page[-1].file.path
+            listing.marker = page[-1][0]
         if len(page) < PAGE_SIZE or not fresh:
             listing.complete = True
 

@@ -111,11 +111,16 @@ class Node:
 
 
 def _parent(path: str) -> str:
-    return posixpath.dirname(path)
+    """The folder of a view path ("/a/b" form): posixpath.dirname for those, at a third of its cost."""
+    return path[:path.rindex("/")] or "/"
+
+
+def _name(path: str) -> str:
+    return path[path.rindex("/") + 1:]
 
 
 def _hidden(path: str) -> bool:
-    return posixpath.basename(path).startswith(HIDDEN_PREFIX)
+    return _name(path).startswith(HIDDEN_PREFIX)
 
 
 def _under(path: str, top: str) -> bool:
@@ -242,18 +247,28 @@ class Journal:
         with self._db_lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                run = self.db.execute
                 if meta:
                     self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
                 if put:
-                    self.db.executemany("INSERT OR REPLACE INTO inline VALUES (?, ?, ?)",
-                                        ((b, data, mtime) for b, (data, mtime) in put.items()))
-                self.db.executemany("DELETE FROM rows WHERE path=?", ((p,) for p, r in changes.items() if r is None))
-                self.db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
-                                    ((p, r.kind, r.blob, r.src, int(r.clean)) for p, r in changes.items()
-                                     if r is not None))
+                    for b, (data, mtime) in put.items():
+                        run("INSERT OR REPLACE INTO inline VALUES (?, ?, ?)", (b, data, mtime))
+                if len(changes) > 8:
+                    self.db.executemany("DELETE FROM rows WHERE path=?",
+                                        ((p,) for p, r in changes.items() if r is None))
+                    self.db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
+                                        ((p, r.kind, r.blob, r.src, int(r.clean)) for p, r in changes.items()
+                                         if r is not None))
+                else:  # (executemany costs more for a row or two)
+                    for p, r in changes.items():
+                        if r is None:
+                            run("DELETE FROM rows WHERE path=?", (p,))
+                        else:
+                            run("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)", (p, r.kind, r.blob, r.src,
+                                                                                     int(r.clean)))
                 if drop:
                     self.db.executemany("DELETE FROM inline WHERE blob=?", ((b,) for b in drop))
-                self.db.execute("COMMIT")
+                run("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
@@ -591,7 +606,7 @@ class RwView:
         On a full disk the blob files in `freeable` (content being deleted anyway) are emptied to
         make room for the journal, so deleting a file that is not inline is always possible.
         """
-        now = time.time()
+        now = time.time() if put else 0.0
         puts = {b: (data, now) for b, data in put.items()} if put else None
         try:
             self.journal.write(changes, meta, puts, drop)
@@ -605,13 +620,12 @@ class RwView:
                 self.journal.write(changes, meta, puts, drop)
             except (sqlite3.Error, OSError) as e2:
                 raise _disk_error(e2, "staging journal", self.journal.dir) from None
-        with self._lock:
-            for b in drop:
-                self._inline.pop(b, None)
-            if put:
-                syncs = self.journal.syncs
-                for b, data in put.items():
-                    self._inline[b] = _Inline(len(data), now, syncs)
+        if put or drop:
+            with self._lock:
+                for b in drop:
+                    self._inline.pop(b, None)
+                for b, data in (put or {}).items():
+                    self._inline[b] = _Inline(len(data), now, self.journal.syncs)
         self._apply_in_memory(changes)
 
     def _apply_in_memory(self, changes: dict[str, Row | None]) -> None:
@@ -624,10 +638,10 @@ class RwView:
                     self.rows.pop(path, None)
                     kids = self._children.get(_parent(path))
                     if kids is not None:
-                        kids.discard(posixpath.basename(path))
+                        kids.discard(_name(path))
                     continue
                 self.rows[path] = row
-                self._children[_parent(path)].add(posixpath.basename(path))
+                self._children[_parent(path)].add(_name(path))
                 if row.blob:
                     self._blob_paths[row.blob] = path
                 if row.clean and row.blob:
@@ -660,7 +674,7 @@ class RwView:
 
     def _check_new(self, path: str) -> None:
         """A name about to be made: one pachd can store (EINVAL, ENAMETOOLONG), in a folder that exists."""
-        if len(os.fsencode(posixpath.basename(path))) > NAME_MAX:
+        if len(os.fsencode(_name(path))) > NAME_MAX:
             raise OSError(errno.ENAMETOOLONG, path)
         if (problem := path_problem(path)) is not None:
             raise OSError(errno.EINVAL, problem)
