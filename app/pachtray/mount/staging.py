@@ -381,6 +381,9 @@ class _BaseHandle:
     def read(self, size: int, offset: int) -> bytes:
         return self.tree.read(self.base_path, self.size, offset, size, self.state)
 
+    def sources(self, size: int, offset: int) -> list:
+        return self.tree.sources(self.base_path, self.size, offset, size, self.state)
+
     def write(self, data: bytes, offset: int) -> int:
         raise OSError(errno.EBADF, "file not open for writing")
 
@@ -391,7 +394,7 @@ class _BaseHandle:
         pass
 
     def release(self) -> None:
-        pass
+        self.tree.closed(self.base_path)
 
 
 class RwView:
