@@ -114,7 +114,6 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
 
 from pachtray import config
 from pachtray.gui.app import PachtrayApp
-from pachtray.gui.signals import emit
 
 out = sys.argv[1]
 qapp = QApplication([])
@@ -157,7 +156,7 @@ wait(lambda: w.commits_model.rowCount() == 3 and not w.commits_model.loading, wh
 w.commit_table.setCurrentIndex(w.commits_model.index(0, 0))
 wait(lambda: w.files_model.rowCount() > 0 and not w.files_model.loading, what="files")
 for depth in ("/2024", "/2024/cam-a"):  # into a folder of images
-    emit(w.file_table.doubleClicked, w.files_model.index(0, 0))
+    w.file_table.doubleClicked.emit(w.files_model.index(0, 0))
     wait(lambda: w.folder_label.text().endswith(depth) and w.files_model.rowCount() >= 2
          and not w.files_model.loading, what=f"folder {depth}")
 settle(1.0)
@@ -175,7 +174,7 @@ desktop.setStyleSheet("background: qlineargradient(x1:0, y1:0, x2:1, y2:1, stop:
 desktop.setGeometry(qapp.primaryScreen().geometry().adjusted(0, 28, 0, 0))
 desktop.show()
 settle(0.5)
-emit(app.tray.menu.aboutToShow)
+app.tray.menu.aboutToShow.emit()
 geometry = app.tray.icon.geometry()
 anchor = QPoint(geometry.left(), geometry.bottom() + 2) if geometry.isValid() else QPoint(4, 30)
 app.tray.menu.popup(anchor)

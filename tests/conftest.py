@@ -17,10 +17,25 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+
+
+class RpcFailure(grpc.RpcError):
+    """A gRPC failure as the SDK raises it (code and details), for tests without a server."""
+
+    def __init__(self, code, details: str = ""):
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
 
 
 def free_port() -> int:

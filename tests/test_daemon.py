@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import signal
 import subprocess
@@ -14,8 +12,7 @@ from conftest import PY, free_port, grpc_serving, stale_fuse_mount, stop_process
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
-from pachtray import config, daemon, tokens
-from pachtray.pfs.client import parse_address
+from pachtray import daemon
 
 
 def test_without_a_cluster_the_daemon_runs_the_local_server_and_stops_it_on_sigint(daemon_factory, unique_name):
@@ -65,44 +62,6 @@ def test_server_cas_must_be_base64():
     assert daemon.decode_server_cas("UEVN") == b"PEM"
     with pytest.raises(Exception, match="could not decode server CA certs"):
         daemon.decode_server_cas("not base64!")
-
-
-def _app(tmp_path, mode="daemon"):
-    return daemon.DaemonApp(settings=config.Settings(), data_dir=tmp_path / "data", mount_dir=tmp_path / "pfs",
-                            allow_other=False, mode=mode)
-
-
-def test_token_comes_from_the_active_context_for_that_address(tmp_path):
-    config.write_pachctl_config({"v2": {"active_context": "a", "contexts": {
-        "a": {"pachd_address": "localhost:30650", "session_token": "active-token"},
-        "b": {"pachd_address": "grpc://other:1", "session_token": "other-token"}}}})
-    app = _app(tmp_path)
-    assert app.token_for(parse_address("grpc://localhost:30650")) == "active-token"
-    assert app.token_for(parse_address("other:1")) == "other-token"  # any context for that address
-    assert app.token_for(parse_address("grpc://third:2")) is None
-
-
-def test_tokens_fall_back_to_the_pachctl_config_without_a_keychain():
-    # conftest selects keyring's null backend: no usable keychain.
-    assert tokens.storage() == f"file ({config.pachctl_config_path()})"
-    where = tokens.save("grpc://h:1", "tok-123")
-    assert where.startswith("file (")
-    assert config.read_pachctl_config()["v2"]["contexts"]["mount-server"]["session_token"] == "tok-123"
-    tokens.forget("grpc://h:1")
-    assert "session_token" not in json.dumps(config.read_pachctl_config())
-
-
-def test_tokens_are_redacted_from_log_records(caplog):
-    tokens.remember("sekrit-token-value")
-    logger = logging.getLogger("pachtray.test")
-    logger.addFilter(tokens.RedactingFilter())
-    try:
-        with caplog.at_level(logging.INFO, logger="pachtray.test"):
-            logger.info("calling with %s", "sekrit-token-value")
-    finally:
-        logger.filters.clear()
-    assert "sekrit-token-value" not in caplog.text and "<redacted>" in caplog.text
-    assert tokens.redact("x sekrit-token-value y") == "x <redacted> y"
 
 
 def test_a_second_daemon_on_the_same_data_dir_is_refused(daemon, pachd):

@@ -9,15 +9,18 @@ import pytest
 
 from conftest import PY
 
-# Big buffers freed between small live objects, after one freed big block raised glibc's threshold.
+# Big buffers freed between small live objects, with glibc's mmap threshold raised as a freed big block
+# raises it in a long-running process (set here, so the case does not depend on this machine's glibc).
 SCRIPT = """
-import gc, sys
+import ctypes, gc, sys
 from pachtray.malloc import trim
+libc = ctypes.CDLL(None)
+libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: big buffers come from the heap
+libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD: no automatic trim at the top of the heap
 def rss_mib():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) // 1024
-first = bytearray(1 << 20); del first
 base = rss_mib()
 big, small = [], []
 for _ in range(200):

@@ -10,27 +10,14 @@ import dataclasses
 import errno
 import json
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pachtray.files import write_json
+
 MOUNT_SERVER_CONTEXT = "mount-server"
 DEFAULT_ALLOWED_ORIGINS = ("http://localhost:8888", "http://127.0.0.1:8888")
-
-
-def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write via a temp file + rename so a crash never leaves half a config behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---- pachctl config ---------------------------------------------------------------------------
@@ -59,7 +46,7 @@ def read_pachctl_config() -> dict:
 
 
 def write_pachctl_config(cfg: dict) -> None:
-    _write_atomic(pachctl_config_path(), json.dumps(cfg, indent=2) + "\n")
+    write_json(pachctl_config_path(), cfg)
 
 
 def active_context(cfg: dict | None = None) -> dict | None:
@@ -185,6 +172,15 @@ class Settings:
         return cls.from_dict(raw)
 
     @classmethod
+    def load_or_default(cls) -> tuple["Settings", str]:
+        """(settings, "") from disk, or (the defaults, why the file could not be read): a command
+        line tool starts with the defaults and says why, rather than not starting."""
+        try:
+            return cls.load(), ""
+        except ValueError as e:
+            return cls(), f"{e}; using default settings"
+
+    @classmethod
     def from_dict(cls, raw: dict) -> "Settings":
         """Known keys only; a value of the wrong type keeps the default (checked by errors())."""
         defaults = cls()
@@ -204,7 +200,7 @@ class Settings:
         errors = self.errors()
         if errors:
             raise ValueError("invalid settings: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-        _write_atomic(path or settings_path(), json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path or settings_path(), self.to_dict())
 
     def effective_mount_dir(self) -> str:
         return self.mount_dir or default_mount_dir()

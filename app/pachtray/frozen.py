@@ -45,6 +45,12 @@ def resource_path(*parts: str) -> Path:
     return resources_dir().joinpath(*parts)
 
 
+def pachtray_command(*args: str) -> list[str]:
+    """The command that runs Pachtray again with ``args`` (a subcommand and its flags): the bundle's
+    binary itself when frozen, else this Python with `-m pachtray`. The one way to relaunch it."""
+    return [sys.executable, *args] if FROZEN else [sys.executable, "-m", "pachtray", *args]
+
+
 def invoked_as(argv0: str) -> str:
     """The program name the user ran, without directory or Windows suffix (`mount-server`, `pachtray`)."""
     name = os.path.basename(argv0)

@@ -11,6 +11,7 @@ import logging
 import threading
 
 from pachtray import config
+from pachtray.errors import PachtrayError
 
 SERVICE = "pachtray"
 log = logging.getLogger(__name__)
@@ -45,6 +46,17 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class KeychainLocked(PachtrayError):
+    """The keychain would not give the token (locked, or access refused): the user must unlock it;
+    not the same as being logged out."""
+
+    def __init__(self, address: str, cause: BaseException):
+        super().__init__(f"cannot read the login token for {address} from the keychain ({type(cause).__name__}: "
+                         f"{cause}); unlock the keychain, then restart Pachtray or log in again",
+                         title="Keychain locked")
+        self.address = address
+
+
 def _keyring():
     """The keyring module when a real backend is usable, else None."""
     import keyring
@@ -72,17 +84,59 @@ def storage(policy: str = "auto") -> str:
 
 
 def load(address: str, policy: str = "auto") -> str | None:
-    """The keychain's token for a cluster address (None when none, no keychain, or not wanted)."""
+    """The keychain's token for a cluster address (None when none, no keychain, or not wanted);
+    KeychainLocked when the keychain is there but will not answer."""
     kr = _keyring() if policy in ("auto", "keyring") else None
     if kr is None:
         return None
     try:
         token = kr.get_password(SERVICE, address)
-    except Exception as e:  # noqa: BLE001 - a locked or broken keychain must not stop the daemon
-        log.warning("cannot read the token for %s from the keychain: %s", address, e)
-        return None
+    except Exception as e:  # noqa: BLE001 - every backend fails its own way (KeyringLocked, D-Bus errors, ...)
+        raise KeychainLocked(address, e) from e
     remember(token)
     return token
+
+
+def same_address(text: object, address) -> bool:
+    """Whether a pachctl context's `pachd_address` text names ``address`` (a pfs.client.Address)."""
+    from pachtray.pfs.client import parse_address
+
+    try:
+        return isinstance(text, str) and parse_address(text) == address
+    except ValueError:
+        return False
+
+
+def for_address(address, policy: str = "auto") -> str | None:
+    """The token to use for a cluster (a pfs.client.Address): the active pachctl context's when it
+    points there, else the keychain's, else any context's for that address. KeychainLocked (after
+    looking at the contexts) when only a locked keychain could have one."""
+    try:
+        cfg = config.read_pachctl_config()
+    except ValueError as e:
+        log.warning("%s", e)
+        cfg = {"v2": {"active_context": "", "contexts": {}}}
+    contexts = cfg["v2"]["contexts"]
+    active = contexts.get(cfg["v2"].get("active_context") or "")
+    candidates = ([active] if isinstance(active, dict) else []) + [None] + \
+        [c for c in contexts.values() if isinstance(c, dict)]
+    locked = None
+    for ctx in candidates:
+        if ctx is None:
+            try:
+                token = load(address.url, policy)
+            except KeychainLocked as e:
+                locked, token = e, None
+        elif same_address(ctx.get("pachd_address"), address):
+            token = ctx.get("session_token")
+        else:
+            continue
+        if token:
+            remember(token)
+            return token
+    if locked is not None:
+        raise locked
+    return None
 
 
 def save(address: str, token: str, policy: str = "auto") -> str:

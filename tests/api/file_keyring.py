@@ -1,6 +1,7 @@
 """A keyring backend for tests: a JSON file at $PACHTRAY_TEST_KEYRING stands in for the OS keychain.
 
-The daemon loads it with PYTHON_KEYRING_BACKEND=file_keyring.FileKeyring and this folder on PYTHONPATH.
+The daemon loads it with PYTHON_KEYRING_BACKEND=file_keyring.FileKeyring and this folder on PYTHONPATH;
+PACHTRAY_TEST_KEYRING_LOCKED=1 makes it answer as a locked keychain.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 from pathlib import Path
 
 from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
+from keyring.errors import KeyringLocked, PasswordDeleteError
 
 
 class FileKeyring(KeyringBackend):
@@ -27,6 +28,8 @@ class FileKeyring(KeyringBackend):
             return {}
 
     def get_password(self, service: str, username: str) -> str | None:
+        if os.environ.get("PACHTRAY_TEST_KEYRING_LOCKED"):  # as a locked login keychain answers
+            raise KeyringLocked("Failed to unlock the collection!")
         return self._load().get(f"{service}|{username}")
 
     def set_password(self, service: str, username: str, password: str) -> None:

@@ -88,9 +88,9 @@ def test_login_access_levels_refused_mounts_and_logout(daemon_factory, auth_pach
     assert access[repos["none"]]["authorization"] == "none" and access[repos["none"]]["branches"] is None
 
     refused = d.put("/_mount", json={"mounts": [{"name": "n", "repo": repos["none"]}]})
-    assert refused.status_code == 403 and "no read access" in refused.text
+    assert refused.status_code == 500 and "no read access" in refused.text  # as the reference: 500
     refused = d.put("/_mount", json={"mounts": [{"name": "w", "repo": repos["read"], "mode": "rw"}]})
-    assert refused.status_code == 403 and "read-only access" in refused.text
+    assert refused.status_code == 500 and "read-only access" in refused.text
     ok = d.put("/_mount", json={"mounts": [{"name": "r", "repo": repos["read"]},
                                            {"name": "w", "repo": repos["write"], "mode": "rw"}]})
     assert ok.status_code == 200, ok.text
@@ -130,6 +130,26 @@ def test_token_kept_in_the_keychain_survives_a_restart(daemon_factory, auth_pach
     assert again.get("/repos").status_code == 200
     assert again.put("/auth/_logout").status_code == 200
     assert token not in Path(env["PACHTRAY_TEST_KEYRING"]).read_text()
+
+
+def test_a_locked_keychain_is_said_not_taken_for_a_logout(daemon_factory, auth_pachd, repos, tmp_path):
+    env = _file_keyring_env(tmp_path)
+    d = daemon_factory(auth_pachd.address, env=env)
+    reply, _ = _login(d)
+    assert reply.status_code == 200, reply.text
+    assert d.get("/pachtray/v1/info").json()["token_problem"] == ""
+    d.stop()
+
+    locked = daemon_factory(auth_pachd.address, env=dict(env, PACHTRAY_TEST_KEYRING_LOCKED="1"), tmp=d.tmp)
+    info = wait_for(lambda: (i := locked.get("/pachtray/v1/info").json())["connection"] == "connected" and i, 30,
+                    what="connected")
+    assert info["auth"] == "unauthenticated"
+    assert info["token_problem"].startswith(f"cannot read the login token for {auth_pachd.address} from the keychain "
+                                            "(KeyringLocked: Failed to unlock the collection!); unlock the keychain")
+    assert "KeyringLocked" in locked.log.read_text()
+    assert locked.get("/repos").status_code == 401
+    token = reply.json()["v2"]["contexts"][reply.json()["v2"]["active_context"]]["session_token"]
+    assert token in Path(env["PACHTRAY_TEST_KEYRING"]).read_text()  # nothing was forgotten
 
 
 @pytest.mark.parametrize("policy", ["session", "file"])

@@ -111,8 +111,8 @@ def test_put_config_unreachable_cluster_is_500_and_changes_nothing(shared_daemon
     assert shared_daemon.get("/config").json()["pachd_address"] == pachd.address
 
 
-def test_put_config_switches_cluster_and_records_the_mount_server_context(daemon, local_pachd_factory, client,
-                                                                         unique_name):
+def test_put_config_switches_cluster_and_records_the_mount_server_context(daemon, daemon_factory, local_pachd_factory,
+                                                                         client, unique_name):
     other = local_pachd_factory()
     only_there, mounted_before = unique_name("other"), unique_name("before")
     _make_repo(other.client(), only_there)
@@ -130,6 +130,16 @@ def test_put_config_switches_cluster_and_records_the_mount_server_context(daemon
     # The same address again is a no-op that still answers the status.
     again = daemon.put("/config", json={"pachd_address": f"grpc://localhost:{other.port}"})
     assert again.status_code == 200 and again.json() == r.json()
+    # The daemon keeps the last cluster used as its own state; settings.json is the user's.
+    from pachtray import config
+
+    assert not config.settings_path().exists()
+    last = json.loads((daemon.data_dir / "last-cluster.json").read_text())
+    assert last == {"address": f"grpc://localhost:{other.port}", "server_cas": "", "setting": ""}
+    daemon.stop()
+    restarted = daemon_factory(None, tmp=daemon.tmp, extra=["--local-pachd-port", str(free_port())])
+    assert restarted.get("/config").json()["pachd_address"] == f"grpc://localhost:{other.port}"
+    assert restarted.get("/pachtray/v1/info").json()["local"] is False
 
 
 def test_mount_server_without_a_context_starts_unconnected_and_can_be_configured(tmp_path, pachd):

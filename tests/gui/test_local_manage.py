@@ -116,3 +116,42 @@ def test_local_repo_branch_lifecycle_and_upload(local_daemon, unique_name, tmp_p
     assert local_daemon.put(V1 + "/_delete_repo", json={"repo": repo}).ok
     gone = local_daemon.get(V1 + "/branches", params={"repo": repo})
     assert gone.status_code == 404, gone.text
+
+
+def test_an_upload_can_be_cancelled_through_the_api(local_daemon, unique_name, tmp_path):
+    repo = unique_name("cx")
+    assert local_daemon.put(V1 + "/_create_repo", json={"repo": repo}).ok
+    (tmp_path / "f.txt").write_bytes(b"f")
+    job = local_daemon.put(V1 + "/_upload", json={"repo": repo, "paths": [str(tmp_path / "f.txt")]}).json()
+    r = local_daemon.put(V1 + "/_cancel_upload", json={"job": job["job"]})
+    assert r.status_code == 200 and r.json()["job"] == job["job"]
+    final = wait_for(lambda: (s := local_daemon.get(V1 + "/upload", params={"job": job["job"]}).json())["state"]
+                     != "running" and s, 30, what="upload ended")
+    # Cancelled in flight, or done before the cancel arrived: never half of it.
+    assert final["state"] in ("cancelled", "done")
+    listed = local_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master"}).json()["files"]
+    assert [f["name"] for f in listed] == (["f.txt"] if final["state"] == "done" else [])
+    missing = local_daemon.put(V1 + "/_cancel_upload", json={"job": "nope"})
+    assert missing.status_code == 404 and "no upload job 'nope'" in missing.text
+
+
+def test_the_window_cancels_a_running_upload(make_app, local_daemon, unique_name, qtbot, tmp_path):
+    repo = unique_name("wc")
+    assert local_daemon.put(V1 + "/_create_repo", json={"repo": repo}).ok
+    app = make_app(local_daemon)
+    window = app.window
+    qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
+    qtbot.waitUntil(lambda: window.branch_table.uploads_enabled, timeout=10000)
+    (tmp_path / "big.bin").write_bytes(b"\0" * (96 << 20))
+    notes = []
+    app.controller.notify.connect(lambda title, message, error: notes.append(title))
+    window.upload("master", [str(tmp_path / "big.bin")])
+    qtbot.waitUntil(lambda: window._upload_job is not None, timeout=10000)
+    assert window.cancel_upload_button.isVisible()
+    window.cancel_upload_button.click()
+    qtbot.waitUntil(lambda: not window.uploading, timeout=30000)
+    assert not window.cancel_upload_button.isVisible()
+    ended = "Upload cancelled" if "Upload cancelled" in notes else "Upload finished"
+    assert ended in notes
+    files = local_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master"}).json()["files"]
+    assert [f["name"] for f in files] == (["big.bin"] if ended == "Upload finished" else [])

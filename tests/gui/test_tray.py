@@ -44,7 +44,7 @@ def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_nam
             find_action(tray.menu, ["Mount", "default", repo, "master", "Read-only"]).trigger()
         assert note.args[2] is False, note.args
         name = f"default_{repo}"
-        qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted" for m in controller.status.mounted),
+        qtbot.waitUntil(lambda: any(m.name == name and m.state == "mounted" for m in controller.status.mounted),
                         timeout=20000)
         mountpoint = shared_daemon.mount_dir / name
         with open(mountpoint / "hello.txt", "rb") as f:
@@ -56,16 +56,16 @@ def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_nam
 
         # unmount it from the menu
         find_action(entry.menu(), ["Unmount"]).trigger()
-        qtbot.waitUntil(lambda: not any(m["name"] == name for m in controller.status.mounted), timeout=20000)
+        qtbot.waitUntil(lambda: not any(m.name == name for m in controller.status.mounted), timeout=20000)
         assert not os.path.exists(mountpoint / "hello.txt")
 
         # read-write mount, write a file, commit from the menu
         find_action(tray.menu, ["Mount", "default", repo, "master", "Read-write"]).trigger()
-        qtbot.waitUntil(lambda: any(m["name"] == name and m["mode"] == "rw" and m["state"] == "mounted"
+        qtbot.waitUntil(lambda: any(m.name == name and m.mode == "rw" and m.state == "mounted"
                                     for m in controller.status.mounted), timeout=20000)
         (mountpoint / "new.txt").write_bytes(b"new data")
         controller.refresh()
-        qtbot.waitUntil(lambda: any(m["name"] == name and (m.get("pending_changes") or 0) >= 1
+        qtbot.waitUntil(lambda: any(m.name == name and m.pending >= 1
                                     for m in controller.status.mounted), timeout=20000)
         tray.menu.aboutToShow.emit()
         entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{name} (rw)"))
@@ -80,7 +80,7 @@ def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_nam
         data = b"".join(sdk.pfs.pfs_file(pfs.File(commit=pfs.Commit(id=head.id, repo=pfs.Repo(name=repo, type="user")),
                                                   path="/new.txt")))
         assert data == b"new data"
-        qtbot.waitUntil(lambda: all(not m.get("pending_changes") for m in controller.status.mounted), timeout=20000)
+        qtbot.waitUntil(lambda: all(not m.pending for m in controller.status.mounted), timeout=20000)
     finally:
         unmount_all(shared_daemon)
 
@@ -95,7 +95,7 @@ def test_rest_initiated_mount_shows_in_tray(make_app, shared_daemon, sdk, unique
         resp = shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo, "branch": "master"}]})
         assert resp.status_code == 200, resp.text
         app.controller._timer.stop()  # no periodic refresh: only the change feed can bring it
-        qtbot.waitUntil(lambda: any(m["name"] == name for m in app.controller.status.mounted), timeout=30000)
+        qtbot.waitUntil(lambda: any(m.name == name for m in app.controller.status.mounted), timeout=30000)
         app.tray.menu.aboutToShow.emit()
         assert any(a.text().startswith(f"{name} (ro)") for a in app.tray.menu.actions())
         assert "1 mount" in app.tray.icon.toolTip()
@@ -135,7 +135,7 @@ def test_quit_stop_everything_stops_daemon_and_unmounts(make_app, daemon_factory
     assert daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo, "mode": "rw"}]}).ok
     (daemon.mount_dir / name / "unsaved.txt").write_bytes(b"pending")
     app = make_app(daemon, show_window=False)
-    qtbot.waitUntil(lambda: any((m.get("pending_changes") or 0) > 0 for m in app.controller.status.mounted),
+    qtbot.waitUntil(lambda: any(m.pending > 0 for m in app.controller.status.mounted),
                     timeout=20000)
     box = app.request_quit()
     assert f"Uncommitted read-write changes: {name} (1)" in box.informativeText()

@@ -94,7 +94,7 @@ def test_mount_commit_and_unmount_from_window(make_app, shared_daemon, sdk, uniq
         assert window.mount_commit_button.isEnabled()
         window.mount_commit_button.click()
         name = f"default_{repo}_{old[:8]}"
-        qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted"
+        qtbot.waitUntil(lambda: any(m.name == name and m.state == "mounted"
                                     for m in app.controller.status.mounted), timeout=20000)
         with open(shared_daemon.mount_dir / name / "data.txt", "rb") as f:
             assert f.read() == b"old"
@@ -106,7 +106,7 @@ def test_mount_commit_and_unmount_from_window(make_app, shared_daemon, sdk, uniq
         assert window.mount_table.item(row, 1).text() == f"default/{repo}@master={old[:12]}"
         assert window.mount_buttons["open"].isEnabled()
         window.mount_buttons["unmount"].click()
-        qtbot.waitUntil(lambda: not any(m["name"] == name for m in app.controller.status.mounted), timeout=20000)
+        qtbot.waitUntil(lambda: not any(m.name == name for m in app.controller.status.mounted), timeout=20000)
         assert window.mount_table.rowCount() == len(app.controller.status.mounted)
     finally:
         unmount_all(shared_daemon)
@@ -123,7 +123,7 @@ def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, shared_daem
         _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
         window.mount_rw_button.click()
         name = f"default_{repo}"
-        qtbot.waitUntil(lambda: any(m["name"] == name and m["state"] == "mounted" for m in controller.status.mounted),
+        qtbot.waitUntil(lambda: any(m.name == name and m.state == "mounted" for m in controller.status.mounted),
                         timeout=20000)
         mountpoint = shared_daemon.mount_dir / name
         (mountpoint / "scratch.txt").write_bytes(b"temporary")
@@ -172,8 +172,8 @@ def test_recovered_changes_offer_commit_and_discard_not_unmount(make_app, daemon
     app = make_app(again)
     window, controller = app.window, app.controller
     qtbot.waitUntil(lambda: window.select_mount(repo), timeout=20000)
-    (m,) = [m for m in controller.status.mounted if m["name"] == repo]
-    assert m["state"] == "pending" and m["pending_changes"] == 1
+    (m,) = [m for m in controller.status.mounted if m.name == repo]
+    assert m.state == "pending" and m.pending == 1
     assert "recovered from an earlier run" in window.mount_status.text()
     assert window.mount_buttons["commit"].isEnabled() and window.mount_buttons["discard"].isEnabled()
     assert not window.mount_buttons["unmount"].isEnabled() and not window.mount_buttons["open"].isEnabled()
@@ -182,7 +182,7 @@ def test_recovered_changes_offer_commit_and_discard_not_unmount(make_app, daemon
     assert [a.text() for a in entry.menu().actions()] == ["Open folder", "Commit… (1 pending)", "Discard changes…"]
 
     window._mount_action("commit").buttons()[0].click()
-    qtbot.waitUntil(lambda: not any(m["name"] == repo for m in controller.status.mounted), timeout=30000)
+    qtbot.waitUntil(lambda: not any(m.name == repo for m in controller.status.mounted), timeout=30000)
     head = pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master"))
     assert b"".join(sdk.pfs.pfs_file(pfs.File(commit=head, path="/left.txt"))) == b"left behind"
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pachtray.mount.cache import ChunkCache, content_key
+
+pytestmark = pytest.mark.fast
 
 
 def test_put_read_ranges(tmp_path):

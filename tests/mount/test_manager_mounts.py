@@ -48,7 +48,8 @@ def mgr(make_manager):
 
 
 def state(m: MountManager, name: str) -> dict | None:
-    """Pachtray's view of one mount (recovered changes included)."""
+    """Pachtray's view of one mount (recovered changes included), after a refresh (as the daemon's loop)."""
+    m.refresh()
     return next((s for s in m.all_mounts() if s["name"] == name), None)
 
 
@@ -236,8 +237,10 @@ def test_deleting_a_mounted_branch_keeps_its_mounts_deleting_the_repo_drops_them
                MountRequest(name="repo_b1_dup", repo=repo, branch="b1"),
                MountRequest(name="repo_b2", repo=repo, branch="b2"),
                MountRequest(name="rw_b1", repo=repo, branch="b1", mode="rw")])
+    mgr.refresh()
     before = {s["name"]: s for s in mgr.mounted()}
     client.pfs.delete_branch(branch=pfs.Branch(repo=repo_msg(repo), name="b1"), force=True)
+    mgr.refresh()
     after = {s["name"]: s for s in mgr.mounted()}
     assert set(after) == {"repo_b1", "repo_b1_dup", "repo_b2", "rw_b1"}
     assert after == before  # state, status and commits behind stay as they were (the refresh keeps them)
@@ -245,6 +248,8 @@ def test_deleting_a_mounted_branch_keeps_its_mounts_deleting_the_repo_drops_them
     assert after["repo_b2"]["status"] == f"up to date on latest commit {b2[:8]}"
 
     client.pfs.delete_repo(repo=repo_msg(repo), force=True)
+    assert len(mgr.mounted()) == 4  # listing only reads: the refresh drops them
+    mgr.refresh()
     assert mgr.mounted() == [] and mgr.all_mounts() == []
     assert not [p for p in mgr.mount_dir.iterdir()]
 
@@ -257,6 +262,7 @@ def test_a_repo_deleted_upstream_keeps_uncommitted_changes_out_of_the_mount_dir(
     (mgr.mount_dir / "rw" / "unsaved.txt").write_bytes(b"unsaved")
     client.pfs.delete_repo(repo=repo_msg(rw_repo), force=True)
     client.pfs.delete_repo(repo=repo_msg(clean_repo), force=True)
+    mgr.refresh()
     assert mgr.mounted() == []  # as the reference: no mount outlives its repo
     assert not (mgr.mount_dir / "rw").exists() and not (mgr.mount_dir / "clean").exists()
     kept = {s["name"]: s for s in mgr.all_mounts()}

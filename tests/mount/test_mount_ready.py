@@ -72,7 +72,7 @@ def test_a_mount_that_cannot_list_is_refused_and_never_appears(proxied, client, 
         manager.mount([MountRequest(name="m", repo=repo, mode=mode)])
     assert e.value.status == 500 and "cannot list" in e.value.message
     assert os.listdir(manager.mount_dir) == [] and manager.mounted() == []
-    assert not (manager.staging_root / "m").exists()
+    assert not (manager.records.staging_dir("m")).exists()
     proxy.refuse_listing = False
     manager.mount([MountRequest(name="m", repo=repo, mode=mode)])
     assert os.listdir(manager.mount_dir / "m") == ["a.txt"]

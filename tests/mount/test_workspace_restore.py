@@ -168,7 +168,7 @@ def test_restore_retries_until_the_cluster_comes_back(make_manager, local_pachd_
     mgr = make_manager(data_dir=tmp_path / "data", client=connect(server.address, rpc_timeout=2))
     mgr.restore()
     assert mgr.mounted() == []
-    assert [e["name"] for e in mgr.workspace.load()] == ["cb"]
+    assert [e["name"] for e in mgr.restorer.workspace.load()] == ["cb"]
     local_pachd_factory(port=server.port, data_dir=server.data_dir)
     wait_for(lambda: state(mgr, "cb"), 60, what="restore after the cluster came back")
     assert (mgr.mount_dir / "cb" / "a").read_bytes() == b"back"

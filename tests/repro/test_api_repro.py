@@ -107,3 +107,30 @@ def test_a_lock_that_does_not_match_its_commit_mounts_nothing(daemon, client, un
     r = daemon.put("/pachtray/v1/_reproduce", {"lock": lock})
     assert r.status_code == 200, r.text
     assert set(mounted(daemon)) == {"data"}
+
+
+def test_a_name_held_by_recovered_rw_changes_is_a_conflict_with_a_suggestion(daemon, client, unique_name):
+    """Recovered changes (state `pending`, not in the mount dir) keep their name: reproducing a lock
+    into it is refused with another name to use, and nothing is mounted or lost."""
+    from pachyderm_sdk.api import pfs
+
+    lock, _, old = _lock_of_a_read(daemon, client, unique_name)
+    unmount(daemon, "data")
+    other = unique_name("held")
+    put_commit(client, other, {"x.txt": b"x\n"})
+    mount(daemon, "data", other, mode="rw")
+    (daemon.mount_dir / "data" / "draft.txt").write_bytes(b"not committed\n")
+    client.pfs.delete_repo(repo=pfs.Repo(name=other, type="user"), force=True)
+    assert daemon.get("/mounts").json()["mounted"] == []  # GET /mounts refreshes: the repo is gone
+    held = mounted(daemon)["data"]
+    assert held["state"] == "pending" and held["pending_changes"] == 1
+
+    r = daemon.put("/pachtray/v1/_reproduce", {"lock": lock})
+    assert r.status_code == 409
+    assert r.text == (f"mount name 'data' is already used by default/{other}@master (rw); reproduce it under another "
+                      f"name (e.g. --rename data=data_{old[:8]}) or unmount 'data' first\n")
+    r = daemon.put("/pachtray/v1/_reproduce", {"lock": lock, "check": True})
+    assert r.json()["conflicts"] == [{"name": "data", "taken": "data", "suggestion": f"data_{old[:8]}",
+                                      "by": f"default/{other}@master (rw)"}]
+    assert mounted(daemon)["data"]["pending_changes"] == 1  # the recovered changes are untouched
+    assert daemon.put("/pachtray/v1/_discard", {"mount": "data"}).status_code == 200

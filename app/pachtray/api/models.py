@@ -6,15 +6,12 @@ Unknown fields are ignored (as the reference's JSON decoder does) and `null` mea
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pachtray.api.routing import Request
 from pachtray.errors import ApiError
-
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # Pachyderm's rule for project, repo and branch names
-COMMIT_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-MODES = ("ro", "rw")
+from pachtray.mount.state import MODES
+from pachtray.pfs import names
 
 
 def _optional_str(obj: dict, key: str, where: str) -> str:
@@ -30,15 +27,15 @@ def mount_name(value: Any, where: str = "mount") -> str:
     """A mount name is a single folder name in the mount dir."""
     if not isinstance(value, str) or not value:
         raise ApiError(400, f"{where}: no name specified")
-    if value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+    if not names.is_mount_name(value):
+        if len(value.encode("utf-8", "surrogatepass")) > names.NAME_MAX:
+            raise ApiError(400, f"{where}: name is longer than {names.NAME_MAX} bytes")
         raise ApiError(400, f"{where}: invalid name {value!r}: a mount name must not contain '/' or be '.' or '..'")
-    if len(value.encode()) > 255:
-        raise ApiError(400, f"{where}: name is longer than 255 bytes")
     return value
 
 
 def _pach_name(value: str, what: str, where: str) -> str:
-    if not NAME_RE.match(value):
+    if not names.is_name(value):
         raise ApiError(400, f"{where}: invalid {what} name {value!r}: only letters, digits, '_' and '-' are allowed")
     return value
 
@@ -57,7 +54,7 @@ def pfs_path(value: Any, where: str) -> str:
 
 def mount_requests(req: Request) -> list:
     """PUT /_mount: {"mounts": [{name, repo, project?, branch?, commit?, paths?, mode?}, ...]}."""
-    from pachtray.mount.manager import MountRequest
+    from pachtray.mount.state import MountRequest
 
     body = req.json_object()
     mounts = body.get("mounts")
@@ -85,7 +82,7 @@ def mount_requests(req: Request) -> list:
         mode = _optional_str(m, "mode", where) or "ro"
         if mode not in MODES:
             raise ApiError(400, f"{where}: mount mode can only be 'ro' or 'rw', got {mode!r}")
-        if mode == "ro" and commit and not COMMIT_RE.match(commit):
+        if mode == "ro" and commit and not names.is_commit_id(commit.lower()):
             raise ApiError(400, f"{where}: invalid commit ID {commit!r}: expected 32 hexadecimal characters")
         if mode == "rw":
             commit = ""  # rw mounts follow a branch head (reference behaviour)
@@ -103,10 +100,10 @@ def mount_requests(req: Request) -> list:
 def unmount_names(req: Request) -> list[str]:
     """PUT /_unmount: {"mounts": [name, ...]}."""
     body = req.json_object()
-    names = body.get("mounts")
-    if not isinstance(names, list):
+    given = body.get("mounts")
+    if not isinstance(given, list):
         raise ApiError(400, 'expected {"mounts": [NAME, ...]}: "mounts" must be a list of mount names')
-    return [mount_name(n, f"mounts[{i}]") for i, n in enumerate(names)]
+    return [mount_name(n, f"mounts[{i}]") for i, n in enumerate(given)]
 
 
 def single_mount(req: Request) -> str:
@@ -140,3 +137,67 @@ def datum_spec(req: Request) -> dict:
     if not isinstance(body.get("input"), dict):
         raise ApiError(400, 'error reading the pipeline spec: expected an object with an "input" object')
     return body
+
+
+# ---- Pachtray's routes (/pachtray/v1): query parameters and small bodies
+
+def param(query: dict, key: str, default: str | None = None) -> str:
+    value = query.get(key, default)
+    if value is None:
+        raise ApiError(400, f"missing query parameter {key!r}")
+    return value
+
+
+def number_param(query: dict, key: str, default, low, high, kind=int):
+    """An int (or, with kind=float, a number) query parameter within [low, high]; 400 otherwise."""
+    raw = query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise ApiError(400, f"query parameter {key!r} must be {noun}, got {raw!r}") from None
+    if not low <= value <= high:
+        show = (lambda v: f"{v:g}") if kind is float else str
+        got = raw if kind is float else value
+        raise ApiError(400, f"query parameter {key!r} must be between {show(low)} and {show(high)}, got {got}")
+    return value
+
+
+def pach_name(value, what: str) -> str:
+    """A project, repo or branch name (pfs.names' rule)."""
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"missing {what} name")
+    if not names.is_name(value):
+        raise ApiError(400, f"invalid {what} name {value!r}: use letters, digits, '_' or '-'")
+    return value
+
+
+def commit_id(value, what: str = "commit id") -> str:
+    if not names.is_commit_id(value):
+        raise ApiError(400, f"invalid {what} {value!r}: expected 32 hexadecimal characters")
+    return value
+
+
+def browse_path(value, what: str = "path") -> str:
+    """An absolute path in a repo, normalized; no '.' or '..' components."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ApiError(400, f"{what} must be an absolute path starting with '/', got {value!r}")
+    parts = [p for p in value.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise ApiError(400, f"{what} must not contain '.' or '..' components: {value!r}")
+    return "/" + "/".join(parts)
+
+
+def repo_of(data: dict):
+    """`project` (default "default") and `repo` of a query or body, as a pfs.Repo."""
+    repo = pach_name(data.get("repo"), "repo")
+    return names.repo(pach_name(data.get("project", "default") or "default", "project"), repo)
+
+
+def text_field(data: dict, key: str) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise ApiError(400, f"{key} must be a string")
+    return value

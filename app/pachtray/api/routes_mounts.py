@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 
-import grpc
-
 from pachtray.api import models
 from pachtray.pfs.gojson import go_json
 from pachtray.api.routing import Router
 from pachtray.errors import ApiError
-from pachtray.mount.manager import MOUNT_STATE_FIELDS
-from pachtray.pfs.auth import AUTH_OFF, authorization, rpc_error
+from pachtray.mount.state import MOUNT_STATE_FIELDS, MountRequest
+from pachtray.pfs import errors
+from pachtray.pfs.auth import AUTH_OFF
+from pachtray.pfs import repos as pfs_repos
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +65,21 @@ ONE_MOUNT_BODY = {"type": "object", "required": ["mount"], "properties": {"mount
 
 
 def repo_entries(app) -> list[dict]:
-    """Every repo with its branches and the caller's access, in ONE ListRepo call."""
-    client = app.client()
+    """Every repo with its branches and the caller's access, in ONE ListRepo call (pfs.repos)."""
     auth_on = app.auth_state() != AUTH_OFF
-    out = []
-    for ri in client.pfs.list_repo(type="user"):
-        access = authorization(ri, auth_on)
-        out.append({
-            "project": ri.repo.project.name or "default",
-            "repo": ri.repo.name,
-            # The reference's nil slice: null, not [], when there is nothing to list.
-            "branches": ([b.name for b in ri.branches] or None) if access != "none" else None,
-            "authorization": access,
-        })
-    return out
+    # The reference's nil slice: null, not [], when there is nothing to list (or no read access).
+    return [{"project": r.project, "repo": r.repo,
+             "branches": (list(r.branches) or None) if r.access != "none" else None, "authorization": r.access}
+            for r in pfs_repos.list_repos(app.client(), auth_on)]
 
 
 def mounts_listing(app) -> dict:
-    """GET /mounts: the mounts, plus every repo as `unmounted` (as the reference lists them).
+    """GET /mounts: the mounts after the reference's refresh (which drops those deleted upstream),
+    plus every repo as `unmounted` (as the reference lists them).
 
     When the cluster is unreachable the mounts are still listed (they are local state), with no repos.
     """
+    app.manager.refresh()
     mounted = app.manager.mounted()
     try:
         repos = repo_entries(app)
@@ -93,38 +87,12 @@ def mounts_listing(app) -> dict:
         if e.status != 404:
             raise
         repos = []  # not connected (only reachable from the Pachtray routes that do not need a cluster)
-    except (grpc.RpcError, ConnectionError) as e:
-        cause = rpc_error(e)
-        if cause is None or cause.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    except errors.RPC_ERRORS as e:
+        if not errors.is_unreachable(e):
             raise
-        log.info("listing mounts without repos: the cluster is unreachable (%s)", cause.details())
+        log.info("listing mounts without repos: the cluster is unreachable (%s)", errors.details(e))
         repos = []
     return {"mounted": mounted, "unmounted": repos}
-
-
-def check_mount_access(app, requests) -> None:
-    """With auth on, refuse ro mounts without read access and rw mounts without write access."""
-    if app.auth_state() == AUTH_OFF:
-        return
-    from pachyderm_sdk.api import pfs
-
-    client = app.client()
-    for r in requests:
-        repo = pfs.Repo(name=r.repo, type="user", project=pfs.Project(name=r.project))
-        try:
-            info = client.pfs.inspect_repo(repo=repo)
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.NOT_FOUND:
-                continue  # the manager says it does not exist, in the reference's words
-            raise
-        access = authorization(info, True)
-        if r.mode == "rw" and access != "write":
-            raise ApiError(403, f"cannot mount {r.project}/{r.repo} read-write as {r.name!r}: you have "
-                                f"{'read-only' if access == 'read' else 'no'} access to this repo "
-                                "(the repoWriter role is needed)")
-        if access == "none":
-            raise ApiError(403, f"cannot mount {r.project}/{r.repo} as {r.name!r}: you have no read access "
-                                "to this repo (the repoReader role is needed)")
 
 
 def list_repos(req, app):
@@ -141,9 +109,7 @@ def list_mounts(req, app):
 
 
 def mount(req, app):
-    requests = models.mount_requests(req)
-    check_mount_access(app, requests)
-    app.manager.mount(requests)
+    app.manager.mount(models.mount_requests(req))
     return mounts_listing(app)
 
 
@@ -173,6 +139,31 @@ def discard(req, app):
     return {"mounted": app.manager.all_mounts()}
 
 
+def pachtray_mounts(req, app):
+    """Pachtray's view of the mounts (with recovered changes, pending counts and errors), as the
+    daemon last refreshed them: no RPC, no repo listing (the GUI polls this)."""
+    return {"mounted": app.manager.all_mounts()}
+
+
+def refresh_mount(req, app):
+    """Remount a read-only branch mount at the branch's current head (keeps its name)."""
+    data = req.json_object()
+    name = data.get("mount")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "missing mount name: expected {\"mount\": NAME}")
+    state = next((m for m in app.manager.mounted() if m["name"] == name), None)
+    if state is None:
+        raise ApiError(404, f"{name} is not mounted")
+    if state["mode"] != "ro" or not state.get("branch"):
+        raise ApiError(400, f"{name} is not a read-only branch mount; nothing to refresh")
+    request = MountRequest(name=name, project=state["project"], repo=state["repo"], branch=state["branch"],
+                           paths=list(state.get("paths") or ["/"]), mode="ro")
+    app.manager.unmount([name])
+    app.manager.mount([request])
+    app.manager.refresh([name])
+    return {"mounted": app.manager.all_mounts()}
+
+
 def register(router: Router) -> None:
     router.add("GET", "/repos", list_repos, "Every repo with its branches and your access level (one ListRepo call)",
                response_schema={"type": "array", "items": REPO_SCHEMA}, requires="auth")
@@ -191,6 +182,11 @@ def register(router: Router) -> None:
     router.add("PUT", "/pachtray/v1/_commit", pachtray_commit, "Commit the staged changes of a rw mount, or "
                "changes recovered from an earlier run (state `pending`), as one commit",
                body_schema=ONE_MOUNT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA, requires="auth")
+    router.add("GET", "/pachtray/v1/mounts", pachtray_mounts,
+               "The mounts (as GET /mounts's `mounted`, with recovered changes) without listing the repos",
+               response_schema=PACHTRAY_MOUNTS_SCHEMA)
+    router.add("PUT", "/pachtray/v1/_refresh", refresh_mount, "Move a read-only branch mount to the branch's "
+               "current head", body_schema=ONE_MOUNT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA, requires="auth")
     router.add("PUT", "/pachtray/v1/_discard", discard, "Drop the staged (uncommitted) changes of a rw mount, or "
                "changes recovered from an earlier run (works without a cluster: the changes are local)",
                body_schema=ONE_MOUNT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA)

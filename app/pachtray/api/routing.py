@@ -67,6 +67,13 @@ def _json_type(value: Any) -> str:
 
 
 Handler = Callable[[Request, Any], Any]
+PACHTRAY_PREFIX = "/pachtray/"
+
+
+def is_reference_route(path: str) -> bool:
+    """A route of the drop-in (Pachyderm's mount-server's API), not one of Pachtray's own: it
+    answers failures as the reference does (pfs.errors.to_api_error)."""
+    return not path.startswith(PACHTRAY_PREFIX)
 
 
 @dataclass

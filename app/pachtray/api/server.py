@@ -23,8 +23,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pachtray import tokens
 from pachtray.api import guard
-from pachtray.api.routing import Request, Response, Router
+from pachtray.api.routing import Request, Response, Router, is_reference_route
 from pachtray.errors import ApiError
+from pachtray.pfs import errors
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +34,6 @@ MAX_BODY = 16 * 1024 * 1024
 
 class BindError(RuntimeError):
     """The API cannot listen where it was asked to; the message says why and what to do."""
-
-
-def grpc_error(e: Exception) -> ApiError | None:
-    """The ApiError a gRPC failure from pachd turns into (None when ``e`` is not a gRPC error)."""
-    import grpc
-
-    from pachtray.pfs.auth import rpc_error
-
-    e = rpc_error(e)
-    if e is None:
-        return None
-    code, details = e.code(), (e.details() or "").strip()
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return ApiError(401, "user unauthenticated")
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return ApiError(403, f"not authorized: {details}")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return ApiError(500, f"cannot reach the cluster ({code.name.lower()}): {details}")
-    return ApiError(500, details or code.name.lower())
 
 
 def dispatch(app: Any, router: Router, req: Request) -> Response:
@@ -66,8 +48,8 @@ def dispatch(app: Any, router: Router, req: Request) -> Response:
     except ApiError as e:
         return Response.text(tokens.redact(e.message), e.status)
     except Exception as e:  # noqa: BLE001 - the client gets one line, the log the traceback
-        mapped = grpc_error(e)
-        if mapped is not None:
+        if errors.unwrap(e) is not None:  # pachd's failure, in the table of the route's kind
+            mapped = errors.to_api_error(e, reference=is_reference_route(req.path))
             return Response.text(tokens.redact(mapped.message), mapped.status)
         log.exception("%s %s failed", req.method, req.path)
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -207,9 +207,9 @@ class PachtrayApp(QObject):
         details = []
         if status.mounted:
             details.append(f"{len(status.mounted)} mount(s) are active in {status.info.get('mount_dir', 'the mount folder')}.")
-        dirty = [m for m in status.mounted if int(m.get("pending_changes") or 0) > 0 or m.get("state") == "pending"]
+        dirty = [m for m in status.mounted if m.dirty]
         if dirty:
-            names = ", ".join(f"{m['name']} ({m.get('pending_changes') or 0})" for m in dirty)
+            names = ", ".join(f"{m.name} ({m.pending})" for m in dirty)
             details.append(f"Uncommitted read-write changes: {names}. Stopping keeps them staged (not uploaded); "
                            "they are offered again next time. Commit them first to upload them.")
             box.setIcon(QMessageBox.Icon.Warning)
@@ -344,11 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", action="store_true", help="open the main window at start")
     parser.add_argument("--headless", action="store_true", help="run the daemon only (no GUI)")
     args = parser.parse_args(argv)
-    try:
-        settings = config.Settings.load()
-    except ValueError as e:
-        print(f"pachtray: {e}; using default settings", file=sys.stderr)
-        settings = config.Settings()
+    settings, problem = config.Settings.load_or_default()
+    if problem:
+        print(f"pachtray: {problem}", file=sys.stderr)
     if args.headless:
         return headless(settings, "--headless given")
     if not has_display():

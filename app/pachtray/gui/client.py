@@ -7,12 +7,96 @@ gets its own `requests.Session` because sessions are not safe to share between t
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import requests
 
 from pachtray.errors import ApiError, PachtrayError
 
 EXTRAS = "/pachtray/v1"
+
+
+BUSY_STATES = frozenset({"mounting", "committing", "unmounting"})
+RECOVERED = "pending"  # rw changes kept outside the mount dir (an earlier run's, or a repo deleted upstream)
+
+
+@dataclass(frozen=True)
+class MountInfo:
+    """One entry of /pachtray/v1/mounts, typed; the rules of what can be done with it are here so
+    the tray and the window offer the same actions."""
+
+    name: str
+    project: str = "default"
+    repo: str = ""
+    branch: str = ""
+    commit: str = ""
+    paths: tuple[str, ...] = ("/",)
+    mode: str = "ro"
+    state: str = ""
+    status: str = ""
+    mountpoint: str = ""
+    latest_commit: str = ""
+    behind: int = 0
+    pending: int = 0
+    error: str = ""
+
+    @classmethod
+    def from_json(cls, d: dict) -> "MountInfo":
+        return cls(name=d["name"], project=d.get("project") or "default", repo=d.get("repo") or "",
+                   branch=d.get("branch") or "", commit=d.get("commit") or "", paths=tuple(d.get("paths") or ["/"]),
+                   mode=d.get("mode") or "ro", state=d.get("state") or "", status=d.get("status") or "",
+                   mountpoint=d.get("mountpoint") or "", latest_commit=d.get("latest_commit") or "",
+                   behind=int(d.get("how_many_commits_behind") or 0), pending=int(d.get("pending_changes") or 0),
+                   error=d.get("error") or "")
+
+    @property
+    def recovered(self) -> bool:
+        return self.state == RECOVERED
+
+    @property
+    def busy(self) -> bool:
+        return self.state in BUSY_STATES
+
+    @property
+    def mounted(self) -> bool:
+        return self.state == "mounted"
+
+    @property
+    def dirty(self) -> bool:
+        """Has changes that are not in a commit yet."""
+        return self.pending > 0 or self.recovered
+
+    @property
+    def can_commit(self) -> bool:
+        return (self.mode == "rw" or self.recovered) and self.dirty
+
+    @property
+    def can_discard(self) -> bool:
+        return self.can_commit
+
+    @property
+    def can_refresh(self) -> bool:
+        """A read-only mount of a branch that moved on: remount it at the head."""
+        return self.mode == "ro" and bool(self.branch) and self.behind > 0 and self.mounted
+
+    @property
+    def can_unmount(self) -> bool:
+        return not self.recovered  # recovered changes are not mounted: commit or discard them
+
+    @property
+    def can_open(self) -> bool:
+        return bool(self.mountpoint) and self.mounted
+
+    @property
+    def source(self) -> str:
+        """`project/repo@branch=commit` (Pachyderm's notation; either part may be missing)."""
+        ref = "=".join(x for x in (self.branch, self.commit[:12]) if x)
+        return f"{self.project}/{self.repo}@{ref}"
+
+    @property
+    def message(self) -> str:
+        """What to tell about it: why something failed or changes were kept, else its status."""
+        return self.error or self.status
 
 
 class DaemonUnavailable(PachtrayError):
@@ -73,8 +157,8 @@ class DaemonClient:
     def config(self) -> dict:
         return self.get("/config")
 
-    def mounts(self) -> list[dict]:
-        return self.get(EXTRAS + "/mounts")["mounted"]
+    def mounts(self) -> list[MountInfo]:
+        return [MountInfo.from_json(m) for m in self.get(EXTRAS + "/mounts")["mounted"]]
 
     def wait_change(self, since: int, timeout: float) -> int:
         """Long poll: the new generation, or `since` again when nothing changed in `timeout` s."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from pachtray.errors import ApiError, PachtrayError
-from pachtray.gui.client import EXTRAS, DaemonClient
+from pachtray.gui.client import EXTRAS, DaemonClient, MountInfo
+from pachtray.gui.models import PAGE
 from pachtray.gui.tasks import Poller, Tasks
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,6 @@ EVENT_WAIT = 20.0
 STATUS_INTERVAL_MS = 5000  # connection changes do not bump the generation: poll for them
 RETRY_INTERVAL_MS = 1000  # sooner while the daemon or its cluster is not there yet
 REPOS_INTERVAL_MS = 30000  # repos made elsewhere (pachctl, the SDK) do not bump the generation either
-BUSY_STATES = {"mounting", "committing", "unmounting"}
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Status:
     reachable: bool = False
     config: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
-    mounted: list[dict] = field(default_factory=list)
+    mounted: list[MountInfo] = field(default_factory=list)
 
     @property
     def connection(self) -> str:
@@ -62,8 +62,16 @@ class Status:
     def local(self) -> bool:
         return bool(self.info.get("local"))
 
+    @property
+    def token_problem(self) -> str:
+        """Why the daemon could not read the stored login token (a locked keychain); "" when none."""
+        return self.info.get("token_problem", "")
+
     def pending_total(self) -> int:
-        return sum(int(m.get("pending_changes") or 0) for m in self.mounted)
+        return sum(m.pending for m in self.mounted)
+
+    def mount(self, name: str) -> MountInfo | None:
+        return next((m for m in self.mounted if m.name == name), None)
 
 
 def mount_name(project: str, repo: str, branch: str | None = None, commit: str | None = None) -> str:
@@ -137,14 +145,14 @@ class Controller(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.tasks.busy or any(m.get("state") in BUSY_STATES for m in self.status.mounted)
+        return self.tasks.busy or any(m.busy for m in self.status.mounted)
 
     def state(self) -> str:
         """The tray icon state: busy (work the user waits for), error, disconnected, mounted or connected."""
         status = self.status
         if self.busy:
             return "busy"
-        if not status.reachable or any(m.get("error") for m in status.mounted):
+        if not status.reachable or any(m.error for m in status.mounted):
             return "error"
         if status.connection != "connected":
             return "disconnected"
@@ -171,6 +179,8 @@ class Controller(QObject):
     def _apply_status(self, status: Status) -> None:
         self._refresh_done()
         was_connected = self.status.connection == "connected"
+        if status.token_problem and status.token_problem != self.status.token_problem:
+            self.notify.emit("Keychain locked", status.token_problem, True)
         self.status = status
         if status.connection == "connected" and not was_connected:
             self.refresh_repos()
@@ -231,7 +241,7 @@ class Controller(QObject):
     def mount(self, project: str, repo: str, *, branch: str | None = None, commit: str | None = None,
               mode: str = "ro", name: str | None = None) -> str:
         name = name or mount_name(project, repo, branch, commit)
-        if mode == "rw" and any(m["name"] == name and m.get("mode") != "rw" for m in self.status.mounted):
+        if mode == "rw" and any(m.name == name and m.mode != "rw" for m in self.status.mounted):
             name += "_rw"
         request = {"name": name, "project": project, "repo": repo, "mode": mode}
         if commit:
@@ -286,3 +296,50 @@ class Controller(QObject):
 
     def logout(self) -> None:
         self.act(lambda: self.client.put("/auth/_logout", {}), "Logged out", "Logged out", refresh_repos=True)
+
+    # ------------------------------------------------------------- browsing (loaders run on workers)
+
+    def branches_loader(self, project: str, repo: str):
+        """A page loader (cursor -> (rows, next cursor)) of a repo's branches, for gui.models."""
+        client = self.client
+
+        def load(_cursor):
+            return client.get(EXTRAS + "/branches", project=project, repo=repo)["branches"], None
+        return load
+
+    def commits_loader(self, project: str, repo: str, branch: str):
+        client = self.client
+
+        def load(offset):
+            page = client.get(EXTRAS + "/commits", project=project, repo=repo, branch=branch, offset=offset or 0,
+                              limit=PAGE)
+            return page["commits"], page["next_offset"]
+        return load
+
+    def files_loader(self, project: str, repo: str, folder: str, *, commit: str | None = None,
+                     branch: str | None = None):
+        """Entries of ``folder`` at ``commit``, else at the head of ``branch``."""
+        client = self.client
+        source = {"commit": commit} if commit else {"branch": branch}
+
+        def load(after):
+            page = client.get(EXTRAS + "/files", project=project, repo=repo, path=folder, after=after, limit=PAGE,
+                              **source)
+            return page["files"], page["next"]
+        return load
+
+    # ------------------------------------------------------------- uploads (the daemon's jobs)
+
+    def start_upload(self, project: str, repo: str, branch: str, paths: list[str], started, failed) -> None:
+        client = self.client
+        body = {"project": project, "repo": repo, "branch": branch, "paths": paths}
+        self.tasks.run(lambda: client.put(EXTRAS + "/_upload", body), started, failed, busy=True)
+
+    def upload_status(self, job: str, answered, failed) -> None:
+        client = self.client
+        self.tasks.run(lambda: client.get(EXTRAS + "/upload", job=job), answered, failed)
+
+    def cancel_upload(self, job: str) -> None:
+        client = self.client
+        self.tasks.run(lambda: client.put(EXTRAS + "/_cancel_upload", {"job": job}), lambda _job: None,
+                       lambda e: self.notify.emit(getattr(e, "title", "Cancel failed"), str(e), True))

@@ -12,11 +12,10 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
-from pachtray import config
+from pachtray import config, frozen
 from pachtray.errors import PachtrayError
 from pachtray.localhttp import UnixHTTPConnection
 from pachtray.logfiles import tail
@@ -87,9 +86,8 @@ def foreign_message(found: Probe) -> str:
 
 def daemon_command(settings: config.Settings) -> list[str]:
     """`pachtray daemon` with the settings that decide where it listens and mounts."""
-    base = [sys.executable, "daemon"] if getattr(sys, "frozen", False) else [sys.executable, "-m", "pachtray", "daemon"]
-    cmd = base + ["--port", str(settings.api_port), "--mount-dir", settings.effective_mount_dir(),
-                  "--sock-path", settings.sock_path]
+    cmd = frozen.pachtray_command("daemon", "--port", str(settings.api_port), "--mount-dir",
+                                  settings.effective_mount_dir(), "--sock-path", settings.sock_path)
     if settings.cluster_address:
         cmd += ["--pachd-address", settings.cluster_address]
     return cmd

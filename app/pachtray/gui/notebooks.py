@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from pachtray.gui import dialogs
 from pachtray.gui.client import EXTRAS
 from pachtray.gui.controller import Controller
+from pachtray.pfs import names
 from pachtray.repro import lockfile
 from pachtray.repro.cli import describe_mount
 
@@ -148,7 +149,7 @@ class Notebooks(QObject):
 
         def accept(values):
             for value in values.values():
-                if not lockfile.valid_mount_name(value):
+                if not names.is_mount_name(value):
                     return f"{value!r} is not a mount name: no '/', not '.' or '..'."
             self._mount(path, lock, {**rename, **values}, f"Could not reproduce {os.path.basename(path)}")
             return None
@@ -163,8 +164,8 @@ class Notebooks(QObject):
 
         def done(answer):
             made = [dict(m, lock=path) for m in answer["mounts"]]
-            names = {m["name"] for m in made}
-            self.reproduced = [m for m in self.reproduced if m["name"] not in names] + made
+            taken = {m["name"] for m in made}
+            self.reproduced = [m for m in self.reproduced if m["name"] not in taken] + made
             self.pinned_changed.emit()
             lines = [describe_mount(m) for m in made] + answer.get("warnings", [])
             self.controller.notify.emit("Lock reproduced", "\n".join(lines), False)
@@ -311,17 +312,16 @@ class NotebooksPanel(QWidget):
         self._update_buttons()
 
     def _show_pinned(self) -> None:
-        states = {m["name"]: m for m in self.notebooks.controller.status.mounted}
+        status = self.notebooks.controller.status
         rows, tips = [], []
         for m in self.notebooks.reproduced:
-            state = states.get(m["name"])
-            if state is None or state.get("commit") != m["commit"]:
+            state = status.mount(m["name"])
+            if state is None or state.commit != m["commit"]:
                 behind = "unmounted"
-            elif not state.get("branch"):
+            elif not state.branch:
                 behind = "branch gone"
             else:
-                n = int(state.get("how_many_commits_behind") or 0)
-                behind = f"{n} behind {state['branch']}" if n else f"head of {state['branch']}"
+                behind = f"{state.behind} behind {state.branch}" if state.behind else f"head of {state.branch}"
             rows.append((m["name"], f"{m['project']}/{m['repo']}", m["commit"][:12], behind, m["lock"]))
-            tips.append((state or {}).get("status", ""))
+            tips.append(state.status if state is not None else "")
         _fill(self.pinned_table, rows, tips)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +17,7 @@ from PySide6.QtWidgets import (
     QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from pachtray import config
+from pachtray import config, frozen
 from pachtray.gui import dialogs
 from pachtray.jupyter import kernels
 from pachtray.jupyter.environment import ManagedEnv
@@ -35,9 +34,9 @@ def autostart_path() -> Path:
 
 
 def autostart_command() -> str:
-    if getattr(sys, "frozen", False):
-        return f'"{sys.executable}"'
-    return f'"{sys.executable}" -m pachtray'
+    """The desktop entry's Exec line: the program quoted, then its arguments."""
+    program, *args = frozen.pachtray_command()
+    return " ".join([f'"{program}"', *args])
 
 
 def apply_autostart(enabled: bool) -> None:

@@ -113,7 +113,7 @@ class Tray(QObject):
         if status.auth == "on":
             m.addAction(f"Signed in as {status.user}").setEnabled(False)
         elif status.auth == "unauthenticated":
-            m.addAction("Not logged in").setEnabled(False)
+            m.addAction("Not logged in (keychain locked)" if status.token_problem else "Not logged in").setEnabled(False)
         m.addSeparator()
         self._add_mounts(m)
         self._add_mount_menu(m)
@@ -153,22 +153,21 @@ class Tray(QObject):
             m.addAction("No mounts").setEnabled(False)
             return
         for mount in mounted:
-            name, mode, state = mount["name"], mount.get("mode", "ro"), mount.get("state", "")
-            pending = int(mount.get("pending_changes") or 0)
-            title = f"{name} ({mode})" + (f" — {state}" if state != "mounted" else "")
+            name, pending = mount.name, mount.pending
+            title = f"{name} ({mount.mode})" + (f" — {mount.state}" if not mount.mounted else "")
             if pending:
                 title += f" • {pending} uncommitted"
             sub = self._submenu(m, title)
-            opener = self._action(sub, "Open folder", lambda p=mount.get("mountpoint", ""): open_folder(p))
-            opener.setEnabled(bool(mount.get("mountpoint")) and state == "mounted")
-            if mode == "rw" or state == "pending":
+            opener = self._action(sub, "Open folder", lambda p=mount.mountpoint: open_folder(p))
+            opener.setEnabled(mount.can_open)
+            if mount.mode == "rw" or mount.recovered:
                 commit = self._action(sub, f"Commit… ({pending} pending)", lambda n=name, c=pending: self.confirm_commit(n, c))
-                commit.setEnabled(pending > 0 or state == "pending")
-            if state == "pending":
+                commit.setEnabled(mount.can_commit)
+            if mount.can_discard:
                 self._action(sub, "Discard changes…", lambda n=name, c=pending: self.confirm_discard(n, c))
-            if mode == "ro" and mount.get("branch") and mount.get("how_many_commits_behind"):
+            if mount.can_refresh:
                 self._action(sub, "Update to latest commit", lambda n=name: self.controller.refresh_mount(n))
-            if state != "pending":  # recovered changes are not mounted: commit or discard them
+            if mount.can_unmount:
                 self._action(sub, "Unmount", lambda n=name: self.controller.unmount(n))
 
     def _add_mount_menu(self, m: QMenu) -> None:

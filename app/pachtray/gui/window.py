@@ -1,44 +1,30 @@
-"""The main window: repo browser (projects ▸ repos, branches, commits, file preview) and mounts."""
+"""The main window: repo browser (projects ▸ repos, branches, commits, file preview, uploads) and
+the Mounts tab (gui.mounts_tab)."""
 
 from __future__ import annotations
 
-import re
-
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QIcon
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMainWindow, QProgressBar,
-    QPushButton, QSplitter, QTableView, QTableWidget, QTableWidgetItem, QTabWidget, QToolBar, QTreeView,
-    QVBoxLayout, QWidget,
+    QPushButton, QSplitter, QTableView, QTabWidget, QToolBar, QTreeView, QVBoxLayout, QWidget,
 )
 
 from pachtray.gui import dialogs
-from pachtray.gui.client import EXTRAS
 from pachtray.gui.controller import Controller
-from pachtray.gui.models import PAGE, BranchesModel, CommitsModel, FilesModel, RepoTreeModel
+from pachtray.gui.models import BranchesModel, CommitsModel, FilesModel, RepoTreeModel
+from pachtray.gui.mounts_tab import MountsTab
+from pachtray.pfs import names
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 UPLOAD_POLL_MS = 300
-MOUNT_COLUMNS = ("Name", "Source", "Mode", "State", "Behind", "Pending")
 
 
 def _name_problem(value: str, what: str) -> str | None:
     if not value:
         return f"Enter a {what} name."
-    if not NAME_RE.match(value):
-        return f"A {what} name uses 1-63 letters, digits, '_' or '-'."
+    if not names.is_name(value):
+        return f"A {what} name uses letters, digits, '_' or '-'."
     return None
-
-
-def mount_source(m: dict) -> str:
-    """`project/repo@branch=commit` (Pachyderm's notation; either part may be missing)."""
-    ref = "=".join(x for x in (m.get("branch") or "", (m.get("commit") or "")[:12]) if x)
-    return f"{m.get('project') or 'default'}/{m.get('repo', '')}@{ref}"
-
-
-def mount_status(m: dict) -> str:
-    """What to tell about a mount: why something failed or changes were kept, else its status."""
-    return m.get("error") or m.get("status", "")
 
 
 class BranchTable(QTableView):
@@ -125,7 +111,13 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget(self)
         self.setCentralWidget(self.tabs)
         self.tabs.addTab(self._build_browser(), "Repositories")
-        self.tabs.addTab(self._build_mounts(), "Mounts")
+        self.mounts_tab = MountsTab(controller, self)
+        self.tabs.addTab(self.mounts_tab, "Mounts")
+        # The Mounts tab's parts, as tests and screenshots reach them.
+        self.mount_table, self.mount_buttons = self.mounts_tab.table, self.mounts_tab.buttons
+        self.mount_status = self.mounts_tab.status_label
+        self.select_mount, self.selected_mount = self.mounts_tab.select, self.mounts_tab.selected
+        self._mount_action = self.mounts_tab.action
         self._build_toolbar(actions or {})
         self._build_status_bar()
 
@@ -253,35 +245,6 @@ class MainWindow(QMainWindow):
         self._update_buttons()
         return page
 
-    def _build_mounts(self) -> QWidget:
-        page = QWidget(self)
-        v = QVBoxLayout(page)
-        self.mount_table = QTableWidget(0, len(MOUNT_COLUMNS), page)
-        self.mount_table.setHorizontalHeaderLabels(MOUNT_COLUMNS)
-        self.mount_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.mount_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.mount_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.mount_table.verticalHeader().setVisible(False)
-        header = self.mount_table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.mount_table.itemSelectionChanged.connect(self._update_mount_buttons)
-        v.addWidget(self.mount_table)
-        self.mount_status = QLabel("", page)
-        self.mount_status.setWordWrap(True)
-        v.addWidget(self.mount_status)
-        row = QHBoxLayout()
-        self.mount_buttons = {}
-        for key, label in (("refresh", "Refresh"), ("commit", "Commit…"), ("discard", "Discard…"),
-                           ("unmount", "Unmount"), ("open", "Open folder")):
-            button = QPushButton(label, page)
-            button.clicked.connect(lambda _=False, k=key: self._mount_action(k))
-            self.mount_buttons[key] = button
-            row.addWidget(button)
-        row.addStretch(1)
-        v.addLayout(row)
-        return page
-
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.cluster_label = QLabel("", self)
@@ -290,7 +253,11 @@ class MainWindow(QMainWindow):
         self.upload_bar.setMaximumWidth(260)
         self.upload_bar.setTextVisible(True)
         self.upload_bar.hide()
+        self.cancel_upload_button = QPushButton("Cancel upload", self)
+        self.cancel_upload_button.clicked.connect(self.cancel_upload)
+        self.cancel_upload_button.hide()
         bar.addPermanentWidget(self.upload_bar)
+        bar.addPermanentWidget(self.cancel_upload_button)
         bar.addPermanentWidget(self.user_label)
         bar.addPermanentWidget(self.cluster_label)
 
@@ -310,11 +277,13 @@ class MainWindow(QMainWindow):
         if status.auth == "on":
             self.user_label.setText(f"User: {status.user}")
         elif status.auth == "unauthenticated":
-            self.user_label.setText("Not logged in")
+            self.user_label.setText("Not logged in (keychain locked)" if status.token_problem else "Not logged in")
         else:
             self.user_label.setText("Auth off")
+        self.user_label.setToolTip(status.token_problem)
         self.repo_tree.setColumnHidden(2, status.auth == "off")
-        self._fill_mounts(status.mounted)
+        self.mounts_tab.fill(status.mounted)
+        self.tabs.setTabText(1, f"Mounts ({len(status.mounted)})" if status.mounted else "Mounts")
         self._update_buttons()
 
     def _on_repos(self) -> None:
@@ -383,26 +352,15 @@ class MainWindow(QMainWindow):
         if repo is None:
             self.branches_model.reset(None)
             return
-        client = self.controller.client
-
-        def load(_cursor):
-            return client.get(EXTRAS + "/branches", project=repo["project"], repo=repo["repo"])["branches"], None
-
-        self.branches_model.reset(load)
+        self.branches_model.reset(self.controller.branches_loader(repo["project"], repo["repo"]))
 
     def _on_branch_selected(self, current: QModelIndex, _previous=None) -> None:
         if not current.isValid() or self._repo is None:
             return
         self._branch = self.branches_model.row(current.row())["name"]
         self._commit = None
-        repo, branch, client = self._repo, self._branch, self.controller.client
-
-        def load(offset):
-            page = client.get(EXTRAS + "/commits", project=repo["project"], repo=repo["repo"], branch=branch,
-                              offset=offset or 0, limit=PAGE)
-            return page["commits"], page["next_offset"]
-
-        self.commits_model.reset(load)
+        self.commits_model.reset(self.controller.commits_loader(self._repo["project"], self._repo["repo"],
+                                                                self._branch))
         self._show_files(None, "/")
         self._update_buttons()
 
@@ -416,21 +374,15 @@ class MainWindow(QMainWindow):
     def _show_files(self, commit: str | None, folder: str) -> None:
         """List a folder of a commit (or of the selected branch's head when no commit is chosen)."""
         self._folder = folder
-        repo, branch, client = self._repo, self._branch, self.controller.client
+        repo, branch = self._repo, self._branch
         if repo is None or (commit is None and branch is None):
             self.files_model.reset(None)
             self.folder_label.setText("")
             return
-        source = {"commit": commit} if commit else {"branch": branch}
         where = commit[:12] if commit else f"{branch} (head)"
         self.folder_label.setText(f"{repo['repo']}@{where}:{folder}")
-
-        def load(after):
-            page = client.get(EXTRAS + "/files", project=repo["project"], repo=repo["repo"], path=folder,
-                              after=after, limit=PAGE, **source)
-            return page["files"], page["next"]
-
-        self.files_model.reset(load)
+        self.files_model.reset(self.controller.files_loader(repo["project"], repo["repo"], folder, commit=commit,
+                                                            branch=branch))
         self.up_button.setEnabled(folder != "/")
 
     def _on_file_activated(self, index: QModelIndex) -> None:
@@ -532,11 +484,10 @@ class MainWindow(QMainWindow):
             if self._upload_job is not None:
                 self.statusBar().showMessage("An upload is already running.", 5000)
             return
-        body = {"project": self._repo["project"], "repo": self._repo["repo"], "branch": branch, "paths": paths}
         self.upload_bar.setRange(0, 0)
         self.upload_bar.setFormat(f"Uploading to {branch}…")
         self.upload_bar.show()
-        client = self.controller.client
+        self.cancel_upload_button.show()
 
         def started(job):
             self._upload_job = job["job"]
@@ -545,18 +496,25 @@ class MainWindow(QMainWindow):
 
         def failed(error):
             self.upload_bar.hide()
+            self.cancel_upload_button.hide()
             self.controller.notify.emit(getattr(error, "title", "Upload failed"), str(error), True)
 
-        self.controller.tasks.run(lambda: client.put(EXTRAS + "/_upload", body), started, failed, busy=True)
+        self.controller.start_upload(self._repo["project"], self._repo["repo"], branch, paths, started, failed)
+
+    def cancel_upload(self) -> None:
+        """Stop the running upload (the daemon drops its commit: the branch stays as it was)."""
+        if self._upload_job is not None:
+            self.cancel_upload_button.setEnabled(False)
+            self.controller.cancel_upload(self._upload_job)
 
     def _poll_upload(self) -> None:
-        job_id, client = self._upload_job, self.controller.client
+        job_id = self._upload_job
         if job_id is None:
             self._upload_timer.stop()
             return
         self._upload_timer.stop()  # one poll in flight at a time
-        self.controller.tasks.run(lambda: client.get(EXTRAS + "/upload", job=job_id), self._show_upload,
-                                  lambda e: self._upload_finished({"state": "error", "error": str(e)}))
+        self.controller.upload_status(job_id, self._show_upload,
+                                      lambda e: self._upload_finished({"state": "error", "error": str(e)}))
 
     def _show_upload(self, job: dict) -> None:
         if job["state"] != "running":
@@ -572,7 +530,12 @@ class MainWindow(QMainWindow):
         self._upload_job = None
         self._upload_timer.stop()
         self.upload_bar.hide()
-        if job["state"] == "done":
+        self.cancel_upload_button.hide()
+        self.cancel_upload_button.setEnabled(True)
+        if job["state"] == "cancelled":
+            self.controller.notify.emit("Upload cancelled", f"Nothing was committed to {job['repo']}@{job['branch']}",
+                                        False)
+        elif job["state"] == "done":
             self.controller.notify.emit("Upload finished", f"{job['files_total']} file(s) committed to "
                                         f"{job['repo']}@{job['branch']} as {job['commit'][:12]}", False)
             self.controller.refresh_repos()
@@ -583,79 +546,3 @@ class MainWindow(QMainWindow):
     @property
     def uploading(self) -> bool:
         return self._upload_job is not None or self.upload_bar.isVisible()
-
-    # ------------------------------------------------------------- mounts tab
-
-    def _fill_mounts(self, mounted: list[dict]) -> None:
-        selected = self.selected_mount()
-        keep = selected["name"] if selected else None
-        self.mount_table.setRowCount(len(mounted))
-        for r, m in enumerate(mounted):
-            source = mount_source(m)
-            pending = m.get("pending_changes")
-            values = (m["name"], source, m.get("mode", ""), m.get("state", ""),
-                      str(m.get("how_many_commits_behind") or 0), "" if pending is None else str(pending))
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(value)
-                item.setData(Qt.ItemDataRole.UserRole, m["name"])
-                item.setToolTip(mount_status(m))
-                self.mount_table.setItem(r, c, item)
-            if m["name"] == keep:
-                self.mount_table.selectRow(r)
-        if keep is None and mounted:
-            self.mount_table.selectRow(0)
-        self.tabs.setTabText(1, f"Mounts ({len(mounted)})" if mounted else "Mounts")
-        self._update_mount_buttons()
-
-    def selected_mount(self) -> dict | None:
-        rows = self.mount_table.selectionModel().selectedRows() if self.mount_table.selectionModel() else []
-        if not rows:
-            return None
-        name = self.mount_table.item(rows[0].row(), 0).text()
-        return next((m for m in self.controller.status.mounted if m["name"] == name), None)
-
-    def select_mount(self, name: str) -> bool:
-        for r in range(self.mount_table.rowCount()):
-            if self.mount_table.item(r, 0).text() == name:
-                self.mount_table.selectRow(r)
-                return True
-        return False
-
-    def _update_mount_buttons(self) -> None:
-        m = self.selected_mount()
-        state = m.get("state") if m else None
-        rw = bool(m) and (m.get("mode") == "rw" or state == "pending")
-        pending = int((m or {}).get("pending_changes") or 0)
-        self.mount_buttons["refresh"].setEnabled(bool(m) and m.get("mode") == "ro" and bool(m.get("branch")))
-        self.mount_buttons["commit"].setEnabled(rw and (pending > 0 or state == "pending"))
-        self.mount_buttons["discard"].setEnabled(rw and (pending > 0 or state == "pending"))
-        self.mount_buttons["unmount"].setEnabled(bool(m) and state != "pending")
-        self.mount_buttons["open"].setEnabled(bool(m) and bool(m.get("mountpoint")) and state == "mounted")
-        self.mount_status.setText(mount_status(m) if m else "")
-
-    def _mount_action(self, key: str):
-        m = self.selected_mount()
-        if m is None:
-            return None
-        name = m["name"]
-        pending = int(m.get("pending_changes") or 0)
-        if key == "refresh":
-            self.controller.refresh_mount(name)
-        elif key == "commit":
-            return dialogs.confirm(self, "Commit changes", f"Commit {pending} change(s) in {name} to "
-                                   f"{m.get('repo')}@{m.get('branch') or 'master'}?",
-                                   lambda: self.controller.commit(name), yes="Commit")
-        elif key == "discard":
-            return dialogs.confirm(self, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",
-                                   lambda: self.controller.discard(name), yes="Discard",
-                                   informative="The files go back to the last commit; this cannot be undone.",
-                                   icon=dialogs.QMessageBox.Icon.Warning)
-        elif key == "unmount":
-            if pending:
-                return dialogs.confirm(self, "Unmount", f"{name} has {pending} uncommitted change(s). Unmounting "
-                                       "commits them first.", lambda: self.controller.unmount(name),
-                                       yes="Commit and unmount")
-            self.controller.unmount(name)
-        elif key == "open":
-            QDesktopServices.openUrl(QUrl.fromLocalFile(m["mountpoint"]))
-        return None

@@ -55,11 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-only", action="store_true",
                         help="make or check the JupyterLab environment; start nothing (prints its folder)")
     args = parser.parse_args(argv)
-    try:
-        settings = config.Settings.load()
-    except ValueError as e:
-        print(f"{PROG}: {e}; using default settings", file=sys.stderr)
-        settings = config.Settings()
+    settings, problem = config.Settings.load_or_default()
+    if problem:
+        print(f"{PROG}: {problem}", file=sys.stderr)
 
     if args.stop:
         lab = server.stop()

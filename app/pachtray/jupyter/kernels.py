@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pachtray.errors import PachtrayError
+from pachtray.files import write_json
 
 
 @dataclass
@@ -124,7 +125,7 @@ def add_python_kernel(path: str | os.PathLike, display_name: str = "") -> Kernel
     spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": display_name or f"Python {info['version']} ({label})", "language": "python",
             "metadata": {"debugger": True, "pachtray": {"added_from": str(path)}}}
-    (folder / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+    write_json(folder / "kernel.json", spec, indent=1, mode=0o644)
     return _read_spec(folder)
 
 

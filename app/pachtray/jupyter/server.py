@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pachtray import config
 from pachtray.errors import PachtrayError
+from pachtray.files import write_json
 from pachtray.logfiles import tail
 from pachtray.jupyter import environment
 from pachtray.jupyter.environment import ManagedEnv, Progress
@@ -107,12 +108,7 @@ def load_record(path: Path | None = None) -> Lab | None:
 
 def _save_record(lab: Lab, path: Path) -> None:
     """Owner-only (it holds the token), replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(asdict(lab), f)
-    os.replace(tmp, path)
+    write_json(path, asdict(lab), indent=None)
 
 
 def running(path: Path | None = None) -> Lab | None:
@@ -176,15 +172,10 @@ def _configure(env: ManagedEnv, config_dir: Path) -> None:
     extension's click tracking (its `telemetry` plugin sends clicks to a third party) is off.
     """
     overrides = env.path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
-    _write_json(overrides, {"@jupyterlab/apputils-extension:notification": {"checkForUpdates": False,
-                                                                           "fetchNews": "false"}})
-    _write_json(config_dir / "labconfig" / "page_config.json",
-                {"disabledExtensions": {"jupyterlab-pachyderm:telemetry": True}})
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    write_json(overrides, {"@jupyterlab/apputils-extension:notification": {"checkForUpdates": False,
+                                                                          "fetchNews": "false"}}, mode=0o644)
+    write_json(config_dir / "labconfig" / "page_config.json",
+               {"disabledExtensions": {"jupyterlab-pachyderm:telemetry": True}}, mode=0o644)
 
 
 def _spawn(env: ManagedEnv, lab: Lab, wiring: Wiring, config_dir: Path) -> subprocess.Popen:

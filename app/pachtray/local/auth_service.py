@@ -403,7 +403,7 @@ class LoginServer:
         self.httpd.server_close()
 
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
+USERNAME_RE = re.compile(r"[A-Za-z0-9._@+-]{1,128}")  # fullmatch: `$` lets a final newline through
 
 LOGIN_FORM = """<!doctype html><html><head><meta charset="utf-8"><title>Pachtray local login</title></head>
 <body><h1>Log in to the Pachtray local server</h1>
@@ -438,7 +438,7 @@ class _LoginHandler(BaseHTTPRequestHandler):
 
     def _complete(self, params: dict[str, str]) -> None:
         user = params.get("user", "")
-        if not USERNAME_RE.match(user):
+        if not USERNAME_RE.fullmatch(user):
             return self._answer(400, "invalid user name")
         if not self.auth.complete_login(params.get("state", ""), user):
             return self._answer(400, "this login link is unknown or has expired")

@@ -19,12 +19,10 @@ from pachyderm_sdk.api import pfs
 from pachtray import malloc
 from pachtray.local.rpc import RpcFailure, invalid, not_found, precondition, unknown
 from pachtray.local.store import CHUNK, ORIGIN_USER, CommitRow, Entry, RepoRow, Store, ancestors
-from pachtray.pfs import codec
+from pachtray.pfs import codec, names
 from pachtray.pfs.glob import GLOB_CHARS, GlobError, clean_path, literal_prefix, matcher
 from pachtray.pfs.paths import path_problem
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
-COMMIT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 ANCESTRY_RE = re.compile(r"^(.*?)((?:[\^~][0-9]*|\.[0-9]+)*)$")
 PROJECT_NAME_LIMIT = 63 - 8 - len("-v99")
 REPO_NAME_LIMIT = 255
@@ -43,7 +41,7 @@ def ts(t: float | None) -> datetime | None:
 
 
 def validate_name(name: str) -> None:
-    if not NAME_RE.match(name):
+    if not names.is_name(name):
         raise invalid(f"name ({name}) invalid: only alphanumeric characters, underscores, and dashes are allowed")
 
 
@@ -219,7 +217,7 @@ class PfsService:
         if not ref:
             raise invalid("commit must have an id or a branch")
         base, suffix = ANCESTRY_RE.match(ref).groups()
-        if COMMIT_ID_RE.match(base):
+        if names.is_commit_id(base):
             row = self.store.commit_by_id(repo, base)
         else:
             head = self.store.branch_head(repo.id, base)
@@ -782,7 +780,7 @@ class ModifyBatch:
         self.inline_bytes = 0
         branch = commit.branch.name if present(commit.branch) else ""
         commit_id = commit.id
-        if not branch and commit_id and not COMMIT_ID_RE.match(commit_id):
+        if not branch and commit_id and not names.is_commit_id(commit_id):
             branch, commit_id = commit_id, ""
         self.branch = branch
         self.open_seq: int | None = None  # writing into this open commit

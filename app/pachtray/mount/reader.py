@@ -28,6 +28,7 @@ from pachyderm_sdk.api import pfs
 from pachtray import malloc
 from pachtray.mount.cache import ChunkCache, content_key
 from pachtray.pfs.client import get_file, list_file
+from pachtray.pfs.errors import is_not_found, os_error
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +64,12 @@ class FetchStats:
 STATS = FetchStats()
 
 
-def os_error(e: Exception, what: str) -> OSError:
-    """The errno a FUSE caller should see for a failed pachd call."""
-    code = e.code() if isinstance(e, grpc.RpcError) and hasattr(e, "code") else None
-    num = {grpc.StatusCode.NOT_FOUND: errno.ENOENT, grpc.StatusCode.PERMISSION_DENIED: errno.EACCES,
-           grpc.StatusCode.UNAUTHENTICATED: errno.EACCES}.get(code, errno.EIO)
-    if num == errno.EIO:
-        log.warning("%s failed: %s", what, e.details() if code is not None else e)
-    return OSError(num, f"{what}: {errno.errorcode[num]}")
-
-
 def attrs(mode: int, size: int, mtime: float) -> dict:
     """A stat dict for mfusepy (times in ns), owned by whoever runs the mount."""
     ns = int(mtime * 1e9)
     return {"st_mode": mode, "st_nlink": 2 if mode & 0o040000 else 1, "st_size": size,
             "st_blocks": (size + 511) // 512, "st_mtime": ns, "st_ctime": ns, "st_atime": ns,
             "st_uid": os.getuid(), "st_gid": os.getgid()}
-
-
-def is_not_found(e: Exception) -> bool:
-    return isinstance(e, grpc.RpcError) and hasattr(e, "code") and e.code() == grpc.StatusCode.NOT_FOUND
 
 
 def norm(path: str) -> str:

@@ -49,11 +49,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 from pachyderm_sdk.api import pfs
 
 from pachtray.errors import PachtrayError
-from pachtray.pfs import codec
+from pachtray.pfs import errors, modify
+from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
 from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_commit, norm, reader_for,
@@ -61,7 +61,6 @@ from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_
 
 log = logging.getLogger(__name__)
 
-UPLOAD_CHUNK = 1024 * 1024
 COPY_CHUNK = 4 * 1024 * 1024
 FILE_MODE = 0o100644
 DIR_MODE = 0o040755
@@ -444,7 +443,7 @@ class RwView:
 
     @property
     def base_commit_id(self) -> str | None:
-        return self.base.commit.id if self.base.commit else None
+        return self.base.commit.id if self.base.commit is not None else None
 
     # --- resolution ---------------------------------------------------------------------------
     @staticmethod
@@ -1021,32 +1020,21 @@ class RwView:
         return Row("file", src=node.base_path)
 
     def _requests(self, commit: pfs.Commit, plan: list[tuple[str, Row]]):
-        """The ModifyFile stream of a commit (most requests already encoded, see codec.ModifyFileEncoder)."""
         base = self.base.commit
-        encoder = codec.ModifyFileEncoder()
         yield pfs.ModifyFileRequest(set_commit=commit)
         for path, row in plan:
             if row.kind == "dir" and row.src is None:  # a new folder over nothing: nothing to send
                 continue
             # Every other change replaces the path: the branch may have a file there that the base
             # had not (PFS would append to it), or the commit may be the same one again after a crash.
-            yield encoder.delete_file(path)
             if row.kind in ("gone", "emptied"):
-                continue
-            if row.blob is None:
-                yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(
-                    dst=path, src=pfs.File(commit=base, path=row.src)))
-                continue
-            data = self.journal.inline_data(row.blob) if row.blob in self._inline else None
-            if data is not None:
-                yield encoder.add_file(path, data)
-                continue
-            with open(self.journal.blob_path(row.blob), "rb") as f:
-                data = f.read(UPLOAD_CHUNK)  # sent even when empty: that creates an empty file
-                while True:
-                    yield encoder.add_file(path, data)
-                    if not (data := f.read(UPLOAD_CHUNK)):
-                        break
+                yield modify.delete(path)
+            elif row.blob is None:
+                yield from modify.replace_with_copy(path, pfs.File(commit=base, path=row.src))
+            elif (data := self.journal.inline_data(row.blob) if row.blob in self._inline else None) is not None:
+                yield from modify.replace_with_bytes(path, data)
+            else:
+                yield from modify.replace_with_file(path, self.journal.blob_path(row.blob))
 
     def commit(self, description: str = "") -> str | None:
         """Upload every change as one commit on the branch; returns its id (None: nothing to do).
@@ -1068,9 +1056,8 @@ class RwView:
                 client = require_client(self.client_fn, f"commit to {where}")
                 client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan))
                 head = client.pfs.inspect_branch(branch=branch).head.id
-            except (grpc.RpcError, ConnectionError, OSError) as e:
-                detail = e.details() if isinstance(e, grpc.RpcError) and hasattr(e, "details") else str(e)
-                raise CommitFailed(f"commit to {where} failed, changes kept: {detail}") from None
+            except (*RPC_ERRORS, OSError) as e:
+                raise CommitFailed(f"commit to {where} failed, changes kept: {errors.details(e)}") from None
             log.info("committed %d changes to %s as %s %s", len(plan), where, head, description)
             self._reset(head)
         if self.invalidate is not None:  # outside the lock: the kernel may wait for a write that waits for it

@@ -6,11 +6,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
+from typing import Callable
+
+from pachtray.errors import ApiError
+from pachtray.files import write_json
+from pachtray.mount.state import MountRequest
+from pachtray.pfs.errors import ClusterUnreachable
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("name", "project", "repo", "branch", "commit", "paths", "mode")
+RETRY_SECONDS = 3.0
 
 
 class Workspace:
@@ -35,11 +43,92 @@ class Workspace:
                 if isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("repo"), str)]
 
     def save(self, mounts: list[dict]) -> None:
-        """Write-then-rename, so a crash mid-write leaves the previous workspace intact."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump({"mounts": [{k: m.get(k) for k in FIELDS} for m in mounts]}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        """A crash mid-write leaves the previous workspace intact (and a written one survives power loss)."""
+        write_json(self.path, {"mounts": [{k: m.get(k) for k in FIELDS} for m in mounts]}, indent=1, durable=True)
+
+
+class Restorer:
+    """Mounts a saved workspace again, retrying in the background what must wait for the cluster,
+    and saves the workspace when the mount set changes (entries not restored yet included).
+
+    ``mount`` mounts requests (the manager's), ``connected`` says whether there is a client,
+    ``active`` gives the workspace entries of the mounts there are now."""
+
+    def __init__(self, workspace: Workspace, mount: Callable[[list[MountRequest]], None],
+                 connected: Callable[[], bool], active: Callable[[], list[dict]]):
+        self.workspace = workspace
+        self._mount, self._connected, self._active = mount, connected, active
+        self._lock = threading.Lock()
+        self._unrestored: list[dict] = []
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def save(self) -> None:
+        active = self._active()
+        names = {e["name"] for e in active}
+        with self._lock:
+            waiting = [e for e in self._unrestored if e["name"] not in names]
+        try:
+            self.workspace.save(active + waiting)
+        except OSError as e:
+            log.error("cannot save workspace %s: %s", self.workspace.path, e)
+
+    def restore(self) -> bool:
+        """Mount the saved entries not mounted now; True when some wait for the cluster (retried)."""
+        active = {e["name"] for e in self._active()}
+        with self._lock:
+            self._unrestored = [e for e in self.workspace.load() if e["name"] not in active]
+        waiting = self._try()
+        if waiting and self._thread is None:
+            self._stopped.clear()
+            self._thread = threading.Thread(target=self._loop, name="workspace-restore", daemon=True)
+            self._thread.start()
+        return waiting
+
+    def forget(self) -> None:
+        """Stop restoring (everything was unmounted on purpose)."""
+        with self._lock:
+            self._unrestored = []
+
+    def wake(self) -> None:
+        """A cluster connection appeared: try again now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _try(self) -> bool:
+        with self._lock:
+            entries = list(self._unrestored)
+        for entry in entries:
+            if not self._connected():
+                return True
+            try:
+                self._mount([MountRequest.from_entry(entry)])
+            except ClusterUnreachable as e:
+                log.info("workspace restore waits for the cluster: %s", e.message)
+                return True
+            except ApiError as e:
+                if e.status == 404:
+                    return True
+                log.warning("not restoring mount %s: %s", entry["name"], e.message)
+            with self._lock:
+                self._unrestored = [x for x in self._unrestored if x["name"] != entry["name"]]
+        self.save()
+        return False
+
+    def _loop(self) -> None:
+        try:
+            while not self._stopped.is_set():
+                self._wake.wait(RETRY_SECONDS)
+                self._wake.clear()
+                with self._lock:
+                    pending = bool(self._unrestored)
+                if self._stopped.is_set() or not pending or not self._try():
+                    return
+        finally:
+            self._thread = None

@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 import grpc
+from pachyderm_sdk.api.auth import Permission
+
+from pachtray.pfs.errors import is_not_activated, is_unauthenticated
 
 AUTH_OFF, AUTH_ON, AUTH_SIGNED_OUT = "off", "on", "unauthenticated"
-
-
-def rpc_error(e: BaseException | None) -> grpc.RpcError | None:
-    """The gRPC error behind ``e``: the SDK's interceptor re-raises some as ConnectionError
-    (unreachable, auth not activated) with the original as the cause."""
-    while e is not None:
-        if isinstance(e, grpc.RpcError) and hasattr(e, "code"):
-            return e
-        e = e.__cause__
-    return None
-
-
-def _code(e: grpc.RpcError) -> grpc.StatusCode | None:
-    return e.code() if hasattr(e, "code") else None
-
-
-def _details(e: grpc.RpcError) -> str:
-    return (e.details() if hasattr(e, "details") else "") or ""
-
-
-def is_not_activated(e: grpc.RpcError) -> bool:
-    """pachd answers auth calls with 'the auth service is not activated' when auth is off."""
-    return _code(e) == grpc.StatusCode.UNIMPLEMENTED or "not activated" in _details(e)
-
-
-def is_unauthenticated(e: grpc.RpcError) -> bool:
-    """No token, a bad one, or an expired/revoked one."""
-    return _code(e) == grpc.StatusCode.UNAUTHENTICATED or "no authentication token" in _details(e) \
-        or "token is corrupted or has expired" in _details(e)
+READ_PERMISSIONS = frozenset({Permission.REPO_READ, Permission.REPO_LIST_COMMIT, Permission.REPO_LIST_BRANCH,
+                              Permission.REPO_LIST_FILE})
 
 
 def who_am_i(client) -> tuple[str, str]:
@@ -57,15 +33,15 @@ def who_am_i(client) -> tuple[str, str]:
 
 
 def authorization(repo_info, auth_on: bool) -> str:
-    """The reference's access level for a repo: off (auth off), none, read or write.
+    """The access level to a repo, as the reference's ListByRepos says it: off (auth off), none,
+    read or write. The one rule for GET /repos, the GUI and mount requests.
 
+    Reading needs REPO_READ, REPO_LIST_COMMIT, REPO_LIST_BRANCH and REPO_LIST_FILE (its hasRepoRead);
     ``auth_on`` comes from who_am_i(): an empty AuthInfo cannot be told from a missing one.
     """
-    from pachyderm_sdk.api.auth import Permission
-
     if not auth_on:
         return "off"
-    perms = set(repo_info.auth_info.permissions) if repo_info.auth_info else set()
-    if Permission.REPO_READ not in perms:
+    perms = set(repo_info.auth_info.permissions) if repo_info.auth_info is not None else set()
+    if not READ_PERMISSIONS <= perms:
         return "none"
     return "write" if Permission.REPO_WRITE in perms else "read"

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from pachtray.files import write_atomic
+from pachtray.pfs import names
 
 VERSION = 1
 SUFFIX = ".pachyderm.lock"
 DEFAULT_NAME = "pachyderm.lock"
-COMMIT_RE = re.compile(r"^[0-9a-f]{32}$")
 HASH_RE = re.compile(r"^[0-9a-f]*$")
 
 
@@ -48,16 +49,7 @@ def dumps(lock: dict) -> str:
 
 def write(path: str | os.PathLike, lock: dict) -> Path:
     """Write atomically (a reader never sees half a lock); returns the absolute path."""
-    path = Path(path).absolute()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dumps(lock))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(Path(path).absolute(), dumps(lock))
 
 
 def read(path: str | os.PathLike) -> dict:
@@ -82,10 +74,6 @@ def _str(obj: dict, key: str, where: str, *, empty: bool = False) -> str:
     return value
 
 
-def valid_mount_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
-
-
 def validate(data) -> dict:
     """The lock if it is well-formed (version 1); LockFormatError naming the first problem otherwise."""
     _need(isinstance(data, dict), "lock", "must be a JSON object")
@@ -98,19 +86,19 @@ def validate(data) -> dict:
     _str(data, "created", "lock", empty=True)
     mounts = data.get("mounts")
     _need(isinstance(mounts, list) and bool(mounts), "lock", "'mounts' must be a non-empty list")
-    names = set()
+    seen = set()
     for i, m in enumerate(mounts):
         where = f"lock mounts[{i}]"
         _need(isinstance(m, dict), where, "must be an object")
         name = _str(m, "name", where)
         where = f"lock mount {name!r}"
-        _need(valid_mount_name(name), where, "a mount name must not contain '/' or be '.' or '..'")
-        _need(name not in names, where, "appears twice")
-        names.add(name)
+        _need(names.is_mount_name(name), where, "a mount name must not contain '/' or be '.' or '..'")
+        _need(name not in seen, where, "appears twice")
+        seen.add(name)
         for key in ("project", "repo"):
             _str(m, key, where)
         _str(m, "branch", where, empty=True)
-        _need(COMMIT_RE.match(_str(m, "commit", where)) is not None, where,
+        _need(names.is_commit_id(_str(m, "commit", where)), where,
               "'commit' must be a commit id (32 hexadecimal characters)")
         paths = m.get("paths")
         _need(isinstance(paths, list) and bool(paths) and all(isinstance(p, str) and p.startswith("/") for p in paths),

@@ -9,20 +9,17 @@ from pachyderm_sdk.api import pfs
 
 from pachtray import __version__
 from pachtray.errors import ApiError
-from pachtray.mount.manager import RPC_ERRORS, _code, _details, _is_not_found
+from pachtray.pfs import errors, names
+from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.mount.reads import Read
 from pachtray.repro.lockfile import VERSION
 
 INSPECT_THREADS = 8
-_UNREACHABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
 
 
 def rpc_failure(e: BaseException, what: str) -> ApiError:
-    """An RPC error as the API's answer: 503 when the cluster does not answer, else pachd's words."""
-    code = _code(e)
-    if code is not None and code.name in _UNREACHABLE:
-        return ApiError(503, f"{what}: cluster unreachable: {_details(e)}")
-    return ApiError(404 if _is_not_found(e) else 500, f"{what}: {_details(e)}")
+    """An RPC error as the answer of Pachtray's routes (503 when the cluster does not answer)."""
+    return errors.to_api_error(e, what, reference=False)
 
 
 def cluster_identity(app) -> dict:
@@ -35,10 +32,6 @@ def cluster_identity(app) -> dict:
     return {"id": cluster_id, "address": app.address.url}
 
 
-def commit_of(project: str, repo: str, commit_id: str) -> pfs.Commit:
-    return pfs.Commit(repo=pfs.Repo(name=repo, type="user", project=pfs.Project(name=project)), id=commit_id)
-
-
 def inspect_files(app, commit: pfs.Commit, paths: list[str]) -> dict[str, pfs.FileInfo | None]:
     """path -> FileInfo (None when the commit has no such file), a few RPCs at a time."""
     client = app.client()
@@ -47,7 +40,7 @@ def inspect_files(app, commit: pfs.Commit, paths: list[str]) -> dict[str, pfs.Fi
         try:
             return path, client.pfs.inspect_file(file=pfs.File(commit=commit, path=path))
         except RPC_ERRORS as e:
-            if _is_not_found(e):
+            if errors.is_not_found(e):
                 return path, None
             raise rpc_failure(e, f"cannot inspect {path} in commit {commit.id}") from None
 
@@ -103,7 +96,7 @@ def _mount_entry(app, pid: int, name: str, commit_id: str, reads: list[Read], wa
     if info is None:
         raise ApiError(500, f"process {pid} read mount {name!r} at commit {commit_id}, but the daemon no longer "
                             "knows which repo that was")
-    commit = commit_of(info["project"], info["repo"], commit_id)
+    commit = names.commit(info["project"], info["repo"], commit_id)
     committed = sorted({r.path for r in reads if not r.modified} - set(modified))
     infos = inspect_files(app, commit, committed)
     files = []

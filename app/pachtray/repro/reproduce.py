@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pachyderm_sdk.api import pfs
 
 from pachtray.errors import ApiError
-from pachtray.mount.manager import RPC_ERRORS, MountRequest, _details, _is_not_found
+from pachtray.mount.state import MountRequest
+from pachtray.pfs import errors, names
+from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.repro import lockfile
-from pachtray.repro.pinning import cluster_identity, commit_of, inspect_files, rpc_failure
+from pachtray.repro.pinning import cluster_identity, inspect_files, rpc_failure
 
 
 @dataclass
@@ -65,6 +67,7 @@ def reproduce(app, lock, rename: dict | None = None, check: bool = False) -> dic
     if not check:
         _mount(app, [p for p in plan if not p.reuse])
     if not check:
+        app.manager.refresh([p.name for p in plan])
         states = {m["name"]: m for m in app.manager.mounted()}
     mounts = [_result(p, states.get(p.name) if p.reuse or not check else None, check) for p in plan]
     return {"mounts": mounts, "conflicts": conflicts, "verified_files": verified, "warnings": warnings}
@@ -73,15 +76,15 @@ def reproduce(app, lock, rename: dict | None = None, check: bool = False) -> dic
 def _check_rename(lock: dict, rename) -> dict[str, str]:
     if not isinstance(rename, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in rename.items()):
         raise ApiError(400, "rename must be an object of old mount name -> new mount name")
-    names = [m["name"] for m in lock["mounts"]]
+    locked = [m["name"] for m in lock["mounts"]]
     for old, new in rename.items():
-        if old not in names:
+        if old not in locked:
             raise ApiError(400, f"cannot rename {old!r}: the lock has no mount of that name "
-                                f"(it has {', '.join(map(repr, names))})")
-        if not lockfile.valid_mount_name(new):
+                                f"(it has {', '.join(map(repr, locked))})")
+        if not names.is_mount_name(new):
             raise ApiError(400, f"invalid mount name {new!r}: a mount name must not be empty, contain '/' "
                                 "or be '.' or '..'")
-    finals = [rename.get(n, n) for n in names]
+    finals = [rename.get(n, n) for n in locked]
     dupes = sorted({n for n in finals if finals.count(n) > 1})
     if dupes:
         raise ApiError(400, f"two mounts of the lock would both be called {dupes[0]!r}")
@@ -93,19 +96,19 @@ def _existing_branch(app, entry: dict) -> str:
     client = app.client()
     where = f"mount {entry['name']!r} ({entry['project']}/{entry['repo']}@{entry['commit']})"
     try:
-        client.pfs.inspect_commit(commit=commit_of(entry["project"], entry["repo"], entry["commit"]))
+        client.pfs.inspect_commit(commit=names.commit(entry["project"], entry["repo"], entry["commit"]))
     except RPC_ERRORS as e:
-        if _is_not_found(e):
+        if errors.is_not_found(e):
             raise ApiError(404, f"{where}: the pinned commit no longer exists on {app.address.url} "
-                                f"({_details(e)}); the data this lock pins is gone") from None
+                                f"({errors.details(e)}); the data this lock pins is gone") from None
         raise rpc_failure(e, where) from None
     if not entry["branch"]:
         return ""
-    branch = pfs.Branch(repo=commit_of(entry["project"], entry["repo"], "").repo, name=entry["branch"])
+    branch = pfs.Branch(repo=names.commit(entry["project"], entry["repo"], "").repo, name=entry["branch"])
     try:
         client.pfs.inspect_branch(branch=branch)
     except RPC_ERRORS as e:
-        if _is_not_found(e):
+        if errors.is_not_found(e):
             return ""
         raise rpc_failure(e, where) from None
     return entry["branch"]
@@ -135,7 +138,7 @@ def _verify(app, plan: list[_Planned]) -> tuple[int, list[str]]:
     for p in plan:
         e = p.entry
         pinned = [f for f in e["files"] if not f.get("modified")]
-        infos = inspect_files(app, commit_of(e["project"], e["repo"], e["commit"]), [f["path"] for f in pinned])
+        infos = inspect_files(app, names.commit(e["project"], e["repo"], e["commit"]), [f["path"] for f in pinned])
         for f in pinned:
             fi = infos[f["path"]]
             where = f"mount {e['name']!r}: {f['path']} in commit {e['commit']}"

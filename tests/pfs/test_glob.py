@@ -6,6 +6,8 @@ import pytest
 
 from pachtray.pfs.glob import GlobError, clean_path, literal_prefix, matcher
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize("pattern, yes, no", [
     ("/*", ["/a", "/dir/"], ["/a/b", "/"]),

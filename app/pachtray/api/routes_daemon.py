@@ -1,0 +1,68 @@
+"""`/pachtray/v1` about the daemon itself: who it is (the GUI tells a Pachtray daemon from a foreign
+mount-server by this), a long poll on the mount manager's change generation (so the GUI sees
+changes made through REST, e.g. by JupyterLab, without polling RPCs), and a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from pachtray import __version__, tokens
+from pachtray.api import models
+from pachtray.errors import ApiError
+from pachtray.pfs.auth import AUTH_OFF, who_am_i
+from pachtray.pfs.errors import RPC_ERRORS
+
+PREFIX = "/pachtray/v1"
+MAX_EVENT_WAIT = 60.0
+
+
+def info(req, app):
+    """Identity, connection, user and change generation."""
+    out = {
+        "pachtray": __version__,
+        "pid": os.getpid(),
+        "connection": app.connection_state(),
+        "local": bool(app.is_local),
+        "mount_dir": str(app.mount_dir),
+        "token_storage": tokens.storage(app.settings.token_storage),
+        "token_problem": app.connection.token_problem,  # e.g. a locked keychain: the GUI shows it
+        "generation": -1,
+        "mount_engine": "",
+        "auth": AUTH_OFF,
+        "user": "",
+    }
+    try:
+        out["generation"] = app.manager.generation
+    except ApiError as e:
+        out["mount_engine"] = e.message  # still a Pachtray daemon, just without mounts
+    if out["connection"] == "connected":
+        try:
+            out["auth"], out["user"] = who_am_i(app.client())
+        except (*RPC_ERRORS, ApiError):
+            out["connection"] = "disconnected"
+    return out
+
+
+def events(req, app):
+    """Answer as soon as the manager's generation differs from `since` (or at `timeout`)."""
+    since = models.number_param(req.query, "since", -1, -1, 2**62)
+    timeout = models.number_param(req.query, "timeout", 25.0, 0.0, MAX_EVENT_WAIT, float)
+    if since < 0:
+        return {"generation": app.manager.generation}
+    return {"generation": app.manager.wait_change(since, timeout)}
+
+
+def shutdown(req, app):
+    """Stop the daemon the same way SIGTERM does, right after answering."""
+    threading.Timer(0.2, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+    return {"stopping": True}
+
+
+def register(router) -> None:
+    router.add("GET", PREFIX + "/info", info, "Daemon identity, connection, user and change generation")
+    router.add("GET", PREFIX + "/events", events,
+               "Long poll (`since`, `timeout` s): answers when the mount generation differs from `since`")
+    router.add("PUT", PREFIX + "/_shutdown", shutdown, "Stop the daemon cleanly (as SIGTERM does)",
+               body_schema={"type": "object", "required": [], "properties": {}})

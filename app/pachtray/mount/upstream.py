@@ -1,0 +1,51 @@
+"""What the cluster says about a mount's source now: the reference's deletion check and its
+RefreshMountState (latest commit, commits behind, status text). RPCs only: the manager applies
+the answer to its table.
+
+A ro mount lasts as long as its commit exists and an rw mount as long as its repo does: deleting
+the branch keeps both (the reference's TestDeletingMountedRepo), and with the branch gone the
+status stays as it was.
+"""
+
+from __future__ import annotations
+
+from pachtray.mount.resolve import head_of
+from pachtray.mount.state import Mount, Upstream
+from pachtray.pfs import errors, names
+from pachtray.pfs.errors import RPC_ERRORS
+
+NO_COMMITS = "branch does not contain any commits"
+
+
+def check(client, m: Mount) -> Upstream:
+    """The mount's source as the cluster has it (raises RPC errors other than "not found")."""
+    try:
+        if m.mode == "rw":
+            client.pfs.inspect_repo(repo=names.repo(m.project, m.repo))
+        else:
+            client.pfs.inspect_commit(commit=names.commit(m.project, m.repo, m.commit))
+    except RPC_ERRORS as e:
+        if not errors.is_not_found(e):
+            raise
+        return Upstream(gone=f"repo {m.project}/{m.repo}" if m.mode == "rw" else f"commit {m.commit}")
+    head = head_of(client, names.branch(m.project, m.repo, m.branch)) if m.branch else ""
+    if not m.commit:
+        return Upstream(status=NO_COMMITS, latest_commit=m.latest_commit, behind=m.behind)
+    if not head:  # the branch is gone (or empty): nothing to be behind of
+        return Upstream(status=m.status, latest_commit=m.latest_commit, behind=m.behind)
+    if head == m.commit:
+        return Upstream(status=up_to_date(head), latest_commit=head, behind=0)
+    head_commit = names.commit(m.project, m.repo, head)
+    ids = [ci.commit.id for ci in client.pfs.list_commit(repo=head_commit.repo, to=head_commit)]
+    ids.reverse()
+    current = ids.index(m.commit) if m.commit in ids else -1
+    latest = len(ids) - 1
+    behind = latest - current
+    if behind <= 0:
+        return Upstream(status=up_to_date(head), latest_commit=head, behind=behind)
+    return Upstream(status=(f"{behind} commits behind latest; current = {m.commit[:8]} ({current}'th), "
+                            f"latest = {head[:8]} ({latest}'th)"), latest_commit=head, behind=behind)
+
+
+def up_to_date(head: str) -> str:
+    return f"up to date on latest commit {head[:8]}"

@@ -1,0 +1,158 @@
+"""Uploads of local files and folders (dropped on a branch in the window) as one commit each: a
+job service the daemon owns. Each job runs on its own thread, reports progress, and can be
+cancelled; a failed or cancelled upload leaves the branch as it was.
+
+The commit is started with the user's description, its content goes in one ModifyFile stream
+built by pfs.modify (as a rw mount's commit: every path replaced, never appended to), and it is
+finished at the end; on failure or cancel the commit is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field, fields
+
+from pachyderm_sdk.api import pfs
+
+from pachtray.pfs import errors, modify
+from pachtray.pfs.errors import RPC_ERRORS
+
+CHUNK = 4 * 1024 * 1024
+KEEP_FINISHED = 50
+RUNNING, DONE, ERROR, CANCELLED = "running", "done", "error", "cancelled"
+
+
+class Cancelled(Exception):
+    """Raised inside the request stream when the job was cancelled: pachd sees the stream fail."""
+
+
+@dataclass
+class UploadJob:
+    """Progress of one upload; read by GET /upload while the worker fills it in."""
+
+    job: str
+    project: str
+    repo: str
+    branch: str
+    files_total: int
+    bytes_total: int
+    files_done: int = 0
+    bytes_done: int = 0
+    state: str = RUNNING
+    commit: str = ""
+    error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("lock", "cancel")}
+
+    def sent(self, n: int) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+        with self.lock:
+            self.bytes_done += n
+
+
+def plan(paths: list[str], dest: str) -> list[tuple[str, str, int]]:
+    """(local file, pfs path, size) for every regular file under the dropped paths."""
+    out = []
+    for raw in paths:
+        local = os.path.abspath(raw)
+        base = os.path.basename(local.rstrip(os.sep))
+        if os.path.isfile(local):
+            out.append((local, f"{dest.rstrip('/')}/{base}", os.path.getsize(local)))
+            continue
+        for root, dirs, names in os.walk(local):
+            dirs.sort()
+            rel = os.path.relpath(root, local)
+            prefix = f"{dest.rstrip('/')}/{base}" + ("" if rel == "." else "/" + rel.replace(os.sep, "/"))
+            for n in sorted(names):
+                full = os.path.join(root, n)
+                if os.path.isfile(full):
+                    out.append((full, f"{prefix}/{n}", os.path.getsize(full)))
+    return out
+
+
+class Uploads:
+    """The daemon's upload jobs (the last KEEP_FINISHED finished ones are kept to be asked about)."""
+
+    def __init__(self):
+        self._jobs: dict[str, UploadJob] = {}
+        self._lock = threading.Lock()
+
+    def start(self, client, branch: pfs.Branch, files: list[tuple[str, str, int]], description: str) -> UploadJob:
+        job = UploadJob(job=uuid.uuid4().hex, project=branch.repo.project.name, repo=branch.repo.name,
+                        branch=branch.name, files_total=len(files), bytes_total=sum(size for _, _, size in files))
+        with self._lock:
+            finished = [k for k, j in self._jobs.items() if j.state != RUNNING]
+            for k in finished[:max(0, len(finished) - KEEP_FINISHED)]:
+                del self._jobs[k]  # oldest first (dicts keep insertion order)
+            self._jobs[job.job] = job
+        threading.Thread(target=self._run, args=(client, branch, files, description, job),
+                         name=f"upload-{job.job[:8]}", daemon=True).start()
+        return job
+
+    def get(self, job_id: str) -> UploadJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> UploadJob | None:
+        """Ask a running job to stop (it ends `cancelled`, its commit dropped); None if unknown."""
+        job = self.get(job_id)
+        if job is not None:
+            job.cancel.set()
+        return job
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel.set()
+
+    @staticmethod
+    def _run(client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
+        commit = None
+        failed: list[BaseException] = []  # what broke the request stream (gRPC only says "Exception iterating")
+
+        def requests():
+            yield pfs.ModifyFileRequest(set_commit=commit)
+            try:
+                for local, path, _ in files:
+                    yield from modify.replace_with_file(path, local, chunk=CHUNK, sent=job.sent)
+                    with job.lock:
+                        job.files_done += 1
+            except (OSError, Cancelled) as e:
+                failed.append(e)
+                raise
+
+        try:
+            commit = client.pfs.start_commit(branch=branch, description=description)
+            client.pfs.modify_file(requests())
+            if job.cancel.is_set():
+                raise Cancelled()
+            client.pfs.finish_commit(commit=commit)
+            with job.lock:
+                job.state, job.commit = DONE, commit.id
+        except (*RPC_ERRORS, OSError, Cancelled) as e:
+            e = failed[0] if failed else e
+            cancelled = isinstance(e, Cancelled) or job.cancel.is_set()
+            message = "upload cancelled" if cancelled else f"upload failed: {errors.details(e)}"
+            if commit is not None:
+                _drop(client, commit, message)
+            with job.lock:
+                job.state, job.error = (CANCELLED if cancelled else ERROR), message
+
+
+def _drop(client, commit: pfs.Commit, message: str) -> None:
+    """Leave the branch as it was: drop the commit (or, where dropping is refused, finish it as failed)."""
+    try:
+        client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=commit.id))
+    except RPC_ERRORS:
+        try:
+            client.pfs.finish_commit(commit=commit, error=message)
+        except RPC_ERRORS:
+            pass  # the job's error is what the user sees

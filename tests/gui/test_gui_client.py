@@ -1,0 +1,56 @@
+"""The GUI's one rule of what can be done with a mount (gui.client.MountInfo), which the tray's
+menu and the window's buttons both follow (fast: no Qt, no daemon)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pachtray.gui.client import MountInfo
+
+pytestmark = pytest.mark.fast
+
+
+def entry(**kw) -> dict:
+    """A /pachtray/v1/mounts entry as the daemon answers it."""
+    base = {"name": "m", "project": "default", "repo": "r", "branch": "master", "commit": "c" * 32, "paths": ["/"],
+            "mode": "ro", "state": "mounted", "status": "up to date on latest commit cccccccc",
+            "mountpoint": "/pfs/m", "latest_commit": "c" * 32, "how_many_commits_behind": 0, "pending_changes": 0,
+            "error": ""}
+    return base | kw
+
+
+def test_parsed_from_the_daemons_answer():
+    m = MountInfo.from_json(entry(how_many_commits_behind=3, pending_changes=2, paths=["/a", "/b"]))
+    assert (m.name, m.behind, m.pending, m.paths, m.mode) == ("m", 3, 2, ("/a", "/b"), "ro")
+    assert m.source == f"default/r@master={'c' * 12}"
+    assert MountInfo.from_json({"name": "x", "branch": None, "commit": None}).source == "default/@"
+    assert MountInfo.from_json(entry(error="commit failed")).message == "commit failed"
+    assert MountInfo.from_json(entry()).message.startswith("up to date")
+
+
+# (entry, can_commit, can_discard, can_refresh, can_unmount, can_open)
+RULES = [
+    ("ro, up to date", entry(), False, False, False, True, True),
+    ("ro, behind its branch", entry(how_many_commits_behind=2), False, False, True, True, True),
+    ("ro commit, no branch", entry(branch="", how_many_commits_behind=2), False, False, False, True, True),
+    ("rw, clean", entry(mode="rw"), False, False, False, True, True),
+    ("rw, changes", entry(mode="rw", pending_changes=3), True, True, False, True, True),
+    ("rw, committing", entry(mode="rw", pending_changes=3, state="committing"), True, True, False, True, False),
+    ("recovered changes", entry(mode="rw", state="pending", pending_changes=1, mountpoint="/pfs/m"),
+     True, True, False, False, False),
+    ("deleted upstream", entry(mode="rw", state="pending", pending_changes=4, error="deleted upstream: ..."),
+     True, True, False, False, False),
+]
+
+
+@pytest.mark.parametrize("what, raw, commit, discard, refresh, unmount, open_", RULES, ids=[r[0] for r in RULES])
+def test_what_can_be_done(what, raw, commit, discard, refresh, unmount, open_):
+    m = MountInfo.from_json(raw)
+    assert (m.can_commit, m.can_discard, m.can_refresh, m.can_unmount, m.can_open) == (
+        commit, discard, refresh, unmount, open_)
+    assert m.dirty == commit
+
+
+def test_busy_states():
+    assert [MountInfo.from_json(entry(state=s)).busy for s in ("mounting", "committing", "unmounting")] == [True] * 3
+    assert not MountInfo.from_json(entry()).busy and not MountInfo.from_json(entry(state="pending")).busy
