@@ -19,13 +19,11 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import pytest
-
 from conftest import force_unmount, stop_process
 from pachtray.mount import staging
 from pachtray.mount.staging import INLINE_MAX, INLINE_WRITES, RwView
 
-from mounthelpers import cache, head_of, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
+from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_mount_child, tree  # noqa: F401 - fixtures
 
 
 def inline_blobs(view: RwView) -> set[str]:
@@ -131,33 +129,14 @@ def test_files_move_from_the_journal_to_blob_files_at_the_limits(client, pclient
     view.close()
 
 
-CHILD = textwrap.dedent("""
-    import os, sys
-    from pachtray.mount.cache import ChunkCache
-    from pachtray.mount.fs import FuseMount
-    from pachtray.mount.staging import RwView
-    from pachtray.pfs.client import connect
-    mnt, stage, cache_dir, address, repo, base = sys.argv[1:]
-    client = connect(address)
-    view = RwView(stage, lambda: client, "default", repo, "master", base, ChunkCache(cache_dir))
-    m = FuseMount(mnt)
-    m.start()
-    m.add_view("c", view)
-    print("ready", flush=True)
-    sys.stdin.readline()
-""")
-
-
 def test_small_files_survive_kill_9_mid_write(client, pclient, cache, tmp_path, pachd, unique_name):
     """Every write that returned is there after kill -9, in files still open at the kill."""
     repo = unique_name("kill")
     base = put_commit(client, repo, {"/a.txt": b"a"})
     mnt, stage = tmp_path / "mnt", tmp_path / "stage"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(mnt), str(stage), str(tmp_path / "c2"),
-                              pachd.address, repo, base], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = rw_mount_child(mnt, stage, tmp_path / "c2", pachd.address, repo, base)
     fds = []
     try:
-        assert child.stdout.readline().strip() == "ready"
         c = f"{mnt}/c"
         fds.append(growing := os.open(f"{c}/growing.txt", os.O_CREAT | os.O_WRONLY, 0o644))
         for i in range(5):

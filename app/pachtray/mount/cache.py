@@ -67,15 +67,8 @@ class ChunkCache:
 
     def read(self, key: str, index: int, offset: int, length: int) -> bytes | None:
         """`length` bytes at `offset` within the chunk, or None when the chunk is not cached."""
-        name = self._name(key, index)
-        with self._lock:
-            if name not in self._lru:
-                return None
-            self._lru.move_to_end(name)
-        try:
-            fd = os.open(self._path(name), os.O_RDONLY)
-        except FileNotFoundError:
-            self._forget(name)
+        fd = self._open(key, index)
+        if fd is None:
             return None
         try:
             return os.pread(fd, length, offset)
@@ -85,20 +78,23 @@ class ChunkCache:
     def open_chunk(self, key: str, index: int, end: int) -> int | None:
         """A read-only descriptor of a cached chunk of at least `end` bytes (the caller closes it),
         or None when the chunk is not cached."""
+        fd = self._open(key, index)
+        if fd is not None and os.fstat(fd).st_size < end:
+            os.close(fd)
+            return None
+        return fd
+
+    def _open(self, key: str, index: int) -> int | None:
         name = self._name(key, index)
         with self._lock:
             if name not in self._lru:
                 return None
             self._lru.move_to_end(name)
         try:
-            fd = os.open(self._path(name), os.O_RDONLY)
+            return os.open(self._path(name), os.O_RDONLY)
         except FileNotFoundError:
             self._forget(name)
             return None
-        if os.fstat(fd).st_size < end:
-            os.close(fd)
-            return None
-        return fd
 
     def contains(self, key: str, index: int) -> bool:
         with self._lock:

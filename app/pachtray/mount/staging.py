@@ -698,7 +698,7 @@ class RwView:
             return row.blob
         size = node.size if truncate_to is None else truncate_to
         if size <= INLINE_MAX:  # into the journal, with its row: nothing to fsync
-            content = b"" if truncate_to == 0 else self._base_content(node)[:size]
+            content = b"" if truncate_to == 0 else b"".join(self._base_pieces(node))[:size]
             blob = self.journal.new_id()
             self._apply({path: Row("file", blob)}, put={blob: content + bytes(size - len(content))})
             return blob
@@ -716,16 +716,15 @@ class RwView:
             raise
         return blob
 
-    def _base_content(self, node: Node) -> bytes:
-        """The whole content of a small base file."""
-        state, parts, pos = ReadState(), [], 0
+    def _base_pieces(self, node: Node):
+        """The content of a base file, COPY_CHUNK at a time."""
+        state, pos = ReadState(), 0
         while pos < node.size:
             data = self.base.read(node.base_path, node.size, pos, COPY_CHUNK, state)
             if not data:
                 break
-            parts.append(data)
+            yield data
             pos += len(data)
-        return b"".join(parts)
 
     def _truncate_blob(self, blob: str, length: int) -> None:
         info = self._inline.get(blob)
@@ -764,15 +763,9 @@ class RwView:
             raise _disk_error(e, "write", self.journal.dir) from None
 
     def _copy_from_base(self, node: Node, blob: str) -> None:
-        state = ReadState()
         with open(self.journal.blob_path(blob), "r+b") as f:
-            pos = 0
-            while pos < node.size:
-                data = self.base.read(node.base_path, node.size, pos, COPY_CHUNK, state)
-                if not data:
-                    break
+            for data in self._base_pieces(node):
                 f.write(data)
-                pos += len(data)
             f.flush()
             os.fsync(f.fileno())
 
