@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from pachtray.mount.staging import INLINE_MAX as INLINE  # files move from the journal to blob files here
+
 NAMES = ["a", "b", "c.txt", "d d", "e-1"]
 MAX_DEPTH = 3
 BIG = 300 * 1024  # some writes cross FUSE's 128 KiB write size and the reader's pages
@@ -125,7 +127,8 @@ class Checker:
 
     def data(self) -> bytes:
         r = self.rng.random()
-        n = 0 if r < 0.05 else BIG + self.rng.randrange(1000) if r > 0.95 else self.rng.randrange(1, 3000)
+        n = 0 if r < 0.05 else BIG + self.rng.randrange(1000) if r > 0.95 else \
+            INLINE + self.rng.randrange(-50, 50) if r > 0.9 else self.rng.randrange(1, 3000)
         return self.rng.randbytes(n)
 
     # --- operations -----------------------------------------------------------------------------
@@ -143,7 +146,8 @@ class Checker:
 
     def op_write_at(self) -> None:
         path, data = self.pick("file"), self.data()
-        offset = self.rng.choice([0, self.rng.randrange(0, 5000), self.rng.randrange(0, BIG + 5000)])
+        offset = self.rng.choice([0, self.rng.randrange(0, 5000), self.rng.randrange(0, BIG + 5000),
+                                  INLINE + self.rng.randrange(-3000, 100)])
 
         def write_at(root: Path):
             fd = os.open(root / path, os.O_WRONLY)
@@ -163,7 +167,8 @@ class Checker:
 
     def op_truncate(self) -> None:
         path = self.pick("file")
-        length = self.rng.choice([0, self.rng.randrange(0, 4000), self.rng.randrange(0, BIG + 4000)])
+        length = self.rng.choice([0, self.rng.randrange(0, 4000), self.rng.randrange(0, BIG + 4000),
+                                  INLINE + self.rng.randrange(-20, 20)])
         self.both(f"truncate {path!r} {length}", lambda root: os.truncate(root / path, length))
 
     def op_rename(self) -> None:

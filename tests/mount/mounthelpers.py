@@ -3,6 +3,10 @@ folder (always unmounted), and a Pachtray client of the session's embedded serve
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 from pachyderm_sdk.api import pfs
 
@@ -59,3 +63,31 @@ def tree(client, repo: str, commit_id: str) -> dict[str, bytes]:
             out[info.file.path] = b"".join(
                 m.value for m in client.pfs.get_file(file=pfs.File.from_uri(f"{repo}@{commit_id}:{info.file.path}")))
     return out
+
+
+RW_MOUNT_CHILD = textwrap.dedent("""
+    import os, sys
+    from pachtray.mount.cache import ChunkCache
+    from pachtray.mount.fs import FuseMount
+    from pachtray.mount.staging import RwView
+    from pachtray.pfs.client import connect
+    mnt, stage, cache_dir, address, repo, base = sys.argv[1:]
+    client = connect(address)
+    view = RwView(stage, lambda: client, "default", repo, "master", base, ChunkCache(cache_dir))
+    m = FuseMount(mnt)
+    m.start()
+    m.add_view("c", view)
+    print("ready", flush=True)
+    sys.stdin.readline()
+""")
+
+
+def rw_mount_child(mnt, stage, cache_dir, address: str, repo: str, base: str) -> subprocess.Popen:
+    """Another process with a rw view of `repo` mounted at `mnt`/c, staged in `stage`, for a test
+    to kill -9 (stop it with conftest.stop_process and force_unmount(mnt) afterwards)."""
+    child = subprocess.Popen([sys.executable, "-c", RW_MOUNT_CHILD, str(mnt), str(stage), str(cache_dir), address,
+                              repo, base], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if child.stdout.readline().strip() != "ready":
+        child.kill()
+        raise RuntimeError("the rw mount child did not start")
+    return child

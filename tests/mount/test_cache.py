@@ -38,7 +38,20 @@ def test_evicts_least_recently_used_by_bytes(tmp_path):
     assert c.read("k", 2, 0, 1) is None
     assert c.read("k", 1, 0, 1) == b"\x01"
     assert c.read("k", 3, 0, 1) == b"3"
+    c.flush()
     assert sum(1 for p in (tmp_path / "c").rglob("*") if p.is_file()) == 2
+
+
+def test_an_evicted_chunk_put_again_is_kept(tmp_path):
+    """Evicted files are deleted in the background: a chunk put again meanwhile is not."""
+    c = ChunkCache(tmp_path / "c", 250)
+    for _ in range(20):
+        for i in range(3):
+            c.put("k", i, bytes([i]) * 100)
+    c.put("k", 0, b"0" * 100)
+    c.flush()
+    assert c.read("k", 0, 0, 100) == b"0" * 100 and c.read("k", 2, 0, 1) == b"\x02"
+    assert sorted(p.name for p in (tmp_path / "c").rglob("*") if p.is_file()) == ["k.0", "k.2"]
 
 
 def test_too_big_chunk_is_not_cached(tmp_path):
@@ -54,10 +67,12 @@ def test_survives_restart_and_respects_a_smaller_bound(tmp_path):
     c.put("k", 1, b"b" * 300)
     (tmp_path / "c" / "k." / "junk.tmp").parent.mkdir(exist_ok=True)
     (tmp_path / "c" / "k." / "junk.tmp").write_bytes(b"half written")
+    (tmp_path / "c" / "k." / "k.7.3.gone").write_bytes(b"evicted, not yet deleted")
     again = ChunkCache(tmp_path / "c", 1000)
     assert again.read("k", 1, 0, 3) == b"bbb"
     assert again.total == 600
     assert not (tmp_path / "c" / "k." / "junk.tmp").exists()
+    assert not (tmp_path / "c" / "k." / "k.7.3.gone").exists()
     smaller = ChunkCache(tmp_path / "c", 400)
     assert smaller.total <= 400
 

@@ -266,8 +266,9 @@ def test_start_refuses_a_live_mount(tmp_path):
 
 
 def test_a_sequential_read_fetches_runs_of_chunks_in_few_calls(client, pclient, mount, cache, unique_name):
-    """Read-ahead claims several chunks and fetches them with one GetFile call: a call per 4 MiB
-    chunk halves the throughput of a download."""
+    """Read-ahead claims several chunks and fetches them with one GetFile call, which the next
+    runs continue: a call per 4 MiB chunk halved the throughput of a download, a call per run
+    cost a third of it."""
     repo = unique_name("seq")
     size = 64 * MiB
     data = pattern(size)
@@ -279,7 +280,7 @@ def test_a_sequential_read_fetches_runs_of_chunks_in_few_calls(client, pclient, 
     assert got == data
     calls, fetched = reader.STATS.requests - calls, reader.STATS.bytes - fetched
     chunks = size // reader.CHUNK_SIZE
-    assert calls <= chunks // 2, f"{calls} GetFile calls for {chunks} chunks"
+    assert calls <= 3, f"{calls} GetFile calls for {chunks} chunks"  # chunks 0 and 1, then one call
     assert size <= fetched <= size + reader.CHUNK_SIZE
     reader.reader_for(cache).flush()  # chunks are written to the disk cache behind the reader
     assert all(cache.contains(content_key("default", repo, head, "/big.bin"), i) for i in range(chunks))

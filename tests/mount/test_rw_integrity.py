@@ -5,9 +5,11 @@ usable, folders stay until unmount and the kernel forgets what a commit changed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -15,7 +17,7 @@ import textwrap
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pachtray.mount.staging import CommitFailed, RwView
+from pachtray.mount.staging import INLINE_MAX, CommitFailed, RwView
 
 from mounthelpers import cache, head_of, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
 
@@ -379,7 +381,9 @@ def test_create_of_a_name_made_meanwhile_opens_it(client, rw):
 
 
 def test_reopening_drops_what_a_kill_left_half_made(client, pclient, cache, tmp_path, unique_name):
-    """A blob written before its row, and a file libfuse had hidden while open, do not outlive a restart."""
+    """A blob written before its row (a file, or content in the journal), a file libfuse had hidden
+    while open, and the file of a small file that was becoming a blob file (its content still in the
+    journal) do not outlive a restart."""
     repo = unique_name("half")
     base = put_commit(client, repo, {"/a.txt": b"a"})
     stage = tmp_path / "stage"
@@ -391,10 +395,20 @@ def test_reopening_drops_what_a_kill_left_half_made(client, pclient, cache, tmp_
     h = view.create("/real.txt", 0o644, os.O_WRONLY | os.O_CREAT)
     h.write(b"real", 0)
     h.release()
+    big = os.urandom(INLINE_MAX + 1)
+    h = view.create("/big.bin", 0o644, os.O_WRONLY | os.O_CREAT)
+    h.write(big, 0)
+    h.release()
+    real_blob, big_blob = view.rows["/real.txt"].blob, view.rows["/big.bin"].blob
     view.close()
     (stage / "files" / "0123456789abcdef0123456789abcdef").write_bytes(b"orphan")
+    (stage / "files" / real_blob).write_bytes(b"half")  # killed before the journal said it is a file
+    with contextlib.closing(sqlite3.connect(stage / "journal.sqlite")) as db:
+        db.execute("INSERT INTO inline VALUES (?, ?, 0)", ("f" * 32, b"no row"))
+        db.commit()
     again = RwView(stage, lambda: pclient, "default", repo, "master", base, cache)
-    assert set(again.rows) == {"/real.txt"} and again.pending_count() == 1
-    assert len(list((stage / "files").iterdir())) == 1
-    assert tree(client, repo, again.commit()) == {"/a.txt": b"a", "/real.txt": b"real"}
+    assert set(again.rows) == {"/real.txt", "/big.bin"} and again.pending_count() == 2
+    assert [f.name for f in (stage / "files").iterdir()] == [big_blob]
+    assert set(again.journal.load_inline()) == {real_blob}
+    assert tree(client, repo, again.commit()) == {"/a.txt": b"a", "/real.txt": b"real", "/big.bin": big}
     again.close()

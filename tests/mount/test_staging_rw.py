@@ -9,8 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from pachtray.mount import reader
 from pachtray.mount.staging import CommitFailed, RwView
 from pachtray.pfs.client import connect
 
-from mounthelpers import cache, head_of, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
+from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_mount_child, tree  # noqa: F401 - fixtures
 
 MiB = 1024 * 1024
 
@@ -229,31 +227,12 @@ def test_full_staging_disk_gives_enospc_and_loses_nothing(client, pclient, mount
     view.close()
 
 
-CRASH_CHILD = textwrap.dedent("""
-    import os, sys
-    from pachtray.mount.cache import ChunkCache
-    from pachtray.mount.fs import FuseMount
-    from pachtray.mount.staging import RwView
-    from pachtray.pfs.client import connect
-    mnt, stage, cache_dir, address, repo, base = sys.argv[1:]
-    client = connect(address)
-    view = RwView(stage, lambda: client, "default", repo, "master", base, ChunkCache(cache_dir))
-    m = FuseMount(mnt)
-    m.start()
-    m.add_view("c", view)
-    print("ready", flush=True)
-    sys.stdin.readline()
-""")
-
-
 def test_changes_survive_kill_9(client, pclient, cache, tmp_path, pachd, unique_name):
     repo = unique_name("crash")
     base = put_commit(client, repo, {"/a.txt": b"a", "/d/b.txt": b"b"})
     mnt, stage = tmp_path / "crashmnt", tmp_path / "stage"
-    child = subprocess.Popen([sys.executable, "-c", CRASH_CHILD, str(mnt), str(stage), str(tmp_path / "c2"),
-                              pachd.address, repo, base], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = rw_mount_child(mnt, stage, tmp_path / "c2", pachd.address, repo, base)
     try:
-        assert child.stdout.readline().strip() == "ready"
         c = f"{mnt}/c"
         with open(f"{c}/written.txt", "w") as f:
             f.write("closed before the kill")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import errno
 import hashlib
+import itertools
 import logging
 import os
 import threading
@@ -32,6 +33,12 @@ class ChunkCache:
         self._lock = threading.Lock()
         self._lru: collections.OrderedDict[str, int] = collections.OrderedDict()
         self.total = 0
+        # Evicted chunks are renamed to `*.gone` at once and deleted by a thread of their own: the
+        # delete of a file whose pages are still being written out waits for the disk, and in the
+        # writer's path that held a sequential read to the disk's speed once the cache was full.
+        self._gone: collections.deque[Path] = collections.deque()
+        self._deleter: threading.Thread | None = None
+        self._tombstones = itertools.count()
         self.dir.mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -41,7 +48,7 @@ class ChunkCache:
             if not sub.is_dir():
                 continue
             for f in sub.iterdir():
-                if f.name.endswith(".tmp"):
+                if f.name.endswith((".tmp", ".gone")):
                     f.unlink(missing_ok=True)
                     continue
                 st = f.stat()
@@ -60,20 +67,34 @@ class ChunkCache:
 
     def read(self, key: str, index: int, offset: int, length: int) -> bytes | None:
         """`length` bytes at `offset` within the chunk, or None when the chunk is not cached."""
+        fd = self._open(key, index)
+        if fd is None:
+            return None
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def open_chunk(self, key: str, index: int, end: int) -> int | None:
+        """A read-only descriptor of a cached chunk of at least `end` bytes (the caller closes it),
+        or None when the chunk is not cached."""
+        fd = self._open(key, index)
+        if fd is not None and os.fstat(fd).st_size < end:
+            os.close(fd)
+            return None
+        return fd
+
+    def _open(self, key: str, index: int) -> int | None:
         name = self._name(key, index)
         with self._lock:
             if name not in self._lru:
                 return None
             self._lru.move_to_end(name)
         try:
-            fd = os.open(self._path(name), os.O_RDONLY)
+            return os.open(self._path(name), os.O_RDONLY)
         except FileNotFoundError:
             self._forget(name)
             return None
-        try:
-            return os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
 
     def contains(self, key: str, index: int) -> bool:
         with self._lock:
@@ -106,14 +127,44 @@ class ChunkCache:
             self.total -= self._lru.pop(name, 0)
 
     def _evict(self) -> None:
+        """Drop the least recently used chunks beyond max_bytes (caller holds the lock)."""
         while self.total > self.max_bytes and self._lru:
             name, size = self._lru.popitem(last=False)
             self.total -= size
-            self._path(name).unlink(missing_ok=True)
+            self._bury(name)
+
+    def _bury(self, name: str) -> None:
+        """Take a chunk's file out of the cache now and delete it in the background (caller holds the lock)."""
+        path = self._path(name)
+        gone = path.with_name(f"{name}.{next(self._tombstones)}.gone")
+        try:
+            os.rename(path, gone)
+        except FileNotFoundError:
+            return
+        self._gone.append(gone)
+        if self._deleter is None:
+            self._deleter = threading.Thread(target=self._delete_gone, name="chunk-cache-delete", daemon=True)
+            self._deleter.start()
+
+    def flush(self) -> None:
+        """Wait until the files of evicted chunks are deleted."""
+        with self._lock:
+            deleter = self._deleter
+        if deleter is not None:
+            deleter.join()
+
+    def _delete_gone(self) -> None:
+        while True:
+            with self._lock:
+                if not self._gone:
+                    self._deleter = None
+                    return
+                path = self._gone.popleft()
+            path.unlink(missing_ok=True)
 
     def clear(self) -> None:
         with self._lock:
             for name in self._lru:
-                self._path(name).unlink(missing_ok=True)
+                self._bury(name)
             self._lru.clear()
             self.total = 0

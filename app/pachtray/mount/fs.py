@@ -22,6 +22,7 @@ os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
 import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
 
 from pachtray import malloc  # noqa: E402
+from pachtray.mount import replies  # noqa: E402
 from pachtray.errors import PachtrayError  # noqa: E402
 from pachtray.mount.cache import ChunkCache  # noqa: E402
 from pachtray.mount.reader import ClientFn, CommitTree, ReadState, attrs, norm, reader_for  # noqa: E402
@@ -100,6 +101,9 @@ class _TreeHandle:
     def read(self, size: int, offset: int) -> bytes:
         return self.tree.read(self.path, self.size, offset, size, self.state)
 
+    def sources(self, size: int, offset: int) -> list:
+        return self.tree.sources(self.path, self.size, offset, size, self.state)
+
     def stat(self) -> dict:
         return attrs(RO_FILE, self.size, self.mtime)
 
@@ -110,7 +114,8 @@ class _TreeHandle:
         pass
 
     def release(self) -> None:
-        if self.state.next_offset > MAX_READ:  # a big read ends: hand its buffers' memory back
+        if self.state.next_offset > MAX_READ:  # a big read ends: its call goes, its buffers' memory back
+            self.tree.closed(self.path)
             malloc.trim()
 
 
@@ -290,10 +295,20 @@ def _track_read(reads, pid: int, name: str, path: str, handle) -> None:
     elif isinstance(handle, _BaseHandle):
         commit, modified, size = handle.view.base.commit, False, handle.size
     elif isinstance(handle, _BlobHandle):
-        commit, modified, size = handle.view.base.commit, True, os.fstat(handle.fd).st_size
+        commit, modified, size = handle.view.base.commit, True, handle.stat()["st_size"]
     else:
         return  # a local folder (the datum `out`): nothing of Pachyderm's
     reads.opened(pid, name, path, "" if commit is None else commit.id, modified, size)
+
+
+class _Fuse(fuse.FUSE):
+    """mfusepy's FUSE whose read_buf, like its read, passes a path libfuse lost on as None (a
+    file unlinked while open, in a folder that went too: the handle answers)."""
+
+    def read_buf(self, path, bufpp, size, offset, fip):
+        fh = fip.contents if self.raw_fi else fip.contents.fh
+        return self.operations.read_buf(None if path is None else path.decode(self.encoding, self.errors),
+                                        bufpp, size, offset, fh)
 
 
 class _Ops(fuse.Operations):
@@ -336,6 +351,9 @@ class _Ops(fuse.Operations):
 
     def init_with_config(self, conn, config) -> None:
         conn.max_read = MAX_READ  # must match the max_read mount option
+        # read_buf answers pieces in the disk cache as descriptors: libfuse splices them into the
+        # kernel instead of copying them through a buffer (see mount/replies.py)
+        conn.want |= conn.capable & (replies.CAP_SPLICE_WRITE | replies.CAP_SPLICE_MOVE)
         self.m._fuse_ptr = _libfuse.fuse_get_context().contents.fuse
 
     def getattr(self, path, fh=None):
@@ -407,8 +425,17 @@ class _Ops(fuse.Operations):
         view, sub = self._writable_route(path)
         return self._register(view, view.create(sub, mode, fi.flags), fi)
 
-    def read(self, path, size, offset, fi):
-        return self._handle(fi).read(size, offset)
+    def read_buf(self, path, bufpp, size, offset, fi):
+        """A read, answered as buffers libfuse copies or splices in C (mount/replies.py); handles
+        with `sources` give their pieces uncopied, the others their bytes."""
+        handle = self._handle(fi)
+        if hasattr(handle, "sources"):
+            pieces = handle.sources(size, offset)
+        else:
+            data = handle.read(size, offset)
+            pieces = [(data, 0, len(data))] if data else []
+        replies.reply(bufpp, pieces)
+        return 0
 
     def write(self, path, data, offset, fi):
         return self._handle(fi).write(data, offset)
@@ -548,10 +575,12 @@ class FuseMount:
         if self.allow_other:
             options["allow_other"] = True
         try:
-            fuse.FUSE(_Ops(self), self.mount_dir, raw_fi=True, foreground=True, **options)
+            _Fuse(_Ops(self), self.mount_dir, raw_fi=True, foreground=True, **options)
         except BaseException as e:  # reported by start() or seen as the mount going away
             self._error = e
             log.error("FUSE loop at %s ended: %s", self.mount_dir, e)
+        finally:
+            replies.close_all()
 
     def _raise_read_ahead(self) -> None:
         """Let the kernel read ahead in big requests (1 MiB instead of 128 KiB per round trip)."""

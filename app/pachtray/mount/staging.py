@@ -1,10 +1,11 @@
 """Read-write views: changes staged on disk, uploaded as one commit.
 
-The staging dir holds `journal.sqlite` (one row per changed path) and `files/` (the content of
-written files). Rows overlay the base commit (the branch head when the changes started):
+The staging dir holds `journal.sqlite` (one row per changed path, and the content of small
+written files) and `files/` (the content of the others). Rows overlay the base commit (the branch
+head when the changes started):
 
-- `file`: a file whose content is the blob `files/<blob>`, or the base file `src` (a rename
-  of a file that was never written, so nothing is downloaded);
+- `file`: a file whose content is the blob `blob` (see `Journal`), or the base file `src` (a
+  rename of a file that was never written, so nothing is downloaded);
 - `dir`: a folder; with `src` its contents are the base folder `src` (a renamed folder), without
   it the folder is new and starts empty (PFS keeps no empty folders, so these stay local until
   a file appears in them; a commit adds such rows for the folders it empties, so every folder
@@ -24,14 +25,14 @@ one name would not show through the other. libfuse renames a file unlinked while
 A path without a row is what its nearest ancestor row says: nothing under a `gone`, a file, a
 new `dir` or `emptied`; the base folder under a renamed `dir`; else the base commit itself. Rows are written
 before an operation returns (SQLite WAL, synchronous=NORMAL: a committed row survives kill -9, and
-the OS writes it out within seconds) and blobs are plain files, so a killed daemon finds every
-change on restart; an fsync() of a file also syncs the journal, so what a program fsync'ed
-survives a power loss too. A commit sends the rows, parents first, as one ModifyFile stream on
-the branch: pachd applies such a stream all or nothing, in order, to the branch's head at that
-moment, which may have moved on from the base. So every changed path is deleted before it is
-written (PFS appends to a file that exists), a new folder over nothing deletes nothing (files
-others put in it stay), and recommitting the same rows (after a crash between the commit and the
-journal reset) gives the same result.
+the OS writes it out within seconds) and so is a write to a small file (its content is in the
+journal) or to a blob file, so a killed daemon finds every change on restart; an fsync() of a
+file also syncs the journal, so what a program fsync'ed survives a power loss too. A commit sends
+the rows, parents first, as one ModifyFile stream on the branch: pachd applies such a stream all
+or nothing, in order, to the branch's head at that moment, which may have moved on from the base.
+So every changed path is deleted before it is written (PFS appends to a file that exists), a new
+folder over nothing deletes nothing (files others put in it stay), and recommitting the same rows
+(after a crash between the commit and the journal reset) gives the same result.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import posixpath
 import shutil
 import sqlite3
 import threading
-import uuid
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,12 @@ LINK_MODE = 0o120777
 NAME_MAX = 255  # bytes, as statfs says
 MAX_LINK_HOPS = 40  # as Linux follows
 HIDDEN_PREFIX = ".fuse_hidden"  # libfuse's name for a file unlinked while open
+# A file's content stays in the journal while it is at most this big and was written in at most
+# this many pieces (each rewrites the whole content there): a file written in many small pieces
+# or past the size becomes a blob file (docs/benchmarks.md: why these two).
+INLINE_MAX = 64 * 1024
+INLINE_WRITES = 16
+CHECKPOINT_EVERY = 200  # journal transactions (a few pages each) between two checkpoints
 
 
 class CommitFailed(PachtrayError):
@@ -103,11 +110,16 @@ class Node:
 
 
 def _parent(path: str) -> str:
-    return posixpath.dirname(path)
+    """The folder of a view path ("/a/b" form): posixpath.dirname for those, at a third of its cost."""
+    return path[:path.rindex("/")] or "/"
+
+
+def _name(path: str) -> str:
+    return path[path.rindex("/") + 1:]
 
 
 def _hidden(path: str) -> bool:
-    return posixpath.basename(path).startswith(HIDDEN_PREFIX)
+    return _name(path).startswith(HIDDEN_PREFIX)
 
 
 def _under(path: str, top: str) -> bool:
@@ -124,27 +136,91 @@ def _disk_error(e: Exception, what: str, staging_dir: Path | None = None) -> OSE
     return OSError(errno.EIO, f"{what}: {e}")
 
 
+@dataclass(slots=True)
+class _Inline:
+    """What the view keeps in memory of a blob held in the journal."""
+    size: int
+    mtime: float
+    since: int  # the journal's sync count when it was made: a later sync() may have made it durable
+    writes: int = 0
+
+
 class Journal:
-    """The rows and blobs of one staging dir (SQLite WAL, synchronous=NORMAL; `sync()` on fsync)."""
+    """The rows and blobs of one staging dir (SQLite WAL, synchronous=NORMAL; `sync()` on fsync).
+
+    A blob is the content of one file: a row of the `inline` table while the file is small (no
+    file to create: on ext4 that cost 20-200 µs, more than all the rest of writing a small file),
+    else the file `files/<blob>`. The `inline` row is the truth: a blob becomes a file by writing
+    the file first and then deleting its row. Journals from before the `inline` table load as they
+    are (every blob a file).
+    """
 
     def __init__(self, staging_dir: str | os.PathLike):
         self.dir = Path(staging_dir)
         self.files = self.dir / "files"
         self.files.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.dir / "journal.sqlite", check_same_thread=False, isolation_level=None)
+        self._files = str(self.files)
+        self.syncs = 0
+        self.db = self._connect()
         self._db_lock = threading.RLock()  # one connection: a transaction must not take in another thread's rows
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL, not FULL: an fsync per created file made writing many small files 4x slower than
-        # the upload itself; WAL with NORMAL loses nothing on kill -9, and fsync() calls sync().
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints (copying the WAL into the database, with two fsyncs) run in a thread of their
+        # own, not in whichever operation crossed SQLite's threshold: that cost a small file's
+        # write ~35 µs of waiting. `sync()` checkpoints itself; one checkpoint at a time.
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpoint_lock = threading.Lock()
+        self._due = threading.Condition()
+        self._writes = 0  # transactions since the checkpointer was last woken (under _db_lock)
+        self._pending = self._closing = False
+        self._checkpointer = threading.Thread(target=self._checkpoints, name="staging-checkpoint", daemon=True)
+        self._checkpointer.start()
         self.db.execute("CREATE TABLE IF NOT EXISTS rows (path TEXT PRIMARY KEY, kind TEXT NOT NULL, blob TEXT,"
                         " src TEXT, clean INTEGER NOT NULL DEFAULT 0)")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS inline (blob TEXT PRIMARY KEY, data BLOB NOT NULL,"
+                        " mtime REAL NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.dir / "journal.sqlite", check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL, not FULL: an fsync per created file made writing many small files 4x slower than
+        # the upload itself; WAL with NORMAL loses nothing on kill -9, and fsync() calls sync().
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     def sync(self) -> None:
         """Make every committed row durable against power loss (the WAL and the database synced)."""
-        with self._db_lock:
-            self.db.execute("PRAGMA wal_checkpoint(FULL)")
+        with self._db_lock, self._checkpoint_lock:
+            busy = self.db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]
+            if busy:
+                raise OSError(errno.EIO, "staging journal: the sync could not complete")
+            self.syncs += 1
+
+    def _wrote(self) -> None:
+        """Count a committed transaction (caller holds _db_lock); wake the checkpointer every
+        CHECKPOINT_EVERY."""
+        self._writes += 1
+        if self._writes >= CHECKPOINT_EVERY:
+            self._writes = 0
+            with self._due:
+                self._pending = True
+                self._due.notify()
+
+    def _checkpoints(self) -> None:
+        db = self._connect()
+        try:
+            while True:
+                with self._due:
+                    self._due.wait_for(lambda: self._pending or self._closing)
+                    if self._closing:
+                        return
+                    self._pending = False
+                with self._checkpoint_lock:
+                    try:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.Error as e:
+                        log.warning("checkpoint of %s failed: %s", self.dir, e)
+        finally:
+            db.close()
 
     def load(self) -> dict[str, Row]:
         return {p: Row(k, b, s, bool(c)) for p, k, b, s, c in self.db.execute(
@@ -157,63 +233,139 @@ class Journal:
     def set_meta(self, key: str, value: str | None) -> None:
         with self._db_lock:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            self._wrote()
 
-    def write(self, changes: dict[str, Row | None], meta: dict[str, str] | None = None) -> None:
-        """Apply {path: row or None (delete)} and `meta` in one transaction."""
+    def load_inline(self) -> dict[str, tuple[int, float]]:
+        """blob -> (size, mtime) of the blobs held in the journal."""
+        return {b: (n, m) for b, n, m in self.db.execute("SELECT blob, length(data), mtime FROM inline")}
+
+    def write(self, changes: dict[str, Row | None], meta: dict[str, str] | None = None,
+              put: dict[str, tuple[bytes, float]] | None = None, drop=()) -> None:
+        """Apply {path: row or None (delete)}, `meta`, the inline blobs `put` ({blob: (content,
+        mtime)}) and the deletion of the inline blobs `drop`, in one transaction."""
         with self._db_lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for key, value in (meta or {}).items():
-                    self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-                for path, row in changes.items():
-                    if row is None:
-                        self.db.execute("DELETE FROM rows WHERE path=?", (path,))
-                    else:
-                        self.db.execute("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
-                                        (path, row.kind, row.blob, row.src, int(row.clean)))
-                self.db.execute("COMMIT")
+                run = self.db.execute
+                if meta:
+                    self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
+                if put:
+                    for b, (data, mtime) in put.items():
+                        run("INSERT OR REPLACE INTO inline VALUES (?, ?, ?)", (b, data, mtime))
+                if len(changes) > 8:
+                    self.db.executemany("DELETE FROM rows WHERE path=?",
+                                        ((p,) for p, r in changes.items() if r is None))
+                    self.db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
+                                        ((p, r.kind, r.blob, r.src, int(r.clean)) for p, r in changes.items()
+                                         if r is not None))
+                else:  # (executemany costs more for a row or two)
+                    for p, r in changes.items():
+                        if r is None:
+                            run("DELETE FROM rows WHERE path=?", (p,))
+                        else:
+                            run("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)", (p, r.kind, r.blob, r.src,
+                                                                                     int(r.clean)))
+                if drop:
+                    self.db.executemany("DELETE FROM inline WHERE blob=?", ((b,) for b in drop))
+                run("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            self._wrote()
 
-    def blob_path(self, blob: str) -> Path:
-        return self.files / blob
+    def set_inline(self, blob: str, content: bytes, mtime: float) -> None:
+        """Replace an inline blob's content (one statement, so one transaction)."""
+        with self._db_lock:
+            self.db.execute("UPDATE inline SET data=?, mtime=? WHERE blob=?", (content, mtime, blob))
+            self._wrote()
+
+    def inline_data(self, blob: str) -> bytes | None:
+        """An inline blob's content (None: not inline, or gone)."""
+        with self._db_lock:
+            found = self.db.execute("SELECT data FROM inline WHERE blob=?", (blob,)).fetchone()
+        return found[0] if found else None
+
+    def inline_read(self, blob: str, size: int, offset: int) -> bytes | None:
+        with self._db_lock:
+            found = self.db.execute("SELECT substr(data, ?, ?) FROM inline WHERE blob=?",
+                                    (offset + 1, size, blob)).fetchone()
+        return found[0] if found else None
+
+    def blob_path(self, blob: str) -> str:
+        return f"{self._files}/{blob}"
+
+    @staticmethod
+    def new_id() -> str:
+        return os.urandom(16).hex()
 
     def new_blob(self) -> str:
-        blob = uuid.uuid4().hex
+        """A new, empty blob file."""
+        blob = self.new_id()
         fd = os.open(self.blob_path(blob), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         os.close(fd)
         return blob
 
     def drop_blob(self, blob: str) -> None:
-        self.blob_path(blob).unlink(missing_ok=True)
+        """Delete a blob's file (an inline blob goes with `write(drop=...)`)."""
+        try:
+            os.unlink(self.blob_path(blob))
+        except FileNotFoundError:
+            pass
 
     def close(self) -> None:
-        self.db.close()
+        with self._due:
+            self._closing = True
+            self._due.notify()
+        self._checkpointer.join(30)
+        self.db.close()  # (the last connection to close checkpoints the rest)
 
 
 class _BlobHandle:
+    """An open file whose content is a blob: read and written in the journal while it is inline,
+    through a descriptor of its file once it is one."""
+
     def __init__(self, view: "RwView", blob: str, writable: bool):
         self.view = view
         self.blob = blob
-        self.fd = os.open(view.journal.blob_path(blob), os.O_RDWR if writable else os.O_RDONLY)
+        self.writable = writable
+        self.fd: int | None = None if blob in view._inline else self._open()
+
+    def _open(self) -> int:
+        return os.open(self.view.journal.blob_path(self.blob), os.O_RDWR if self.writable else os.O_RDONLY)
+
+    def file(self) -> int:
+        """The descriptor of the blob's file, opened when first needed (the blob is a file now)."""
+        if self.fd is None:
+            self.fd = self._open()
+        return self.fd
 
     def read(self, size: int, offset: int) -> bytes:
-        return os.pread(self.fd, size, offset)
+        if self.fd is None:
+            data = self.view.journal.inline_read(self.blob, size, offset)
+            if data is not None:
+                return data
+        return os.pread(self.file(), size, offset)  # (it may have become a file meanwhile)
 
     def write(self, data: bytes, offset: int) -> int:
         return self.view._write(self, data, offset)
 
     def stat(self) -> dict:
-        st = os.fstat(self.fd)
-        return self.view._attrs(FILE_MODE, st.st_size, st.st_mtime, self.view._names(self.blob))
+        info = self.view._inline.get(self.blob)
+        if info is not None:
+            size, mtime = info.size, info.mtime
+        else:
+            st = os.fstat(self.file())
+            size, mtime = st.st_size, st.st_mtime
+        return self.view._attrs(FILE_MODE, size, mtime, self.view._names(self.blob))
 
     def fsync(self) -> None:
-        os.fsync(self.fd)
+        if self.blob not in self.view._inline:
+            os.fsync(self.file())
         self.view.journal.sync()
 
     def release(self) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
         self.view._released(self.blob)
 
 
@@ -228,6 +380,9 @@ class _BaseHandle:
     def read(self, size: int, offset: int) -> bytes:
         return self.tree.read(self.base_path, self.size, offset, size, self.state)
 
+    def sources(self, size: int, offset: int) -> list:
+        return self.tree.sources(self.base_path, self.size, offset, size, self.state)
+
     def write(self, data: bytes, offset: int) -> int:
         raise OSError(errno.EBADF, "file not open for writing")
 
@@ -238,7 +393,7 @@ class _BaseHandle:
         pass
 
     def release(self) -> None:
-        pass
+        self.tree.closed(self.base_path)
 
 
 class RwView:
@@ -260,16 +415,22 @@ class RwView:
         self._open: collections.Counter[str] = collections.Counter()
         self._clean_blobs: set[str] = set()
         self._blob_paths: dict[str, str] = {}  # blob -> the one path whose row holds it
+        self._inline: dict[str, _Inline] = {b: _Inline(n, m, -1) for b, (n, m) in self.journal.load_inline().items()}
+        self._orphans: set[str] = set()  # inline blobs without a row, kept until their last handle closes
         self._apply_in_memory(self.journal.load())
         # No handle survives a restart: files unlinked while open are gone now, and so are blobs a
-        # kill -9 left without a row (written before their row, or not yet deleted after it).
+        # kill -9 left without a row (written before their row, or not yet deleted after it), and
+        # files of inline blobs (written before the row that made them files was deleted).
         leftover = {p: None for p in self.rows if _hidden(p)}
         if leftover:
             self._apply_dropping_blobs(leftover)
         held = {r.blob for r in self.rows.values() if r.blob}
-        for f in self.journal.files.iterdir():
-            if f.name not in held:
-                f.unlink(missing_ok=True)
+        unheld = [b for b in self._inline if b not in held]
+        if unheld:
+            self._apply({}, drop=unheld)
+        for f in os.scandir(self.journal.files):
+            if f.name not in held or f.name in self._inline:
+                self.journal.drop_blob(f.name)
         # Changes are relative to the base they were made on, so a resumed journal keeps its own.
         stored = self.journal.meta("base_commit")
         if stored is not None and self.rows:
@@ -325,6 +486,9 @@ class RwView:
             if row.kind == "symlink":
                 return Node(False, row, None, len(os.fsencode(row.src)), self.base.mtime)
             if row.blob is not None:
+                info = self._inline.get(row.blob)
+                if info is not None:
+                    return Node(False, row, None, info.size, info.mtime)
                 try:
                     st = os.stat(self.journal.blob_path(row.blob))
                 except FileNotFoundError:
@@ -413,11 +577,19 @@ class RwView:
             if self._open[blob] > 0:
                 return
             del self._open[blob]
-            if blob not in self._clean_blobs:  # the usual case: no scan of every row per close
+            orphan = blob in self._orphans
+            if not orphan and blob not in self._clean_blobs:  # the usual case: no scan of every row per close
                 return
-            clean = [p for p, r in self.rows.items() if r.blob == blob and r.clean]
-        if clean:
-            with self._mut:
+            clean = [] if orphan else [p for p, r in self.rows.items() if r.blob == blob and r.clean]
+            if not orphan and not clean:
+                return
+        with self._mut:
+            if orphan:
+                self._orphans.discard(blob)
+                if blob in self._inline:
+                    self._apply({}, drop=[blob])
+                self.journal.drop_blob(blob)  # it may have become a file while orphaned
+            elif clean:
                 self._apply_dropping_blobs({p: None for p in clean})
 
     def statfs(self) -> dict:
@@ -429,15 +601,17 @@ class RwView:
 
     # --- view interface: changing -------------------------------------------------------------
     def _apply(self, changes: dict[str, Row | None], freeable: set[str] = frozenset(),
-               meta: dict[str, str] | None = None) -> None:
-        """Journal first (with `meta`, in one transaction), then memory: a failed journal write
-        changes nothing.
+               meta: dict[str, str] | None = None, put: dict[str, bytes] | None = None, drop=()) -> None:
+        """Journal first (with `meta`, the new inline blobs `put` and the deletion of the inline
+        blobs `drop`, in one transaction), then memory: a failed journal write changes nothing.
 
-        On a full disk the blobs in `freeable` (content being deleted anyway) are emptied to make
-        room for the journal, so deleting a file is always possible.
+        On a full disk the blob files in `freeable` (content being deleted anyway) are emptied to
+        make room for the journal, so deleting a file that is not inline is always possible.
         """
+        now = time.time() if put else 0.0
+        puts = {b: (data, now) for b, data in put.items()} if put else None
         try:
-            self.journal.write(changes, meta)
+            self.journal.write(changes, meta, puts, drop)
         except (sqlite3.Error, OSError) as e:
             err = _disk_error(e, "staging journal", self.journal.dir)
             if err.errno != errno.ENOSPC or not freeable:
@@ -445,9 +619,15 @@ class RwView:
             for b in freeable:
                 os.truncate(self.journal.blob_path(b), 0)
             try:
-                self.journal.write(changes, meta)
+                self.journal.write(changes, meta, puts, drop)
             except (sqlite3.Error, OSError) as e2:
                 raise _disk_error(e2, "staging journal", self.journal.dir) from None
+        if put or drop:
+            with self._lock:
+                for b in drop:
+                    self._inline.pop(b, None)
+                for b, data in (put or {}).items():
+                    self._inline[b] = _Inline(len(data), now, self.journal.syncs)
         self._apply_in_memory(changes)
 
     def _apply_in_memory(self, changes: dict[str, Row | None]) -> None:
@@ -460,10 +640,10 @@ class RwView:
                     self.rows.pop(path, None)
                     kids = self._children.get(_parent(path))
                     if kids is not None:
-                        kids.discard(posixpath.basename(path))
+                        kids.discard(_name(path))
                     continue
                 self.rows[path] = row
-                self._children[_parent(path)].add(posixpath.basename(path))
+                self._children[_parent(path)].add(_name(path))
                 if row.blob:
                     self._blob_paths[row.blob] = path
                 if row.clean and row.blob:
@@ -496,7 +676,7 @@ class RwView:
 
     def _check_new(self, path: str) -> None:
         """A name about to be made: one pachd can store (EINVAL, ENAMETOOLONG), in a folder that exists."""
-        if len(os.fsencode(posixpath.basename(path))) > NAME_MAX:
+        if len(os.fsencode(_name(path))) > NAME_MAX:
             raise OSError(errno.ENAMETOOLONG, path)
         if (problem := path_problem(path)) is not None:
             raise OSError(errno.EINVAL, problem)
@@ -514,8 +694,14 @@ class RwView:
             if row.clean:
                 self._apply({path: Row("file", row.blob)})
             if truncate_to is not None:
-                os.truncate(self.journal.blob_path(row.blob), truncate_to)
+                self._truncate_blob(row.blob, truncate_to)
             return row.blob
+        size = node.size if truncate_to is None else truncate_to
+        if size <= INLINE_MAX:  # into the journal, with its row: nothing to fsync
+            content = b"" if truncate_to == 0 else b"".join(self._base_pieces(node))[:size]
+            blob = self.journal.new_id()
+            self._apply({path: Row("file", blob)}, put={blob: content + bytes(size - len(content))})
+            return blob
         blob = self.journal.new_blob()
         try:
             if truncate_to != 0:
@@ -530,27 +716,80 @@ class RwView:
             raise
         return blob
 
+    def _base_pieces(self, node: Node):
+        """The content of a base file, COPY_CHUNK at a time."""
+        state, pos = ReadState(), 0
+        while pos < node.size:
+            data = self.base.read(node.base_path, node.size, pos, COPY_CHUNK, state)
+            if not data:
+                break
+            yield data
+            pos += len(data)
+
+    def _truncate_blob(self, blob: str, length: int) -> None:
+        info = self._inline.get(blob)
+        if info is None or length > INLINE_MAX:
+            if info is not None:
+                self._spill(blob, info)
+            os.truncate(self.journal.blob_path(blob), length)
+            return
+        old = b"" if length == 0 else (self.journal.inline_data(blob) or b"")[:length]
+        self._set_inline(blob, info, old + bytes(length - len(old)), "truncate")
+
+    def _set_inline(self, blob: str, info: _Inline, content: bytes, what: str) -> None:
+        mtime = time.time()
+        try:
+            self.journal.set_inline(blob, content, mtime)
+        except (sqlite3.Error, OSError) as e:
+            raise _disk_error(e, what, self.journal.dir) from None
+        info.size, info.mtime, info.writes = len(content), mtime, info.writes + 1
+
+    def _spill(self, blob: str, info: _Inline) -> None:
+        """Make an inline blob a file: the file is written (and synced when a sync() since the blob
+        was made may have made its content durable), then the blob's inline row is deleted."""
+        content = self.journal.inline_data(blob) or b""
+        path = self.journal.blob_path(blob)
+        try:
+            with open(path, "wb") as f:
+                f.write(content)
+                if content and info.since != self.journal.syncs:
+                    f.flush()
+                    os.fsync(f.fileno())
+            self._apply({}, drop=[blob])
+        except (sqlite3.Error, OSError) as e:
+            self.journal.drop_blob(blob)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, "write: staging disk full") from None
+            raise _disk_error(e, "write", self.journal.dir) from None
+
     def _copy_from_base(self, node: Node, blob: str) -> None:
-        state = ReadState()
         with open(self.journal.blob_path(blob), "r+b") as f:
-            pos = 0
-            while pos < node.size:
-                data = self.base.read(node.base_path, node.size, pos, COPY_CHUNK, state)
-                if not data:
-                    break
+            for data in self._base_pieces(node):
                 f.write(data)
-                pos += len(data)
             f.flush()
             os.fsync(f.fileno())
 
     def _write(self, handle: _BlobHandle, data: bytes, offset: int) -> int:
         with self._mut:
-            if handle.blob in self._clean_blobs:
+            blob = handle.blob
+            if blob in self._clean_blobs:
                 with self._lock:
-                    dirty = {p: Row("file", r.blob) for p, r in self.rows.items() if r.blob == handle.blob}
+                    dirty = {p: Row("file", r.blob) for p, r in self.rows.items() if r.blob == blob}
                 self._apply(dirty)
+            info = self._inline.get(blob)
+            if info is not None:
+                end = offset + len(data)
+                if end <= INLINE_MAX and info.writes < INLINE_WRITES:
+                    if offset == 0 and end >= info.size:
+                        content = bytes(data)
+                    else:
+                        old = self.journal.inline_data(blob) or b""
+                        content = old[:offset] + bytes(max(0, offset - len(old))) + data + old[end:]
+                    self._set_inline(blob, info, content, "write")
+                    return len(data)
+                self._spill(blob, info)
             try:
-                return os.pwrite(handle.fd, data, offset)
+                return os.pwrite(handle.file(), data, offset)
             except OSError as e:
                 raise _disk_error(e, "write", self.journal.dir) from None
 
@@ -562,21 +801,15 @@ class RwView:
                     raise OSError(errno.EEXIST, path)
                 return self._blob_handle(self._materialize(path, 0 if flags & os.O_TRUNC else None), True)
             self._check_new(path)
-            try:
-                blob = self.journal.new_blob()
-            except OSError as e:
-                raise _disk_error(e, "create") from None
-            try:
-                self._apply({path: Row("file", blob)})
-            except BaseException:
-                self.journal.drop_blob(blob)
-                raise
+            blob = self.journal.new_id()
+            self._apply({path: Row("file", blob)}, put={blob: b""})
             return self._blob_handle(blob, True)
 
     def truncate(self, path: str, length: int) -> None:
         with self._mut:
             blob = self._materialize(path, truncate_to=length)
-            os.utime(self.journal.blob_path(blob))
+            if blob not in self._inline:  # (an inline blob's mtime was set)
+                os.utime(self.journal.blob_path(blob))
 
     def mkdir(self, path: str, mode: int) -> None:
         with self._mut:
@@ -604,6 +837,9 @@ class RwView:
                 self._apply({new: Row("symlink", src=src.link)})
             elif src.row is None or src.row.blob is None:
                 self._apply({new: Row("file", src=src.base_path)})
+            elif src.row.blob in self._inline:
+                blob = self.journal.new_id()
+                self._apply({new: Row("file", blob)}, put={blob: self.journal.inline_data(src.row.blob) or b""})
             else:
                 blob = self.journal.new_blob()
                 try:
@@ -652,12 +888,17 @@ class RwView:
         self._apply_dropping_blobs(changes)
 
     def _apply_dropping_blobs(self, changes: dict[str, Row | None], meta: dict[str, str] | None = None) -> None:
-        """Apply `changes`, then delete the blobs no row refers to any more (no two rows share one)."""
+        """Apply `changes` and delete the blobs no row refers to any more (no two rows share one):
+        inline ones in the same transaction, unless a handle still has them open (then when the
+        last one closes), files after it (an open descriptor keeps reading and writing its file)."""
         with self._lock:
             before = {self.rows[p].blob for p in changes if p in self.rows and self.rows[p].blob}
-        after = {r.blob for r in changes.values() if r is not None and r.blob}
-        self._apply(changes, freeable=before - after, meta=meta)
-        for b in before - after:
+            freed = before - {r.blob for r in changes.values() if r is not None and r.blob}
+            inline = {b for b in freed if b in self._inline}
+            still_open = {b for b in inline if self._open.get(b)}
+        self._apply(changes, freeable=freed - inline, meta=meta, drop=inline - still_open)
+        self._orphans |= still_open
+        for b in freed - inline:
             self.journal.drop_blob(b)
 
     def rename(self, old: str, new: str) -> None:
@@ -783,6 +1024,8 @@ class RwView:
                 yield modify.delete(path)
             elif row.blob is None:
                 yield from modify.replace_with_copy(path, pfs.File(commit=base, path=row.src))
+            elif (data := self.journal.inline_data(row.blob) if row.blob in self._inline else None) is not None:
+                yield from modify.replace_with_bytes(path, data)
             else:
                 yield from modify.replace_with_file(path, self.journal.blob_path(row.blob))
 

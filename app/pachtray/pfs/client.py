@@ -344,15 +344,18 @@ _LIST_FILE = f"/{pfs.ApiBase.__proto_path__}/ListFile"
 
 
 def list_file(client: Client, *, file: pfs.File, pagination_marker: pfs.File | None = None,
-              number: int = 0):
+              number: int = 0, fields: tuple[str, ...] | None = None):
     """`client.pfs.list_file` with a page size and marker, decoded natively (pachtray.pfs.codec).
     The answers are SDK FileInfos; the Commit and the time every answer repeats are decoded once
-    and shared (`file.commit` and `committed` are read-only)."""
+    and shared (`file.commit` and `committed` are read-only). With `fields` (attribute paths such
+    as "file.path") each answer is the tuple of those fields instead (`codec.field_reader`: no
+    FileInfo is made, half the decoding)."""
     request = pfs.ListFileRequest(file=file, number=number)
     if pagination_marker is not None:
         request.pagination_marker = pagination_marker
-    call = client._channel.unary_stream(_LIST_FILE, request_serializer=codec.serialize,
-                                        response_deserializer=codec.deserializer(pfs.FileInfo, share=(pfs.Commit,)))
+    decode = codec.deserializer(pfs.FileInfo, share=(pfs.Commit,)) if fields is None else \
+        codec.field_reader(pfs.FileInfo, fields, share=(pfs.Commit,))
+    call = client._channel.unary_stream(_LIST_FILE, request_serializer=codec.serialize, response_deserializer=decode)
     return call(request)
 
 

@@ -60,6 +60,7 @@ _twins: dict[tuple[type, frozenset], type] = {}
 _finishing: dict[type, "_Twin"] = {}
 _deserializers: dict[tuple[type, frozenset], Callable[[bytes], Message]] = {}
 _plans: dict[type, "_EncodePlan"] = {}
+_field_readers: dict[tuple, Callable[[bytes], tuple]] = {}
 
 
 def _meta(cls: type) -> ProtoClassMetadata:
@@ -276,6 +277,89 @@ def deserializer(cls: type, share: tuple[type, ...] = ()) -> Callable[[bytes], M
     return _deserializers.setdefault(key, decode)
 
 
+def _field_getter(twin: type, parts: tuple[str, ...], default, interned: "_Interned"):
+    """Reads one field (path `parts`) from a decoded twin's __dict__ for `field_reader`; a path
+    into a shared message goes on with the shared SDK message's attributes."""
+    outer: list[str] = []
+    shared = None
+    for i, part in enumerate(parts):
+        shared = _finishing[twin].interned.get(part)
+        if shared is not None or i == len(parts) - 1:
+            break
+        outer.append(part)
+        twin = twin._betterproto_meta.cls_by_field[part]
+    name, inner = parts[len(outer)], parts[len(outer) + 1:]
+
+    def get(d: dict):
+        for part in outer:
+            value = d.get(part, PLACEHOLDER)
+            if value is PLACEHOLDER or value is None:
+                return default
+            d = value.__dict__
+        value = d.get(name, PLACEHOLDER)
+        if value is PLACEHOLDER or value is None:
+            return default
+        if shared is None:
+            return value
+        value = interned.get(shared, value)
+        for part in inner:
+            value = getattr(value, part)
+        return value
+    return get
+
+
+def field_reader(cls: type, fields: tuple[str, ...], share: tuple[type, ...]) -> Callable[[bytes], tuple]:
+    """A deserializer of ``cls`` that gives only ``fields`` (attribute paths such as "file.path")
+    as a tuple, equal to reading them from ``cls.FromString(data)``: for answers read once and
+    dropped (a listing's entries), decoded natively into a twin whose fields are read directly,
+    never made an SDK message (half the cost of `deserializer` and the reads). Nested messages of
+    the classes in ``share`` (not empty) and times are decoded once per distinct encoding and
+    shared, as `deserializer` does: read-only. Without the codec, or for bytes it refuses,
+    betterproto decodes."""
+    if not share:
+        raise ValueError("field_reader needs the classes to share (times are shared with them)")
+    key = (cls, frozenset(share), tuple(fields))
+    with _lock:
+        found = _field_readers.get(key)
+        if found is None:
+            found = _field_readers[key] = _field_reader(cls, key[2], key[1])
+    return found
+
+
+def _field_reader(cls: type, fields: tuple[str, ...], share: frozenset) -> Callable[[bytes], tuple]:
+    paths = tuple(tuple(f.split(".")) for f in fields)
+
+    def read_decoded(msg) -> tuple:
+        out = []
+        for parts in paths:
+            value = msg
+            for part in parts:
+                value = getattr(value, part)
+            out.append(value)
+        return tuple(out)
+
+    fallback = cls.FromString
+    if not AVAILABLE:
+        return lambda data: read_decoded(fallback(data))
+    twin = _prepare(cls, share)
+    empty = cls()
+    defaults = read_decoded(empty)  # what betterproto gives for a field the message does not have
+    interned = _Interned()
+    getters = [_field_getter(twin, parts, default, interned) for parts, default in zip(paths, defaults)]
+    blobs = bool(_plan(cls).blobs)
+
+    def read(data: bytes) -> tuple:
+        if blobs and len(data) > NATIVE_BYTES_MAX:
+            return read_decoded(fallback(data))
+        obj = twin()
+        try:
+            _rust.deserialize(obj, data)
+        except Exception:  # noqa: BLE001 - whatever the codec refuses, betterproto decides
+            return read_decoded(fallback(data))
+        return tuple([get(obj.__dict__) for get in getters])
+    return read
+
+
 class _EncodePlan:
     """What `serialize` must look at in a class's messages before the codec encodes them."""
 
@@ -341,15 +425,17 @@ def _ready(msg: Message, plan: _EncodePlan) -> int:
     return size
 
 
-def serialize(msg: Message) -> bytes:
-    """``bytes(msg)``: the same bytes, encoded natively when that is faster."""
+def serialize(msg: Message | bytes) -> bytes:
+    """``bytes(msg)``: the same bytes, encoded natively when that is faster. Bytes a caller already
+    encoded with the SDK's class (`ModifyFileEncoder`) pass as they are."""
+    if isinstance(msg, bytes):
+        return msg
     if not AVAILABLE:
         return bytes(msg)
-    plan = _plan(type(msg))
-    big = plan is not _NOTHING and _ready(msg, plan) > NATIVE_BYTES_MAX
     if type(msg) in _finishing:
-        return _rust.serialize(msg)  # a `twin_of`: only the codec reads it
-    if big:
+        return _rust.serialize(msg)  # a `twin_of`: only the codec reads it, as it was made
+    plan = _plan(type(msg))
+    if plan is not _NOTHING and _ready(msg, plan) > NATIVE_BYTES_MAX:
         return bytes(msg)
     try:
         return _rust.serialize(msg)
@@ -418,10 +504,37 @@ def _encoded(value, in_oneof: bool) -> bytes | list[bytes]:
 
 
 def serializer_for(method: str, fn: Callable | None) -> Callable | None:
-    """The serializer to use for ``method`` in place of the SDK's (``Message.SerializeToString``)."""
-    if AVAILABLE and method in METHODS and fn in (Message.SerializeToString, bytes):
+    """The serializer to use for ``method`` in place of the SDK's (``Message.SerializeToString``);
+    it also passes on requests already encoded (`serialize`), with or without the codec."""
+    if method in METHODS and fn in (Message.SerializeToString, bytes):
         return serialize
     return fn
+
+
+class ModifyFileEncoder:
+    """The encoded ModifyFileRequests a commit of many files sends (a DeleteFile and an AddFile per
+    file), from two messages refilled per request (`twin_of`): building two betterproto messages
+    per request cost more than encoding and sending them (~60 µs of ~110 per small file). The
+    bytes are ``bytes(pfs.ModifyFileRequest(...))`` (tests/pfs/test_codec.py). One per stream:
+    not thread-safe."""
+
+    def __init__(self):
+        self._delete = twin_of(pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path="/")), ())
+        self._add = twin_of(pfs.ModifyFileRequest(add_file=pfs.AddFile(path="/", raw=b"-")), ())
+
+    def delete_file(self, path: str) -> bytes:
+        if not AVAILABLE or not path:
+            return serialize(pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path)))
+        self._delete.delete_file.path = path
+        return _rust.serialize(self._delete)
+
+    def add_file(self, path: str, raw: bytes) -> bytes:
+        """An AddFile of ``raw`` at ``path`` (sent even when empty: that creates an empty file)."""
+        if not AVAILABLE or not path or not raw or len(raw) > NATIVE_BYTES_MAX:
+            return serialize(pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=raw)))
+        self._add.add_file.path = path
+        self._add.add_file.raw = raw
+        return _rust.serialize(self._add)
 
 
 def deserializer_for(method: str, fn: Callable | None) -> Callable | None:
