@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass
 
 import pytest
+from clusterhelpers import isolated_env
 from conftest import Daemon
 
 
@@ -85,13 +86,6 @@ def shared_daemon(pachd, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shared-daemon")
     (tmp / "config" / "pachtray").mkdir(parents=True)
     (tmp / "config" / "pachtray" / "settings.json").write_text(json.dumps({"allowed_origins": SHARED_ORIGINS}))
-    env = {
-        "PACH_CONFIG": str(tmp / "pachctl-config.json"),
-        "PACHTRAY_DATA_DIR": str(tmp / "data"),
-        "XDG_CONFIG_HOME": str(tmp / "config"),
-        "XDG_DATA_HOME": str(tmp / "share"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
-    d = Daemon(tmp, pachd.address, env=env).start()
+    d = Daemon(tmp, pachd.address, env=isolated_env(tmp)).start()
     yield d
     d.stop()

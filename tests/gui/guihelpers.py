@@ -7,27 +7,16 @@ in sys.modules (both are top-level `conftest`) and break `from conftest import .
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING
-from pathlib import Path
 
 import pytest
 
+from clusterhelpers import isolated_env, make_repo, mounted_repo, sdk, unmount_all  # noqa: F401 - re-exported
 from conftest import Daemon, free_port, wait_for
 
 if TYPE_CHECKING:
     from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QMenu
-
-
-def isolated_env(home: Path) -> dict:
-    return {
-        "PACH_CONFIG": str(home / "pachctl-config.json"),
-        "PACHTRAY_DATA_DIR": str(home / "data"),
-        "XDG_CONFIG_HOME": str(home / "config"),
-        "XDG_DATA_HOME": str(home / "share"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
 
 
 _shared: dict[str, Daemon] = {}
@@ -98,44 +87,6 @@ def make_app(qapp, qtbot):
         app.dispose()
         app.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-
-
-@pytest.fixture
-def sdk(pachd):
-    c = pachd.client()
-    yield c
-    with contextlib.suppress(Exception):
-        c.close()
-
-
-def make_repo(client, name: str, files: dict[str, bytes] | None = None, branch: str = "master",
-              description: str = "") -> None:
-    from pachyderm_sdk.api import pfs
-
-    repo = pfs.Repo(name=name, type="user")
-    client.pfs.create_repo(repo=repo, description=description)
-    if files:
-        with client.pfs.commit(branch=pfs.Branch(repo=repo, name=branch)) as c:
-            for path, data in files.items():
-                c.put_file_from_bytes(path, data)
-
-
-def unmount_all(daemon: Daemon) -> None:
-    with contextlib.suppress(Exception):
-        daemon.put("/_unmount_all", {})
-
-
-@contextlib.contextmanager
-def mounted_repo(daemon: Daemon, client, repo: str, files: dict[str, bytes]):
-    """A new repo holding `files`, mounted read-only for the block (yields the mount name);
-    every mount of the daemon is gone after it."""
-    make_repo(client, repo, files)
-    name = f"m_{repo}"
-    try:
-        assert daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
-        yield name
-    finally:
-        unmount_all(daemon)
 
 
 def find_action(menu: QMenu, path: list[str]) -> QAction | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from guihelpers import make_repo, mounted_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from apihelpers import shared_daemon  # noqa: F401 - fixture
+from clusterhelpers import make_repo, mounted_repo, sdk, unmount_all  # noqa: F401 - fixtures
 
 from conftest import wait_for
 
