@@ -10,11 +10,13 @@ recorded as properties (docs/packaging.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -198,13 +200,20 @@ def test_run_mount_gui_then_remove_keeps_user_data(installed, tmp_path):
         assert json.loads((home / ".config/pachtray/settings.json").read_text()) == settings
         assert (home / ".pachyderm/config.json").is_file()
         assert any(p.is_file() for p in (home / "pachd").rglob("*"))
-        staged = list((home / ".local/share/pachtray/staging/draft/files").iterdir())
-        assert [p.read_bytes() for p in staged] == [b"not committed yet\n"]  # kept for the next start
+        assert staged_contents(home / ".local/share/pachtray/staging/draft") == [b"not committed yet\n"]
     finally:
         for proc in procs:
             stop_process(proc)
         if gui_daemon_pid and pid_alive(gui_daemon_pid):
             os.kill(gui_daemon_pid, signal.SIGKILL)
+
+
+def staged_contents(staging_dir: Path) -> list[bytes]:
+    """The content of every staged file kept for the next start: small ones live in the journal's
+    `inline` table, the others in `files/` (mount/staging.py)."""
+    with contextlib.closing(sqlite3.connect(f"file:{staging_dir / 'journal.sqlite'}?mode=ro", uri=True)) as db:
+        inline = [bytes(data) for (data,) in db.execute("SELECT data FROM inline")]
+    return inline + [p.read_bytes() for p in (staging_dir / "files").iterdir()]
 
 
 def write_user_file(root: Path, relative: str, text: str) -> None:
