@@ -9,6 +9,8 @@ status stays as it was.
 
 from __future__ import annotations
 
+from pachyderm_sdk.api import pfs
+
 from pachtray.mount.resolve import head_of
 from pachtray.mount.state import Mount, Upstream
 from pachtray.pfs import errors, names
@@ -49,3 +51,18 @@ def check(client, m: Mount) -> Upstream:
 
 def up_to_date(head: str) -> str:
     return f"up to date on latest commit {head[:8]}"
+
+
+def changed_since(client, m: Mount, base: str, paths: set[str]) -> set[str]:
+    """Which of ``paths`` (files) the branch changed since commit ``base``: one DiffFile between
+    the base and the branch's head (nothing to ask when the head is still the base)."""
+    head = head_of(client, names.branch(m.project, m.repo, m.branch)) if m.branch else ""
+    if not paths or not head or head == base:
+        return set()
+    found = set()
+    for d in client.pfs.diff_file(new_file=pfs.File(commit=names.commit(m.project, m.repo, head), path="/"),
+                                  old_file=pfs.File(commit=names.commit(m.project, m.repo, base), path="/")):
+        for info in (d.new_file, d.old_file):
+            if info is not None and info.file is not None and info.file.path in paths:
+                found.add(info.file.path)
+    return found
