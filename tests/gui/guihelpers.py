@@ -150,3 +150,13 @@ def find_action(menu: QMenu, path: list[str]) -> QAction | None:
         if sub is not None:
             return find_action(sub, rest)
     return None
+
+
+def commit_in_dialog(qtbot, dialog, message: str = "") -> None:
+    """Commit through the commit dialog once it has listed the changes (real widgets, real clicks)."""
+    from PySide6.QtCore import Qt
+
+    qtbot.waitUntil(lambda: dialog.commit_button.isEnabled(), timeout=20000)
+    if message:
+        dialog.message.setPlainText(message)
+    qtbot.mouseClick(dialog.commit_button, Qt.MouseButton.LeftButton)
