@@ -178,3 +178,30 @@ def test_the_routes_answer_over_the_socket_and_are_documented(rw, shared_daemon)
     assert "put" in paths["/pachtray/v1/mounts/{name}/_discard"]
     assert "description" in paths["/_commit"]["put"]["requestBody"]["content"]["application/json"]["schema"][
         "properties"]
+
+
+def test_recovered_changes_are_listed_discarded_and_committed_with_a_description(daemon_factory, pachd, client,
+                                                                                 unique_name):
+    from pachtray import config
+
+    name = unique_name("recov")
+    repo = _repo_with(client, name, BASE)
+    first = daemon_factory(pachd.address)
+    assert first.put("/_mount", json={"mounts": [{"name": name, "repo": name, "mode": "rw"}]}).status_code == 200
+    _edit(first.mount_dir / name)
+    first.stop()  # staged, not committed
+    config.Settings(restore_mounts=False).save()
+    again = daemon_factory(pachd.address, tmp=first.tmp)
+    wait_for(lambda: any(m["name"] == name and m["state"] == "pending"
+                         for m in again.get("/pachtray/v1/mounts").json()["mounted"]), 30, what="pending changes")
+    wait_for(lambda: again.get("/pachtray/v1/info").json().get("connection") == "connected", 30, what="connected")
+    assert _changes(again, name) == EDITED
+    reply = again.put(f"/pachtray/v1/mounts/{name}/_discard", json={"paths": ["/mod.txt", "/ren.txt"]})
+    assert reply.status_code == 200, reply.text
+    assert [c["path"] for c in _changes(again, name)] == ["/del.txt", "/new.txt", "/renamed.txt"]
+    reply = again.put("/pachtray/v1/_commit", json={"mount": name, "description": "recovered, reviewed"})
+    assert reply.status_code == 200, reply.text
+    assert not any(m["name"] == name for m in reply.json()["mounted"])
+    assert _head(client, repo).description == "recovered, reviewed"
+    assert _files(client, repo) == {"/keep.txt": b"keep", "/mod.txt": b"old", "/new.txt": b"brand new",
+                                    "/ren.txt": b"ren", "/renamed.txt": b"ren", "/d/a.txt": b"a"}

@@ -18,6 +18,7 @@ lock serializes commit/discard/unmount of that mount.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from pathlib import Path
@@ -388,7 +389,10 @@ class MountManager:
         commit would overwrite someone else's version). `upstream_checked` is false when the
         cluster could not be asked (not connected, unreachable, repo gone)."""
         m = self._rw(name, "list changes of")
-        found = m.view.changes()
+        try:
+            found = m.view.changes()
+        except OSError as e:
+            raise _review_error(f"list the changes of {name!r}", e) from None
         moved, checked = set(), False
         client = self.client()
         if client is not None and (base := m.view.base_commit_id):
@@ -407,7 +411,7 @@ class MountManager:
             try:
                 m.view.discard_paths(paths)
             except OSError as e:
-                raise ApiError(400, f"can't discard {e.strerror or e}") from None
+                raise _review_error(f"discard changes of {name!r}", e) from None
             finally:
                 count = self._update_pending(m)
             if m.recovered and count == 0:
@@ -490,3 +494,10 @@ class MountManager:
         if self.restorer is None:
             raise ValueError("this MountManager keeps no workspace (keep_workspace=False)")
         self.restorer.restore()
+
+
+def _review_error(action: str, e: OSError) -> ApiError:
+    """The base could not be read (EIO: the cluster is away, 503), or the request cannot be done (400)."""
+    if e.errno == errno.EIO:
+        return ApiError(503, f"can't {action}: the cluster did not answer ({e.strerror or e}); try again later")
+    return ApiError(400, f"can't {action}: {e.strerror or e}")
