@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Screenshots for the README: starts Xvfb with a tray host (trayer), a daemon with its embedded
 # local server on free ports, seeds repos through pachyderm_sdk, then runs the tray app and saves
-# docs/screenshots/window.png and docs/screenshots/tray-menu.png. Everything it starts it stops.
+# docs/screenshots/window.png, window-mounts.png, commit-dialog.png and tray-menu.png. Everything it starts it stops.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -96,6 +96,14 @@ r = requests.put(base + "/_mount", json={"mounts": [
 r.raise_for_status()
 with open(f"{work}/pfs/labels/labels-new.json", "w") as f:
     f.write('{"boxes": [[1, 2, 3, 4]]}')
+with open(f"{work}/pfs/labels/labels-03.json", "w") as f:  # changed here ...
+    f.write('{"boxes": [[5, 6, 7, 8]]}' * 30)
+import os
+os.unlink(f"{work}/pfs/labels/labels-07.json")
+os.rename(f"{work}/pfs/labels/labels-10.json", f"{work}/pfs/labels/labels-10-fixed.json")
+labels = pfs.Repo(name="labels", type="user", project=pfs.Project(name="default"))
+with c.pfs.commit(branch=pfs.Branch(repo=labels, name="master"), description="a colleague's fix") as commit:
+    commit.put_file_from_bytes("/labels-03.json", b'{"boxes": [[0, 0, 1, 1]]}')  # ... and upstream
 EOF
 
 mkdir -p "$XDG_CONFIG_HOME/pachtray"
@@ -165,6 +173,13 @@ w.tabs.setCurrentIndex(1)
 w.select_mount("labels")
 settle(0.5)
 w.grab().save(f"{out}/window-mounts.png")
+review = w._mount_action("commit")  # the commit dialog of the rw mount "labels"
+wait(lambda: review.list.topLevelItemCount() == 5 and review.commit_button.isEnabled(), what="the changes")
+review.message.setPlainText("Fix the boxes of frame 3; drop a duplicate")
+review.list.topLevelItem(1).setSelected(True)
+settle(0.8)
+review.grab().save(f"{out}/commit-dialog.png")
+review.reject()
 w.tabs.setCurrentIndex(0)
 
 w.hide()
@@ -207,4 +222,4 @@ def sized(match):
 pattern = r'(<image [^>]*?)width="\d+" height="\d+"([^>]*>[^<]*/docs/screenshots/)([\w.-]+\.png)'
 metainfo.write_text(re.sub(pattern, sized, metainfo.read_text()))
 EOF
-echo "screenshots: wrote $out/window.png, $out/window-mounts.png and $out/tray-menu.png (sizes in the metainfo)"
+echo "screenshots: wrote $out/window.png, $out/window-mounts.png, $out/commit-dialog.png and $out/tray-menu.png (sizes in the metainfo)"
