@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 from apihelpers import shared_daemon, unix_request  # noqa: F401 - fixture
-from conftest import wait_for
+from conftest import folder_files, wait_for
 from pachyderm_sdk.api import pfs
 
 BASE = {"/keep.txt": b"keep", "/mod.txt": b"old", "/del.txt": b"del!", "/ren.txt": b"ren", "/d/a.txt": b"a"}
@@ -43,14 +43,6 @@ def _head(client, repo: pfs.Repo) -> pfs.CommitInfo:
     return client.pfs.inspect_commit(commit=pfs.Commit(branch=pfs.Branch(repo=repo, name="master")))
 
 
-def _tree(folder) -> dict[str, bytes]:
-    out = {}
-    for root, _, names in os.walk(folder):
-        for n in names:
-            full = os.path.join(root, n)
-            with open(full, "rb") as f:
-                out["/" + os.path.relpath(full, folder)] = f.read()
-    return out
 
 
 @pytest.fixture
@@ -119,7 +111,7 @@ def test_the_reference_commit_route_takes_a_description_and_without_one_makes_no
 def test_discarding_one_change_restores_the_base_there(rw, client, path):
     d, name, repo, root = rw
     _edit(root)
-    shown = _tree(root)
+    shown = folder_files(root)
     reply = d.put(f"/pachtray/v1/mounts/{name}/_discard", json={"paths": [path]})
     assert reply.status_code == 200, reply.text
     assert next(m for m in reply.json()["mounted"] if m["name"] == name)["pending_changes"] == 4
@@ -127,7 +119,7 @@ def test_discarding_one_change_restores_the_base_there(rw, client, path):
     expected = {p: v for p, v in shown.items() if p != path}
     if path in BASE:
         expected[path] = BASE[path]
-    assert _tree(root) == expected  # what the mount shows: the base's file again, or nothing
+    assert folder_files(root) == expected  # what the mount shows: the base's file again, or nothing
     assert d.put("/pachtray/v1/_commit", json={"mount": name}).status_code == 200
     assert _files(client, repo) == expected
 

@@ -11,6 +11,7 @@ import pytest
 
 from pachtray.mount.staging import Change, RwView
 
+from conftest import folder_files
 from mounthelpers import cache, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
 
 BASE = {"/keep.txt": b"keep", "/mod.txt": b"old", "/del.txt": b"del!", "/ren.txt": b"ren",
@@ -33,14 +34,6 @@ def write(path, data: bytes) -> None:
         f.write(data)
 
 
-def files_in(folder) -> dict[str, bytes]:
-    out = {}
-    for root, _, names in os.walk(folder):
-        for n in names:
-            full = os.path.join(root, n)
-            with open(full, "rb") as f:
-                out["/" + os.path.relpath(full, folder)] = f.read()
-    return out
 
 
 def edit_everything(w) -> None:
@@ -76,13 +69,13 @@ def test_an_empty_new_folder_is_no_change_and_a_file_in_it_is(view):
 def test_discarding_a_change_restores_the_base_there_and_keeps_the_rest(client, view, discarded):
     edit_everything(view.folder)
     before = {c.path: c for c in view.changes()}
-    shown = files_in(view.folder)
+    shown = folder_files(view.folder)
     view.discard_paths(discarded)
     gone = {p for p in before if any(p == d or p.startswith(d + "/") for d in discarded)}
     assert {c.path: c for c in view.changes()} == {p: c for p, c in before.items() if p not in gone}
     expected = {p: data for p, data in shown.items() if p not in gone}
     expected.update({p: BASE[p] for p in gone if p in BASE})
-    assert files_in(view.folder) == expected  # through FUSE: exactly the base at the discarded paths
+    assert folder_files(view.folder) == expected  # through FUSE: exactly the base at the discarded paths
     assert tree(client, view.repo_name, view.commit("after a discard")) == expected
 
 
@@ -90,7 +83,7 @@ def test_discarding_everything_one_by_one_leaves_nothing_to_commit(view):
     edit_everything(view.folder)
     view.discard_paths([c.path for c in view.changes()])
     assert view.changes() == [] and view.pending_count() == 0
-    assert files_in(view.folder) == BASE
+    assert folder_files(view.folder) == BASE
     assert view.commit() is None
 
 
@@ -100,4 +93,4 @@ def test_a_path_under_a_file_that_replaced_a_folder_is_refused(view):
     with pytest.raises(OSError, match="discard /e first"):
         view.discard_paths(["/e/x.txt"])
     view.discard_paths(["/e"])
-    assert files_in(view.folder) == BASE
+    assert folder_files(view.folder) == BASE
