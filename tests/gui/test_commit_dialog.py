@@ -66,6 +66,7 @@ def test_the_dialog_lists_changes_marks_upstream_and_commits_the_message(make_ap
         assert commits.data(commits.index(0, 2)) == "Reviewed: four files"
     finally:
         unmount_all(shared_daemon)
+        sdk.pfs.delete_repo(repo=pfs.Repo(name=repo, type="user"), force=True)
 
 
 def test_discarding_a_selected_change_after_confirmation(make_app, shared_daemon, sdk, unique_name, qtbot):
@@ -100,6 +101,7 @@ def test_discarding_a_selected_change_after_confirmation(make_app, shared_daemon
         assert b"".join(sdk.pfs.pfs_file(pfs.File(commit=head, path="/wanted.txt"))) == b"yes"
     finally:
         unmount_all(shared_daemon)
+        sdk.pfs.delete_repo(repo=pfs.Repo(name=repo, type="user"), force=True)
 
 
 def test_a_failed_listing_is_one_titled_error_dialog(make_app, shared_daemon, qtbot):

@@ -153,6 +153,7 @@ def test_recommit_after_a_crash_before_the_finish_drops_the_open_commit(client, 
     assert tree(client, repo, landed) == {"/keep.txt": b"k", "/new.txt": b"new"}
     info = client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{repo}@{landed}"))
     assert info.description == "after a crash" and info.parent_commit.id == base  # the open one is gone
+    client.pfs.delete_repo(repo=pfs.Repo(name=repo), force=True)
 
 
 # --- item 6: a path changes kind --------------------------------------------------------------------

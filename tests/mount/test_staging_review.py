@@ -8,6 +8,7 @@ import os
 import shutil
 
 import pytest
+from pachyderm_sdk.api import pfs
 
 from pachtray.mount.staging import Change, RwView
 
@@ -27,6 +28,7 @@ def view(client, pclient, mount, cache, tmp_path, unique_name):
     v.repo_name, v.folder = repo, f"{mount.mount_dir}/w"
     yield v
     v.close()
+    client.pfs.delete_repo(repo=pfs.Repo(name=repo), force=True)  # the session's server lists fewer repos
 
 
 def write(path, data: bytes) -> None:
