@@ -10,7 +10,7 @@ import shutil
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pachtray.mount.staging import Change, RwView
+from pachtray.mount.staging import Change, CommitFailed, RwView
 
 from conftest import folder_files
 from mounthelpers import cache, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
@@ -96,3 +96,18 @@ def test_a_path_under_a_file_that_replaced_a_folder_is_refused(view):
         view.discard_paths(["/e/x.txt"])
     view.discard_paths(["/e"])
     assert folder_files(view.folder) == BASE
+
+
+def test_a_commit_over_someone_elses_open_commit_fails_and_keeps_everything(client, view):
+    """pfs.commits starts a commit: pachd refuses while another client's commit on the branch is
+    open, so nothing half-lands in theirs; once it is finished, the same changes commit."""
+    write(f"{view.folder}/mine.txt", b"mine")
+    theirs = client.pfs.start_commit(branch=pfs.Branch.from_uri(f"{view.repo_name}@master"))
+    with pytest.raises(CommitFailed, match="has not been finished"):
+        view.commit("blocked")
+    assert view.changes() == [Change("/mine.txt", "added", 4)]
+    client.pfs.finish_commit(commit=theirs)
+    landed = view.commit("after theirs")
+    assert tree(client, view.repo_name, landed) == {**BASE, "/mine.txt": b"mine"}
+    info = client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{view.repo_name}@{landed}"))
+    assert info.description == "after theirs" and info.parent_commit.id == theirs.id
