@@ -129,13 +129,14 @@ def test_upstream_marks_exactly_the_paths_changed_since_the_base(rw, client):
     d, name, repo, root = rw
     _edit(root)
     (root / "d" / "a.txt").write_bytes(b"mine")
-    _commit(client, repo, {"/mod.txt": b"theirs", "/d/a.txt": b"theirs too", "/other.txt": b"unrelated"})
+    _commit(client, repo, {"/mod.txt": b"theirs", "/d/a.txt": b"theirs too", "/other.txt": b"unrelated",
+                           "/new.txt": b"added by both"})
     marked = {c["path"] for c in _changes(d, name) if c["upstream"]}
-    assert marked == {"/mod.txt", "/d/a.txt"}
+    assert marked == {"/mod.txt", "/d/a.txt", "/new.txt"}
     with client.pfs.commit(branch=pfs.Branch(repo=repo, name="master")) as c:
         c.delete_file(path="/ren.txt")
     marked = {c["path"] for c in _changes(d, name) if c["upstream"]}
-    assert marked == {"/mod.txt", "/d/a.txt", "/ren.txt"}
+    assert marked == {"/mod.txt", "/d/a.txt", "/new.txt", "/ren.txt"}
     assert d.put("/pachtray/v1/_commit", json={"mount": name}).status_code == 200
     assert not any(c["upstream"] for c in _changes(d, name))  # the new base has them
 

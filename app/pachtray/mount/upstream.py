@@ -12,6 +12,7 @@ from __future__ import annotations
 from pachyderm_sdk.api import pfs
 
 from pachtray.mount.resolve import head_of
+from pachtray.pfs.client import diff_files
 from pachtray.mount.state import Mount, Upstream
 from pachtray.pfs import errors, names
 from pachtray.pfs.errors import RPC_ERRORS
@@ -60,9 +61,7 @@ def changed_since(client, m: Mount, base: str, paths: set[str]) -> set[str]:
     if not paths or not head or head == base:
         return set()
     found = set()
-    for d in client.pfs.diff_file(new_file=pfs.File(commit=names.commit(m.project, m.repo, head), path="/"),
-                                  old_file=pfs.File(commit=names.commit(m.project, m.repo, base), path="/")):
-        for info in (d.new_file, d.old_file):
-            if info is not None and info.file is not None and info.file.path in paths:
-                found.add(info.file.path)
+    for new, old in diff_files(client, new_file=pfs.File(commit=names.commit(m.project, m.repo, head), path="/"),
+                               old_file=pfs.File(commit=names.commit(m.project, m.repo, base), path="/")):
+        found.update(p for p in (new, old) if p in paths)
     return found
