@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Screenshots for the README: starts Xvfb with a tray host (trayer), a daemon with its embedded
 # local server on free ports, seeds repos through pachyderm_sdk, then runs the tray app and saves
-# docs/screenshots/window.png, window-mounts.png, commit-dialog.png and tray-menu.png. Everything it starts it stops.
+# docs/screenshots/window.png and docs/screenshots/tray-menu.png. Everything it starts it stops.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -173,14 +173,15 @@ w.tabs.setCurrentIndex(1)
 w.select_mount("labels")
 settle(0.5)
 w.grab().save(f"{out}/window-mounts.png")
+w.tabs.setCurrentIndex(0)
+w.select_mount("labels")
 review = w._mount_action("commit")  # the commit dialog of the rw mount "labels"
 wait(lambda: review.list.topLevelItemCount() == 5 and review.commit_button.isEnabled(), what="the changes")
 review.message.setPlainText("Fix the boxes of frame 3; drop a duplicate")
 review.list.topLevelItem(1).setSelected(True)
 settle(0.8)
 review.grab().save(f"{out}/commit-dialog.png")
-review.reject()
-w.tabs.setCurrentIndex(0)
+review.reject()  # (docs/screenshots/commit-dialog.png)
 
 w.hide()
 desktop = QWidget()  # a plain desktop behind the menus (Xvfb's root window is black)
@@ -222,4 +223,4 @@ def sized(match):
 pattern = r'(<image [^>]*?)width="\d+" height="\d+"([^>]*>[^<]*/docs/screenshots/)([\w.-]+\.png)'
 metainfo.write_text(re.sub(pattern, sized, metainfo.read_text()))
 EOF
-echo "screenshots: wrote $out/window.png, $out/window-mounts.png, $out/commit-dialog.png and $out/tray-menu.png (sizes in the metainfo)"
+echo "screenshots: wrote $out/window.png, $out/window-mounts.png and $out/tray-menu.png (sizes in the metainfo)"

@@ -125,6 +125,16 @@ def unmount_all(daemon: Daemon) -> None:
         daemon.put("/_unmount_all", {})
 
 
+def commit_in_dialog(qtbot, dialog, message: str = "") -> None:
+    """Commit through the commit dialog once it has listed the changes (real widgets, real clicks)."""
+    from PySide6.QtCore import Qt
+
+    qtbot.waitUntil(lambda: dialog.commit_button.isEnabled(), timeout=20000)
+    if message:
+        dialog.message.setPlainText(message)
+    qtbot.mouseClick(dialog.commit_button, Qt.MouseButton.LeftButton)
+
+
 @contextlib.contextmanager
 def mounted_repo(daemon: Daemon, client, repo: str, files: dict[str, bytes]):
     """A new repo holding `files`, mounted read-only for the block (yields the mount name);
@@ -151,12 +161,3 @@ def find_action(menu: QMenu, path: list[str]) -> QAction | None:
             return find_action(sub, rest)
     return None
 
-
-def commit_in_dialog(qtbot, dialog, message: str = "") -> None:
-    """Commit through the commit dialog once it has listed the changes (real widgets, real clicks)."""
-    from PySide6.QtCore import Qt
-
-    qtbot.waitUntil(lambda: dialog.commit_button.isEnabled(), timeout=20000)
-    if message:
-        dialog.message.setPlainText(message)
-    qtbot.mouseClick(dialog.commit_button, Qt.MouseButton.LeftButton)

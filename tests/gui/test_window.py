@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 
-from guihelpers import commit_in_dialog, make_app, make_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from guihelpers import make_app, make_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
 from PySide6.QtCore import QModelIndex, Qt
 
 from pachtray.gui import dialogs
+from guihelpers import commit_in_dialog
 from pachtray.gui.models import PAGE
 
 MANY = PAGE * 2 + 50
