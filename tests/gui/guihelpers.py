@@ -160,4 +160,3 @@ def find_action(menu: QMenu, path: list[str]) -> QAction | None:
         if sub is not None:
             return find_action(sub, rest)
     return None
-
