@@ -96,6 +96,14 @@ r = requests.put(base + "/_mount", json={"mounts": [
 r.raise_for_status()
 with open(f"{work}/pfs/labels/labels-new.json", "w") as f:
     f.write('{"boxes": [[1, 2, 3, 4]]}')
+with open(f"{work}/pfs/labels/labels-03.json", "w") as f:  # changed here ...
+    f.write('{"boxes": [[5, 6, 7, 8]]}' * 30)
+import os
+os.unlink(f"{work}/pfs/labels/labels-07.json")
+os.rename(f"{work}/pfs/labels/labels-10.json", f"{work}/pfs/labels/labels-10-fixed.json")
+labels = pfs.Repo(name="labels", type="user", project=pfs.Project(name="default"))
+with c.pfs.commit(branch=pfs.Branch(repo=labels, name="master"), description="a colleague's fix") as commit:
+    commit.put_file_from_bytes("/labels-03.json", b'{"boxes": [[0, 0, 1, 1]]}')  # ... and upstream
 EOF
 
 mkdir -p "$XDG_CONFIG_HOME/pachtray"
@@ -166,6 +174,14 @@ w.select_mount("labels")
 settle(0.5)
 w.grab().save(f"{out}/window-mounts.png")
 w.tabs.setCurrentIndex(0)
+w.select_mount("labels")
+review = w._mount_action("commit")  # the commit dialog of the rw mount "labels"
+wait(lambda: review.list.topLevelItemCount() == 5 and review.commit_button.isEnabled(), what="the changes")
+review.message.setPlainText("Fix the boxes of frame 3; drop a duplicate")
+review.list.topLevelItem(1).setSelected(True)
+settle(0.8)
+review.grab().save(f"{out}/commit-dialog.png")
+review.reject()  # (docs/screenshots/commit-dialog.png)
 
 w.hide()
 desktop = QWidget()  # a plain desktop behind the menus (Xvfb's root window is black)

@@ -56,6 +56,17 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> None:
         proc.wait(10)
 
 
+def folder_files(folder) -> dict[str, bytes]:
+    """Every file under a local folder (e.g. a mount) with its content, keyed "/relative/path"."""
+    out = {}
+    for root, _, names in os.walk(folder):
+        for n in names:
+            full = os.path.join(root, n)
+            with open(full, "rb") as f:
+                out["/" + os.path.relpath(full, folder)] = f.read()
+    return out
+
+
 def force_unmount(path: str | os.PathLike) -> None:
     for cmd in (["fusermount3", "-uz", str(path)], ["fusermount", "-uz", str(path)], ["umount", "-l", str(path)]):
         if shutil.which(cmd[0]):

@@ -2,9 +2,8 @@
 job service the daemon owns. Each job runs on its own thread, reports progress, and can be
 cancelled; a failed or cancelled upload leaves the branch as it was.
 
-The commit is started with the user's description, its content goes in one ModifyFile stream
-built by pfs.modify (as a rw mount's commit: every path replaced, never appended to), and it is
-finished at the end; on failure or cancel the commit is dropped.
+The commit is made by pfs.commits (the rw mounts' commit path too): started with the user's
+description, every path replaced, finished at the end; on failure or cancel it is dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field, fields
 
 from pachyderm_sdk.api import pfs
 
-from pachtray.pfs import errors, modify
+from pachtray.pfs import commits, errors, modify
 from pachtray.pfs.errors import RPC_ERRORS
 
 CHUNK = 4 * 1024 * 1024
@@ -115,44 +114,22 @@ class Uploads:
 
     @staticmethod
     def _run(client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
-        commit = None
-        failed: list[BaseException] = []  # what broke the request stream (gRPC only says "Exception iterating")
+        def changes():
+            for local, path, _ in files:
+                yield from modify.replace_with_file(path, local, chunk=CHUNK, sent=job.sent)
+                with job.lock:
+                    job.files_done += 1
 
-        def requests():
-            yield pfs.ModifyFileRequest(set_commit=commit)
-            try:
-                for local, path, _ in files:
-                    yield from modify.replace_with_file(path, local, chunk=CHUNK, sent=job.sent)
-                    with job.lock:
-                        job.files_done += 1
-            except (OSError, Cancelled) as e:
-                failed.append(e)
-                raise
-
-        try:
-            commit = client.pfs.start_commit(branch=branch, description=description)
-            client.pfs.modify_file(requests())
+        def check():
             if job.cancel.is_set():
                 raise Cancelled()
-            client.pfs.finish_commit(commit=commit)
+
+        try:
+            new = commits.commit(client, branch, changes(), description=description, check=check)
             with job.lock:
-                job.state, job.commit = DONE, commit.id
+                job.state, job.commit = DONE, new.id
         except (*RPC_ERRORS, OSError, Cancelled) as e:
-            e = failed[0] if failed else e
             cancelled = isinstance(e, Cancelled) or job.cancel.is_set()
             message = "upload cancelled" if cancelled else f"upload failed: {errors.details(e)}"
-            if commit is not None:
-                _drop(client, commit, message)
             with job.lock:
                 job.state, job.error = (CANCELLED if cancelled else ERROR), message
-
-
-def _drop(client, commit: pfs.Commit, message: str) -> None:
-    """Leave the branch as it was: drop the commit (or, where dropping is refused, finish it as failed)."""
-    try:
-        client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=commit.id))
-    except RPC_ERRORS:
-        try:
-            client.pfs.finish_commit(commit=commit, error=message)
-        except RPC_ERRORS:
-            pass  # the job's error is what the user sees

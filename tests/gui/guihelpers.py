@@ -89,6 +89,16 @@ def make_app(qapp, qtbot):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
+def commit_in_dialog(qtbot, dialog, message: str = "") -> None:
+    """Commit through the commit dialog once it has listed the changes (real widgets, real clicks)."""
+    from PySide6.QtCore import Qt
+
+    qtbot.waitUntil(lambda: dialog.commit_button.isEnabled(), timeout=20000)
+    if message:
+        dialog.message.setPlainText(message)
+    qtbot.mouseClick(dialog.commit_button, Qt.MouseButton.LeftButton)
+
+
 def find_action(menu: QMenu, path: list[str]) -> QAction | None:
     """The action at a path of menu texts, e.g. ["Mount", "default", "images", "master", "Read-only"]."""
     head, rest = path[0], path[1:]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from guihelpers import find_action, make_app, make_repo, sdk, shared_daemon, unmount_all  # noqa: F401 - fixtures
+from guihelpers import commit_in_dialog, find_action, make_app, make_repo, sdk, shared_daemon, unmount_all  # noqa: F401 - fixtures
 
 from pachtray.gui import dialogs
 
@@ -74,7 +74,7 @@ def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_nam
         commit.trigger()
         box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Commit changes")
         with qtbot.waitSignal(controller.notify, timeout=30000) as note:
-            box.buttons()[0].click()
+            commit_in_dialog(qtbot, box)
         assert note.args == ["Committed", f"Changes in {name} committed", False], note.args
         head = sdk.pfs.inspect_branch(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")).head
         data = b"".join(sdk.pfs.pfs_file(pfs.File(commit=pfs.Commit(id=head.id, repo=pfs.Repo(name=repo, type="user")),

@@ -8,6 +8,7 @@ from guihelpers import make_app, make_repo, shared_daemon, sdk, unmount_all  # n
 from PySide6.QtCore import QModelIndex, Qt
 
 from pachtray.gui import dialogs
+from guihelpers import commit_in_dialog
 from pachtray.gui.models import PAGE
 
 MANY = PAGE * 2 + 50
@@ -142,7 +143,7 @@ def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, shared_daem
         (mountpoint / "kept.txt").write_bytes(b"committed")
         controller.refresh()
         qtbot.waitUntil(lambda: window.mount_buttons["commit"].isEnabled(), timeout=20000)
-        window._mount_action("commit").buttons()[0].click()
+        commit_in_dialog(qtbot, window._mount_action("commit"))
         qtbot.waitUntil(lambda: not window.mount_buttons["commit"].isEnabled(), timeout=30000)
         from pachyderm_sdk.api import pfs
 
@@ -181,7 +182,7 @@ def test_recovered_changes_offer_commit_and_discard_not_unmount(make_app, daemon
     entry = next(a for a in app.tray.menu.actions() if a.text().startswith(f"{repo} (rw) — pending"))
     assert [a.text() for a in entry.menu().actions()] == ["Open folder", "Commit… (1 pending)", "Discard changes…"]
 
-    window._mount_action("commit").buttons()[0].click()
+    commit_in_dialog(qtbot, window._mount_action("commit"))
     qtbot.waitUntil(lambda: not any(m.name == repo for m in controller.status.mounted), timeout=30000)
     head = pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master"))
     assert b"".join(sdk.pfs.pfs_file(pfs.File(commit=head, path="/left.txt"))) == b"left behind"

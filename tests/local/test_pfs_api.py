@@ -299,6 +299,25 @@ def test_append_and_overwrite(client, unique_name):
     assert read(client, repo, "/f") == b"new"
 
 
+def test_streams_into_one_open_commit_see_each_others_files(client, unique_name):
+    """A ModifyFile stream into an open commit looks paths up in the commit's own changes only once
+    it has some (a commit just started has none): a later stream appends to and deletes under what
+    an earlier stream of the same open commit wrote, over the parent's files."""
+    repo = repo_of(client, unique_name())
+    put(client, repo, {"/base.txt": b"base", "/old/x": b"x"})
+    commit = client.pfs.start_commit(branch=pfs.Branch(repo=repo, name=branch(repo).name))
+    client.pfs.put_file_from_bytes(commit=commit, path="/f", data=b"first")
+    client.pfs.put_file_from_bytes(commit=commit, path="/d/g", data=b"g")
+    client.pfs.put_file_from_bytes(commit=commit, path="/f", data=b"+second", append=True)
+    client.pfs.put_file_from_bytes(commit=commit, path="/base.txt", data=b"+more", append=True)
+    client.pfs.delete_file(commit=commit, path="/d")
+    client.pfs.finish_commit(commit=commit)
+    head = pfs.Commit(repo=repo, branch=branch(repo))
+    assert paths(client.pfs.walk_file(file=pfs.File(commit=head, path="/"))) == \
+        ["/", "/base.txt", "/f", "/old/", "/old/x"]
+    assert read(client, repo, "/f") == b"first+second" and read(client, repo, "/base.txt") == b"base+more"
+
+
 def test_get_file_offset_and_tar(client, unique_name):
     repo = repo_of(client, unique_name())
     put(client, repo, {"/d/a.txt": b"hello world", "/d/s/b.bin": bytes(range(256)) * 5})

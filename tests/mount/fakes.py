@@ -176,7 +176,8 @@ class FakeRwView:
     def prepare(self):
         pass
 
-    def commit(self):
+    def commit(self, description: str = ""):
+        self.description = description
         if self.fail:
             raise Rpc(grpc.StatusCode.INTERNAL, self.fail)
         if not self.pending_count():

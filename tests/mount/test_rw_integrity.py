@@ -87,8 +87,11 @@ CRASH_AFTER_COMMIT = textwrap.dedent("""
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     if where == "after the upload":  # the commit is on the branch; the journal still says it is pending
-        landed = client.pfs.modify_file
-        client.pfs.modify_file = lambda requests: (landed(requests), die())
+        landed = client.pfs.finish_commit
+        client.pfs.finish_commit = lambda **kw: (landed(**kw), die())
+    elif where == "before the finish":  # the commit has every change but is still open
+        sent = client.pfs.modify_file
+        client.pfs.modify_file = lambda requests: (sent(requests), die())
     else:  # ... and the journal reset starts
         RwView._apply_dropping_blobs = die
     RwView(stage, lambda: client, "default", repo, "master", base, ChunkCache(cache_dir)).commit()
@@ -122,6 +125,35 @@ def test_recommit_after_a_crash_between_commit_and_journal(client, pclient, moun
     assert tree(client, repo, again.commit()) == expected
     again.close()
     assert list((stage / "files").iterdir()) == []  # no blob left behind either
+
+
+def test_recommit_after_a_crash_before_the_finish_drops_the_open_commit(client, pclient, cache, tmp_path, pachd,
+                                                                         unique_name):
+    """A kill between the upload and the finish leaves an open commit on the branch, which pachd
+    would not start a new commit over: the next commit drops it and lands the same changes."""
+    repo = unique_name("open")
+    base = put_commit(client, repo, {"/keep.txt": b"k", "/gone.txt": b"g"})
+    stage = tmp_path / "stage"
+    view = RwView(stage, lambda: pclient, "default", repo, "master", base, cache)
+    handle = view.create("/new.txt", 0o644, os.O_WRONLY)
+    view._write(handle, b"new", 0)
+    handle.release()
+    view.unlink("/gone.txt")
+    view.close()
+    child = subprocess.run([sys.executable, "-c", CRASH_AFTER_COMMIT, str(stage), str(tmp_path / "c2"),
+                            pachd.address, repo, base, "before the finish"], capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    left_open = head_of(client, repo)
+    assert left_open != base
+    assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{repo}@{left_open}")).finished.timestamp() <= 0
+    again = RwView(stage, lambda: pclient, "default", repo, "master", None, cache)
+    landed = again.commit("after a crash")
+    again.close()
+    assert tree(client, repo, landed) == {"/keep.txt": b"k", "/new.txt": b"new"}
+    info = client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{repo}@{landed}"))
+    assert info.description == "after a crash" and info.parent_commit.id == base  # the open one is gone
+    client.pfs.delete_repo(repo=pfs.Repo(name=repo), force=True)
 
 
 # --- item 6: a path changes kind --------------------------------------------------------------------

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.skipif(not codec.AVAILABLE, reason="betterproto-rust-co
 # The three the issue names, and the other messages of the RPCs that use the codec.
 REQUIRED = [pfs.FileInfo, pfs.ModifyFileRequest, pfs.ListFileRequest]
 OTHERS = [pfs.GlobFileRequest, pfs.InspectFileRequest, pfs.GetFileRequest, pfs.ListRepoRequest, pfs.RepoInfo,
-          pfs.ListCommitRequest, pfs.CommitInfo, pfs.WalkFileRequest, BytesValue]
+          pfs.ListCommitRequest, pfs.CommitInfo, pfs.WalkFileRequest, BytesValue, pfs.DiffFileRequest,
+          pfs.DiffFileResponse]
 
 UTC = dt.timezone.utc
 # betterproto b5 encodes datetimes before 1970 with a fraction wrongly (int() of a negative float
@@ -269,3 +270,16 @@ def test_a_field_reader_reads_what_the_decoded_message_holds(infos):
         data = bytes(info)
         reference = pfs.FileInfo.FromString(data)
         assert read(data) == tuple(functools.reduce(getattr, f.split("."), reference) for f in LISTED)
+
+
+@PROPERTY
+@given(diffs=st.lists(messages(pfs.DiffFileResponse), min_size=1, max_size=4))
+def test_a_field_reader_of_diffs_reads_what_the_decoded_message_holds(diffs):
+    """The upstream check's DiffFile answers (pfs.client.diff_files), either side set or not."""
+    from pachtray.pfs.client import _DIFF_FIELDS
+
+    read = codec.field_reader(pfs.DiffFileResponse, _DIFF_FIELDS, share=(pfs.Commit,))
+    for diff in diffs:
+        data = bytes(diff)
+        reference = pfs.DiffFileResponse.FromString(data)
+        assert read(data) == tuple(functools.reduce(getattr, f.split("."), reference) for f in _DIFF_FIELDS)

@@ -114,6 +114,19 @@ def single_mount(req: Request) -> str:
     return mount_name(body.get("mount"), "mount")
 
 
+def paths_field(data: dict, key: str) -> list[str]:
+    """A non-empty list of absolute paths in a repo, normalized (PUT .../_discard {"paths"})."""
+    value = data.get(key)
+    if not isinstance(value, list) or not value:
+        raise ApiError(400, f"{key} must be a non-empty list of paths")
+    return [browse_path(p, f"each of {key}") for p in value]
+
+
+def commit_description(req: Request) -> str:
+    """PUT /_commit's optional `description` (the reference's body has only `mount`: absent = "")."""
+    return text_field(req.json_object(), "description")
+
+
 def config_request(req: Request) -> tuple[str, str]:
     """PUT /config: (pachd_address, server_cas base64) -- the address is parsed by the caller."""
     body = req.json_object()

@@ -62,6 +62,10 @@ MOUNT_BODY = {
 NAMES_BODY = {"type": "object", "required": ["mounts"],
               "properties": {"mounts": {"type": "array", "items": {"type": "string"}}}}
 ONE_MOUNT_BODY = {"type": "object", "required": ["mount"], "properties": {"mount": {"type": "string"}}}
+COMMIT_BODY = {"type": "object", "required": ["mount"], "properties": {
+    "mount": {"type": "string"},
+    "description": {"type": "string", "description": "Pachtray: the commit's description (absent: none, as the "
+                                                     "reference's commits)"}}}
 
 
 def repo_entries(app) -> list[dict]:
@@ -119,7 +123,7 @@ def unmount(req, app):
 
 
 def commit(req, app):
-    app.manager.commit(models.single_mount(req))
+    app.manager.commit(models.single_mount(req), description=models.commit_description(req))
     return mounts_listing(app)
 
 
@@ -130,7 +134,7 @@ def unmount_all(req, app):
 
 def pachtray_commit(req, app):
     """Like /_commit, and also for changes recovered from an earlier run; answers Pachtray's view."""
-    app.manager.commit(models.single_mount(req), recovered=True)
+    app.manager.commit(models.single_mount(req), recovered=True, description=models.commit_description(req))
     return {"mounted": app.manager.all_mounts()}
 
 
@@ -176,12 +180,12 @@ def register(router: Router) -> None:
     router.add("PUT", "/_unmount", unmount, "Unmount by name (rw mounts commit their pending changes first)",
                body_schema=NAMES_BODY, response_schema=MOUNTS_SCHEMA, requires="auth")
     router.add("PUT", "/_commit", commit, "Commit every change of a rw mount since its last commit, as one commit",
-               body_schema=ONE_MOUNT_BODY, response_schema=MOUNTS_SCHEMA, requires="auth")
+               body_schema=COMMIT_BODY, response_schema=MOUNTS_SCHEMA, requires="auth")
     router.add("PUT", "/_unmount_all", unmount_all, "Unmount everything (and leave datum mode)",
                body_schema={"type": "object"}, response_schema=MOUNTS_SCHEMA, requires="auth")
     router.add("PUT", "/pachtray/v1/_commit", pachtray_commit, "Commit the staged changes of a rw mount, or "
                "changes recovered from an earlier run (state `pending`), as one commit",
-               body_schema=ONE_MOUNT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA, requires="auth")
+               body_schema=COMMIT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA, requires="auth")
     router.add("GET", "/pachtray/v1/mounts", pachtray_mounts,
                "The mounts (as GET /mounts's `mounted`, with recovered changes) without listing the repos",
                response_schema=PACHTRAY_MOUNTS_SCHEMA)

@@ -1,10 +1,13 @@
-"""A tiny router: exact paths, one handler per (method, path), documented for /openapi.json."""
+"""A tiny router: one handler per (method, path), documented for /openapi.json. A path is exact,
+or has `{param}` segments, each matching one percent-decoded segment (Request.params)."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import unquote
 
 from pachtray.errors import ApiError
 
@@ -17,6 +20,7 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
     transport: str = "tcp"  # "tcp" or "unix"
+    params: dict[str, str] = field(default_factory=dict)  # a templated route's `{param}` segments
 
     def json(self) -> Any:
         """The body as JSON; 400 with the parser's reason when it is not JSON."""
@@ -85,6 +89,15 @@ class Route:
     body_schema: dict | None
     response_schema: dict | None
     requires: str  # "": nothing; "cluster": a connection (else 404); "auth": also a signed-in user (else 401)
+    pattern: re.Pattern | None = None  # for a path with `{param}` segments
+
+
+def _pattern(path: str) -> re.Pattern | None:
+    if "{" not in path:
+        return None
+    parts = (f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") and p.endswith("}") else re.escape(p)
+             for p in path.split("/"))
+    return re.compile("/".join(parts))
 
 
 class Router:
@@ -98,15 +111,26 @@ class Router:
             raise ValueError(f"route {method} {path} is already registered")
         if requires not in ("", "cluster", "auth"):
             raise ValueError(f"route {method} {path}: unknown requirement {requires!r}")
-        self.routes[key] = Route(key[0], path, handler, summary, body_schema, response_schema, requires)
+        self.routes[key] = Route(key[0], path, handler, summary, body_schema, response_schema, requires,
+                                 _pattern(path))
 
-    def match(self, method: str, path: str) -> Route:
-        """The route for a request, or ApiError 404 (no such path) / 405 (path exists, other method)."""
+    def match(self, method: str, path: str, params: dict[str, str] | None = None) -> Route:
+        """The route for a request, or ApiError 404 (no such path) / 405 (path exists, other method);
+        a templated route's segments go into ``params``."""
         path = path.rstrip("/") or "/"
         route = self.routes.get((method.upper(), path))
         if route:
             return route
-        allowed = sorted(m for (m, p) in self.routes if p == path)
+        found = {}
+        for r in self.routes.values():
+            if r.pattern is not None and (m := r.pattern.fullmatch(path)):
+                found[r.method] = (r, m)
+        if method.upper() in found:
+            route, m = found[method.upper()]
+            if params is not None:
+                params.update({k: unquote(v) for k, v in m.groupdict().items()})
+            return route
+        allowed = sorted(m for (m, p) in self.routes if p == path) or sorted(found)
         if allowed:
             raise ApiError(405, f"method {method} not allowed on {path} (allowed: {', '.join(allowed)})")
         raise ApiError(404, f"no such endpoint: {path}")

@@ -40,7 +40,7 @@ def dispatch(app: Any, router: Router, req: Request) -> Response:
     """Run one request through the guard, the route's requirements and its handler."""
     try:
         guard.check(req, app.settings.allowed_origins)
-        route = router.match(req.method, req.path)
+        route = router.match(req.method, req.path, req.params)
         if route.requires:
             app.check_access(route.requires)
         result = route.handler(req, app)
@@ -306,10 +306,10 @@ def build_router() -> Router:
     """Every route: the mount-server API, Pachtray's own, and the GUI's extras when present."""
     import importlib
 
-    from pachtray.api import routes_auth, routes_cluster, routes_datums, routes_mounts, routes_repro
+    from pachtray.api import routes_auth, routes_cluster, routes_datums, routes_mounts, routes_repro, routes_review
 
     router = Router()
-    for module in (routes_cluster, routes_mounts, routes_datums, routes_auth, routes_repro):
+    for module in (routes_cluster, routes_mounts, routes_datums, routes_auth, routes_repro, routes_review):
         module.register(router)
     try:
         extras = importlib.import_module("pachtray.api.extras")

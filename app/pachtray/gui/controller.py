@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -220,8 +221,10 @@ class Controller(QObject):
 
     # ------------------------------------------------------------- actions
 
-    def act(self, call, success: str | None, title: str, *, then=None, refresh_repos: bool = False) -> None:
-        """Run one REST call as a user action: busy state, notification, error dialog."""
+    def act(self, call, success: str | None, title: str, *, then=None, refresh_repos: bool = False,
+            failed_to=None) -> None:
+        """Run one REST call as a user action: busy state, notification, error dialog (or, with
+        ``failed_to``, the caller's own way of showing the error: it is shown once)."""
         def done(result):
             if success:
                 self.notify.emit(title, success, False)
@@ -232,8 +235,11 @@ class Controller(QObject):
                 self.refresh_repos()
 
         def failed(error: Exception):
-            heading = getattr(error, "title", "") or f"{title} failed"
-            self.notify.emit(heading, str(error), True)
+            if failed_to is not None:
+                failed_to(error)
+            else:
+                heading = getattr(error, "title", "") or f"{title} failed"
+                self.notify.emit(heading, str(error), True)
             self.refresh()
 
         self.tasks.run(call, done, failed, busy=True)
@@ -256,10 +262,23 @@ class Controller(QObject):
     def unmount(self, name: str) -> None:
         self.act(lambda: self.client.put("/_unmount", {"mounts": [name]}), f"{name} unmounted", "Unmounted")
 
-    def commit(self, name: str) -> None:
-        """Pachtray's commit route: it also takes changes recovered from an earlier run (state `pending`)."""
-        self.act(lambda: self.client.put(EXTRAS + "/_commit", {"mount": name}), f"Changes in {name} committed",
-                 "Committed")
+    def commit(self, name: str, description: str = "", *, then=None, failed_to=None) -> None:
+        """Pachtray's commit route: it also takes changes recovered from an earlier run (state
+        `pending`); ``description`` becomes the commit's."""
+        body = {"mount": name, **({"description": description} if description else {})}
+        self.act(lambda: self.client.put(EXTRAS + "/_commit", body), f"Changes in {name} committed",
+                 "Committed", then=then, failed_to=failed_to)
+
+    def changes(self, name: str, answered, failed) -> None:
+        """What a commit of rw mount ``name`` would change (GET .../changes), on a worker."""
+        client = self.client
+        self.tasks.run(lambda: client.get(f"{EXTRAS}/mounts/{quote(name, safe='')}/changes"), answered, failed,
+                       busy=True)
+
+    def discard_paths(self, name: str, paths: list[str], *, then=None, failed_to=None) -> None:
+        """Revert single changed paths of rw mount ``name`` to the base."""
+        self.act(lambda: self.client.put(f"{EXTRAS}/mounts/{quote(name, safe='')}/_discard", {"paths": paths}),
+                 None, "Discard", then=then, failed_to=failed_to)
 
     def discard(self, name: str) -> None:
         self.act(lambda: self.client.put(EXTRAS + "/_discard", {"mount": name}),

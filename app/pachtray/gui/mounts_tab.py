@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from pachtray.gui import dialogs
 from pachtray.gui.client import MountInfo
+from pachtray.gui.commit_dialog import open_commit_dialog
 from pachtray.gui.controller import Controller
 
 MOUNT_COLUMNS = ("Name", "Source", "Mode", "State", "Behind", "Pending")
@@ -93,9 +94,7 @@ class MountsTab(QWidget):
         if key == "refresh":
             self.controller.refresh_mount(name)
         elif key == "commit":
-            return dialogs.confirm(self, "Commit changes", f"Commit {pending} change(s) in {name} to "
-                                   f"{m.repo}@{m.branch or 'master'}?",
-                                   lambda: self.controller.commit(name), yes="Commit")
+            return open_commit_dialog(self.controller, name, self)
         elif key == "discard":
             return dialogs.confirm(self, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",
                                    lambda: self.controller.discard(name), yes="Discard",

@@ -9,6 +9,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from pachtray.gui import dialogs
+from pachtray.gui.commit_dialog import open_commit_dialog
 from pachtray.gui.controller import Controller
 
 MENU_LIMIT = 50  # projects, and repos per project; the window lists the rest
@@ -161,7 +162,7 @@ class Tray(QObject):
             opener = self._action(sub, "Open folder", lambda p=mount.mountpoint: open_folder(p))
             opener.setEnabled(mount.can_open)
             if mount.mode == "rw" or mount.recovered:
-                commit = self._action(sub, f"Commit… ({pending} pending)", lambda n=name, c=pending: self.confirm_commit(n, c))
+                commit = self._action(sub, f"Commit… ({pending} pending)", lambda n=name: self.review_commit(n))
                 commit.setEnabled(mount.can_commit)
             if mount.can_discard:
                 self._action(sub, "Discard changes…", lambda n=name, c=pending: self.confirm_discard(n, c))
@@ -216,9 +217,8 @@ class Tray(QObject):
             if access == "read":
                 rw.setToolTip(repo.get("access_reason", "read-only access"))
 
-    def confirm_commit(self, name: str, pending: int, parent: QWidget | None = None):
-        return dialogs.confirm(parent, "Commit changes", f"Commit {pending} change(s) in {name}?",
-                               lambda: self.controller.commit(name), yes="Commit")
+    def review_commit(self, name: str, parent: QWidget | None = None):
+        return open_commit_dialog(self.controller, name, parent)
 
     def confirm_discard(self, name: str, pending: int, parent: QWidget | None = None):
         return dialogs.confirm(parent, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",

@@ -798,6 +798,10 @@ class ModifyBatch:
         else:
             self.open_seq = row.seq
             self.base = self.store.chain(row.seq)
+            if not self.store.has_entries(row.seq):
+                # A commit just started (pfs.commits' every commit): nothing of its own to look up
+                # yet, so each path is looked up in its parent's layers only (none for a new branch).
+                self.base = self.base[1:]
 
     def current(self, path: str) -> Entry | None:
         if path in self.overlay:

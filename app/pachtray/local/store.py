@@ -555,6 +555,10 @@ class Store:
             c.execute("DELETE FROM commit_layers WHERE seq=?", (seq,))
             c.execute("DELETE FROM commits WHERE seq=?", (seq,))
 
+    def has_entries(self, seq: int) -> bool:
+        """Whether commit ``seq`` has changes of its own (an open commit before its first write has none)."""
+        return self.conn().execute("SELECT 1 FROM entries WHERE commit_seq=? LIMIT 1", (seq,)).fetchone() is not None
+
     def chain(self, seq: int) -> tuple[int, ...]:
         """The layers to read commit ``seq`` from, newest first (see `_seal`).
 

@@ -18,6 +18,7 @@ lock serializes commit/discard/unmount of that mount.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from pathlib import Path
@@ -330,23 +331,24 @@ class MountManager:
             raise ApiError(500, f"can't {action} {name!r}: not mounted")
         return m
 
-    def commit(self, name: str, *, recovered: bool = False) -> None:
-        """Upload every staged change of rw mount ``name`` as one commit (all-or-nothing); with
-        ``recovered``, also changes recovered from an earlier run (which then leave the table)."""
+    def commit(self, name: str, *, recovered: bool = False, description: str = "") -> None:
+        """Upload every staged change of rw mount ``name`` as one commit (all-or-nothing) with
+        ``description``; with ``recovered``, also changes recovered from an earlier run (which then
+        leave the table)."""
         m = self._get(name, "commit", recovered=recovered)
         if m.mode != "rw":
             raise ApiError(500, f"can't commit {name!r}: it is mounted read-only")
         with m.op:
-            self._commit_locked(m)
+            self._commit_locked(m, description)
             if m.recovered:
                 self.remove(m)
 
-    def _commit_locked(self, m: Mount) -> None:
+    def _commit_locked(self, m: Mount, description: str = "") -> None:
         self.need_client()
         before = m.state
         self.table.set(m, state=MountState.COMMITTING)
         try:
-            new_id = m.view.commit()
+            new_id = m.view.commit(description)
         except Exception as e:  # noqa: BLE001 - any failure: everything stays staged
             msg = e.message if isinstance(e, CommitFailed) else \
                 f"commit of {m.name!r} failed, changes kept: {errors.details(e)}"
@@ -371,6 +373,49 @@ class MountManager:
                 return
             self.table.set(m, problem=None)
             self._update_pending(m)
+
+    def _rw(self, name: str, action: str) -> Mount:
+        """The rw mount (or recovered changes) ``name`` for Pachtray's review routes."""
+        m = self.table.get(name)
+        if m is None:
+            raise ApiError(404, f"no mount named {name!r}")
+        if m.mode != "rw":
+            raise ApiError(400, f"can't {action} {name!r}: it is mounted read-only, it has no changes")
+        return m
+
+    def changes(self, name: str) -> dict:
+        """What a commit of rw mount ``name`` (mounted or recovered) would change: files sorted by
+        path, each marked `upstream` when the branch changed it since the changes' base (then a
+        commit would overwrite someone else's version). `upstream_checked` is false when the
+        cluster could not be asked (not connected, unreachable, repo gone)."""
+        m = self._rw(name, "list changes of")
+        try:
+            found = m.view.changes()
+        except OSError as e:
+            raise _review_error(f"list the changes of {name!r}", e) from None
+        moved, checked = set(), False
+        client = self.client()
+        if client is not None and (base := m.view.base_commit_id):
+            try:
+                moved, checked = upstream.changed_since(client, m, base, {c.path for c in found}), True
+            except errors.RPC_ERRORS as e:
+                log.info("changes of %s: upstream not checked: %s", name, errors.details(e))
+        return {"changes": [{"path": c.path, "change": c.change, "size": c.size, "upstream": c.path in moved}
+                            for c in found], "upstream_checked": checked}
+
+    def discard_paths(self, name: str, paths: list[str]) -> None:
+        """Revert those paths of rw mount ``name`` (mounted or recovered) to the base; recovered
+        changes with nothing left leave the table."""
+        m = self._rw(name, "discard changes of")
+        with m.op:
+            try:
+                m.view.discard_paths(paths)
+            except OSError as e:
+                raise _review_error(f"discard changes of {name!r}", e) from None
+            finally:
+                count = self._update_pending(m)
+            if m.recovered and count == 0:
+                self.remove(m)
 
     # ------------------------------------------------------------------ unmount
 
@@ -449,3 +494,10 @@ class MountManager:
         if self.restorer is None:
             raise ValueError("this MountManager keeps no workspace (keep_workspace=False)")
         self.restorer.restore()
+
+
+def _review_error(action: str, e: OSError) -> ApiError:
+    """The base could not be read (EIO: the cluster is away, 503), or the request cannot be done (400)."""
+    if e.errno == errno.EIO:
+        return ApiError(503, f"can't {action}: the cluster did not answer ({e.strerror or e}); try again later")
+    return ApiError(400, f"can't {action}: {e.strerror or e}")

@@ -28,8 +28,9 @@ before an operation returns (SQLite WAL, synchronous=NORMAL: a committed row sur
 the OS writes it out within seconds) and so is a write to a small file (its content is in the
 journal) or to a blob file, so a killed daemon finds every change on restart; an fsync() of a
 file also syncs the journal, so what a program fsync'ed survives a power loss too. A commit sends
-the rows, parents first, as one ModifyFile stream on the branch: pachd applies such a stream all
-or nothing, in order, to the branch's head at that moment, which may have moved on from the base.
+the rows, parents first, as one ModifyFile stream into a commit started on the branch (pfs.commits:
+all or nothing), which pachd applies in order to the branch's head at that moment, which may have
+moved on from the base.
 So every changed path is deleted before it is written (PFS appends to a file that exists), a new
 folder over nothing deletes nothing (files others put in it stay), and recommitting the same rows
 (after a crash between the commit and the journal reset) gives the same result.
@@ -48,11 +49,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pachyderm_sdk.api import pfs
 
 from pachtray.errors import PachtrayError
-from pachtray.pfs import errors, modify
+from pachtray.pfs import commits, errors, modify
 from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
@@ -73,6 +75,7 @@ HIDDEN_PREFIX = ".fuse_hidden"  # libfuse's name for a file unlinked while open
 # or past the size becomes a blob file (docs/benchmarks.md: why these two).
 INLINE_MAX = 64 * 1024
 INLINE_WRITES = 16
+OPEN_COMMIT = "open_commit"  # journal meta: the commit a commit() started and has not yet seen finished
 CHECKPOINT_EVERY = 200  # journal transactions (a few pages each) between two checkpoints
 
 
@@ -81,6 +84,17 @@ class CommitFailed(PachtrayError):
 
     def __init__(self, message: str):
         super().__init__(message, "Commit failed")
+
+
+ADDED, MODIFIED, DELETED = "added", "modified", "deleted"
+
+
+class Change(NamedTuple):
+    """One file a commit would change; `size` is the new content's (a deleted file's: the base's)."""
+
+    path: str
+    change: str  # ADDED | MODIFIED | DELETED
+    size: int | None
 
 
 @dataclass(frozen=True)
@@ -954,6 +968,149 @@ class RwView:
         with self._lock:
             return sum(1 for p, r in self.rows.items() if self._uploaded(p, r))
 
+    def changes(self) -> list[Change]:
+        """The files a commit would change, sorted by path (folders are implied): each compares
+        what the view shows with the base at that path. A renamed file is a delete and an add; a
+        file whose content is the base's own file at that path is unchanged."""
+        with self._mut:
+            with self._lock:
+                changed = {p for p, r in self.rows.items() if self._uploaded(p, r)}
+            tops = [p for p in changed if not any(a in changed for a in _ancestors(p))]
+            new: dict[str, Node] = {}
+            old: dict[str, int] = {}
+            for top in tops:
+                self._view_files(top, new)
+                self._base_files(top, old)
+            out = []
+            for path in sorted(new.keys() | old.keys()):
+                node = new.get(path)
+                if node is None:
+                    out.append(Change(path, DELETED, old[path]))
+                    continue
+                if node.row is None and node.base_path == path:
+                    continue  # the base's own file, untouched
+                if node.link is not None:
+                    try:
+                        _, node = self._follow(path)
+                    except OSError:
+                        node = None
+                size = node.size if node is not None and not node.is_dir else None
+                out.append(Change(path, MODIFIED if path in old else ADDED, size))
+            return out
+
+    def _view_files(self, path: str, found: dict[str, Node]) -> None:
+        """Every file (or link) at or under `path` in the view."""
+        node = self._node(path)
+        if node is None or _hidden(path):
+            return
+        if not node.is_dir:
+            found[path] = node
+            return
+        for name in self._list(path, node):
+            self._view_files(posixpath.join(path, name), found)
+
+    def _base_files(self, path: str, found: dict[str, int]) -> None:
+        """Every file at or under `path` in the base, with its size."""
+        entry = self.base.stat(path)
+        if entry is None:
+            return
+        if not entry.is_dir:
+            found[path] = entry.size
+            return
+        for name, e in self.base.list(path).items():
+            child = posixpath.join(path, name)
+            if e.is_dir:
+                self._base_files(child, found)
+            else:
+                found[child] = e.size
+
+    def discard_paths(self, paths: list[str]) -> None:
+        """Revert each path (and what is under it) to the base: a changed file shows the base's
+        content again, a deleted one comes back, an added one goes; every other path stays as it
+        is. A path inside a deleted, emptied or renamed folder is restored by re-expressing that
+        folder's rows per entry, so its other changes stay. Raises OSError(EINVAL) for a path
+        under a file the view made from a base folder (discard that file's change instead)."""
+        with self._mut:
+            for path in paths:
+                self._discard_one(norm(path))
+        if self.invalidate is not None:
+            self.invalidate()
+
+    def _discard_one(self, path: str) -> None:
+        if path == "/":
+            raise OSError(errno.EINVAL, "discard of / : use discard() to drop every change")
+        for a in reversed([a for a in _ancestors(path) if a != "/"]):
+            with self._lock:
+                row = self.rows.get(a)
+            if row is None:
+                continue
+            if row.kind in ("file", "symlink"):
+                raise OSError(errno.EINVAL, f"{path} is inside {a}, which is a file now: discard {a} first")
+            base_dir = (e := self.base.stat(a)) is not None and e.is_dir
+            if not base_dir:  # the base has nothing under `a`, so nothing at `path` to bring back
+                break
+            self._expand(a, path[len(a) + 1:].split("/", 1)[0])
+        changes: dict[str, Row | None] = {}
+        with self._lock:
+            for p in self._rows_under(path):
+                changes[p] = None
+        self._apply_dropping_blobs(changes)
+        base_path = self._base_path(path)
+        if base_path != path and base_path is not None and self.base.stat(base_path) is not None:
+            self._apply({path: Row("gone")})  # still shown from a renamed folder's source: hide it
+            self._tidy(path)
+
+    def _tidy(self, path: str) -> None:
+        """A renamed folder above `path` that shows no file any more (each hidden by a row) becomes
+        what it looks like: new empty folders (local only; over something of the base, the deletion
+        of it), without the rows that hid its files, so it is no pending change any more."""
+        for a in (a for a in _ancestors(path) if a != "/"):
+            with self._lock:
+                row = self.rows.get(a)
+            if row is None or row.kind != "dir" or row.src is None:
+                continue
+            files: dict[str, Node] = {}
+            self._view_files(a, files)
+            if files:
+                return
+            folders: list[str] = []
+            self._view_folders(a, folders)
+            with self._lock:
+                changes: dict[str, Row | None] = {p: None for p in self._rows_under(a)}
+            changes.update({f: Row("dir") for f in folders})
+            changes[a] = Row("dir") if self.base.stat(a) is None else Row("emptied")
+            self._apply_dropping_blobs(changes)
+
+    def _view_folders(self, path: str, found: list[str]) -> None:
+        """Every folder under `path` in the view."""
+        node = self._node(path)
+        for name, mode in self._list(path, node).items():
+            if mode == DIR_MODE:
+                found.append(posixpath.join(path, name))
+                self._view_folders(found[-1], found)
+
+    def _expand(self, folder: str, keep: str) -> None:
+        """Replace `folder`'s row by rows of its entries that show the same, except the entry `keep`,
+        which is left to show the base's (the view then takes `folder` itself from the base)."""
+        node = self._node(folder)
+        with self._lock:
+            row = self.rows[folder]
+        shown = self._list(folder, node) if node is not None and node.is_dir else {}
+        source = row.src if row.kind == "dir" else None
+        from_source = self.base.list(source) if source is not None else {}
+        changes: dict[str, Row | None] = {folder: None}
+        for name in (shown.keys() | self.base.list(folder).keys()) - {keep}:
+            child = posixpath.join(folder, name)
+            with self._lock:
+                if child in self.rows:
+                    continue  # a row of its own: stays as it is
+            if name in shown and name in from_source:
+                kind = "dir" if from_source[name].is_dir else "file"
+                changes[child] = Row(kind, src=posixpath.join(source, name))
+            else:
+                changes[child] = Row("gone")
+        self._apply(changes)
+
     def _follow(self, path: str) -> tuple[str, Node | None]:
         """Where the symlink at `path` leads in this view, following links as the kernel does;
         OSError(EXDEV) for a target outside the view, ELOOP for a cycle."""
@@ -1012,9 +1169,8 @@ class RwView:
             return Row("file", node.row.blob)
         return Row("file", src=node.base_path)
 
-    def _requests(self, commit: pfs.Commit, plan: list[tuple[str, Row]]):
+    def _requests(self, plan: list[tuple[str, Row]]):
         base = self.base.commit
-        yield pfs.ModifyFileRequest(set_commit=commit)
         for path, row in plan:
             if row.kind == "dir" and row.src is None:  # a new folder over nothing: nothing to send
                 continue
@@ -1030,11 +1186,12 @@ class RwView:
                 yield from modify.replace_with_file(path, self.journal.blob_path(row.blob))
 
     def commit(self, description: str = "") -> str | None:
-        """Upload every change as one commit on the branch; returns its id (None: nothing to do).
+        """Upload every change as one commit on the branch, with ``description``; returns its id
+        (None: nothing to do).
 
-        pachd makes a ModifyFile stream on a branch without an open commit into one new commit,
-        all or nothing, so a failure leaves the branch as it was and the changes staged. Such
-        one-off commits carry no description; `description` is logged with the commit id.
+        pfs.commits makes it all or nothing: a failure leaves the branch as it was and the changes
+        staged. The started commit is noted in the journal first, so a commit a kill interrupted
+        before its finish is dropped by the next one (pachd starts no commit over an open head).
         """
         with self._mut:
             with self._lock:
@@ -1047,11 +1204,13 @@ class RwView:
             branch = pfs.Branch(repo=make_commit(self.project, self.repo, "").repo, name=self.branch)
             try:
                 client = require_client(self.client_fn, f"commit to {where}")
-                client.pfs.modify_file(self._requests(pfs.Commit(branch=branch, repo=branch.repo), plan))
-                head = client.pfs.inspect_branch(branch=branch).head.id
-            except (*RPC_ERRORS, OSError) as e:
+                if interrupted := self.journal.meta(OPEN_COMMIT):
+                    commits.drop_if_open(client, pfs.Commit(id=interrupted, branch=branch, repo=branch.repo))
+                head = commits.commit(client, branch, self._requests(plan), description=description,
+                                      started=lambda c: self.journal.set_meta(OPEN_COMMIT, c.id)).id
+            except (*RPC_ERRORS, OSError, sqlite3.Error) as e:
                 raise CommitFailed(f"commit to {where} failed, changes kept: {errors.details(e)}") from None
-            log.info("committed %d changes to %s as %s %s", len(plan), where, head, description)
+            log.info("committed %d changes to %s as %s", len(plan), where, head)
             self._reset(head)
         if self.invalidate is not None:  # outside the lock: the kernel may wait for a write that waits for it
             self.invalidate()
@@ -1084,7 +1243,7 @@ class RwView:
                 changes[p] = Row("dir")
         # The rows and the base they are relative to change together: a kill -9 in between must not
         # leave the old rows over the new base.
-        self._apply_dropping_blobs(changes, meta={"base_commit": base_commit_id or ""})
+        self._apply_dropping_blobs(changes, meta={"base_commit": base_commit_id or "", OPEN_COMMIT: ""})
 
     def _base_has(self, path: str, unknown: bool) -> bool:
         """Whether the base commit has something at `path`; `unknown` when that cannot be told."""

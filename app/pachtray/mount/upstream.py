@@ -9,7 +9,10 @@ status stays as it was.
 
 from __future__ import annotations
 
+from pachyderm_sdk.api import pfs
+
 from pachtray.mount.resolve import head_of
+from pachtray.pfs.client import diff_files
 from pachtray.mount.state import Mount, Upstream
 from pachtray.pfs import errors, names
 from pachtray.pfs.errors import RPC_ERRORS
@@ -49,3 +52,16 @@ def check(client, m: Mount) -> Upstream:
 
 def up_to_date(head: str) -> str:
     return f"up to date on latest commit {head[:8]}"
+
+
+def changed_since(client, m: Mount, base: str, paths: set[str]) -> set[str]:
+    """Which of ``paths`` (files) the branch changed since commit ``base``: one DiffFile between
+    the base and the branch's head (nothing to ask when the head is still the base)."""
+    head = head_of(client, names.branch(m.project, m.repo, m.branch)) if m.branch else ""
+    if not paths or not head or head == base:
+        return set()
+    found = set()
+    for new, old in diff_files(client, new_file=pfs.File(commit=names.commit(m.project, m.repo, head), path="/"),
+                               old_file=pfs.File(commit=names.commit(m.project, m.repo, base), path="/")):
+        found.update(p for p in (new, old) if p in paths)
+    return found

@@ -359,6 +359,23 @@ def list_file(client: Client, *, file: pfs.File, pagination_marker: pfs.File | N
     return call(request)
 
 
+_DIFF_FILE = f"/{pfs.ApiBase.__proto_path__}/DiffFile"
+_DIFF_FIELDS = ("new_file.file_type", "new_file.file.path", "old_file.file_type", "old_file.file.path")
+
+
+def diff_files(client: Client, *, new_file: pfs.File, old_file: pfs.File):
+    """`client.pfs.diff_file` of two folders, as (new path, old path) of each file that differs
+    ("" on the side it is missing from; folders left out), decoded natively (`codec.field_reader`)."""
+    request = pfs.DiffFileRequest(new_file=new_file, old_file=old_file)
+    decode = codec.field_reader(pfs.DiffFileResponse, _DIFF_FIELDS, share=(pfs.Commit,))
+    call = client._channel.unary_stream(_DIFF_FILE, request_serializer=codec.serialize, response_deserializer=decode)
+    for new_type, new_path, old_type, old_path in call(request):
+        new_path = new_path if new_type == pfs.FileType.FILE else ""
+        old_path = old_path if old_type == pfs.FileType.FILE else ""
+        if new_path or old_path:
+            yield new_path, old_path
+
+
 _GET_FILE = f"/{pfs.ApiBase.__proto_path__}/GetFile"
 
 

@@ -53,7 +53,7 @@ NATIVE_BYTES_MAX = 4 * 1024
 # listing, reading and writing files, listing repos and commits.
 _API = "/" + pfs.ApiBase.__proto_path__ + "/"
 METHODS = frozenset(_API + name for name in (
-    "ListFile", "GlobFile", "InspectFile", "WalkFile", "GetFile", "ModifyFile", "ListRepo", "ListCommit"))
+    "ListFile", "GlobFile", "InspectFile", "WalkFile", "GetFile", "ModifyFile", "ListRepo", "ListCommit", "DiffFile"))
 
 _lock = threading.RLock()
 _twins: dict[tuple[type, frozenset], type] = {}
