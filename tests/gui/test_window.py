@@ -40,6 +40,7 @@ def _select_row(qtbot, view, model, predicate, timeout=20000) -> int:
 def test_browse_and_lazy_file_pages(make_app, shared_daemon, sdk, unique_name, qtbot):
     repo = unique_name("win")
     make_repo(sdk, repo, {"/readme.md": b"v1"}, description="browse me")
+    make_repo(sdk, unique_name("other"))  # so that the filter below leaves some out, run alone too
     _put_many(sdk, repo, "/many", MANY)
     app = make_app(shared_daemon)
     window = app.window
