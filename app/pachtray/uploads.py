@@ -80,9 +80,10 @@ def plan(paths: list[str], dest: str) -> list[tuple[str, str, int]]:
 class Uploads:
     """The daemon's upload jobs (the last KEEP_FINISHED finished ones are kept to be asked about)."""
 
-    def __init__(self):
+    def __init__(self, record=None):
         self._jobs: dict[str, UploadJob] = {}
         self._lock = threading.Lock()
+        self.record = record or (lambda *args, **kw: None)  # pachtray.activity: each job's end, once
 
     def start(self, client, branch: pfs.Branch, files: list[tuple[str, str, int]], description: str) -> UploadJob:
         job = UploadJob(job=uuid.uuid4().hex, project=branch.repo.project.name, repo=branch.repo.name,
@@ -113,8 +114,19 @@ class Uploads:
         for job in jobs:
             job.cancel.set()
 
+    def _run(self, client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
+        self._upload(client, branch, files, description, job)
+        where = f"{job.repo}@{job.branch}" if job.project in ("", "default") else f"{job.project}/{job.repo}@{job.branch}"
+        if job.state == DONE:
+            self.record("upload", "Upload finished", f"{job.files_total} file(s) committed to {where} as "
+                                                     f"{job.commit[:12]}")
+        elif job.state == CANCELLED:
+            self.record("upload", "Upload cancelled", f"nothing was committed to {where}")
+        else:
+            self.record("error", "Upload failed", f"{where}: {job.error}")
+
     @staticmethod
-    def _run(client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
+    def _upload(client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
         commit = None
         failed: list[BaseException] = []  # what broke the request stream (gRPC only says "Exception iterating")
 
