@@ -164,6 +164,7 @@ def test_menu_stays_small_with_ten_thousand_repos(qapp):
     controller.repos = {"projects": [{"name": "default", "description": ""}],
                         "repos": [{"project": "default", "repo": f"r{i:05d}", "branches": ["master"],
                                    "authorization": "off"} for i in range(10000)]}
+    controller.repos_loaded = True
     opened = []
     tray = Tray(controller, icons.tray_icons(), {k: (lambda k=k: opened.append(k)) for k in
                                                  ("window", "jupyter", "login", "settings", "quit")})

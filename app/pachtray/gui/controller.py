@@ -3,7 +3,9 @@
 The tray and the window only read the cached snapshot (no I/O on the GUI thread) and call the
 action methods here; each action is one REST call on a worker thread. The change feed
 (`/pachtray/v1/events`) and a slow periodic refresh keep the snapshot current, so changes made
-through the REST API by JupyterLab show up within a second or two.
+through the REST API by JupyterLab show up within a second or two; the feed's cluster generation
+(repos, branches, commits changed by anyone) refreshes the repos and tells the window
+(`cluster_changed`), its activity id tells the Activity tab (`activity_changed`).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class Controller(QObject):
 
     status_changed = Signal()
     repos_changed = Signal()
+    cluster_changed = Signal()  # repos, branches or commits changed (by anyone): reload what is shown
+    activity_changed = Signal()
     notify = Signal(str, str, bool)  # title, message, is_error
     busy_changed = Signal(bool)
 
@@ -100,9 +104,11 @@ class Controller(QObject):
         self.status = Status()
         self.repos: dict = {"projects": [], "repos": []}
         self.repos_error = ""
+        self.repos_loaded = False  # an answer of the connected cluster arrived (until then: "Loading…")
         self._refreshing = False
         self._refresh_again = False
         self._poller: Poller | None = None
+        self._feed: dict | None = None  # the feed's last answer
         self._timer = QTimer(self)
         self._timer.setInterval(STATUS_INTERVAL_MS)
         self._timer.timeout.connect(self.refresh)
@@ -115,9 +121,10 @@ class Controller(QObject):
     def start(self) -> None:
         """Begin (or resume) following the daemon: refresh now, then the feed and the timers."""
         self.stop()
+        self._feed = None
         self.refresh()
         self.refresh_repos()
-        self._poller = Poller(self._wait_change, -1, self)
+        self._poller = Poller(self._wait_change, None, self)
         self._poller.answered.connect(self._on_change)
         self._poller.start()
         self._timer.start()
@@ -135,11 +142,22 @@ class Controller(QObject):
             self._poller.stop()
             self._poller = None
 
-    def _wait_change(self, generation: int) -> int:
-        return self.client.wait_change(generation, EVENT_WAIT)
+    def _wait_change(self, last: dict | None) -> dict:
+        """One long poll of the feed: the mount generation, the cluster's and the newest activity."""
+        seen = last or {}
+        params = {"since": seen.get("generation", -1), "cluster": seen.get("cluster", -1),
+                  "activity": seen.get("activity", -1), "timeout": EVENT_WAIT}
+        return self.client.request("GET", EXTRAS + "/events", params=params, timeout=EVENT_WAIT + 10)
 
-    def _on_change(self, _generation: int) -> None:
-        self.refresh()
+    def _on_change(self, answer: dict) -> None:
+        before, self._feed = self._feed, answer
+        if before is None or before.get("generation") != answer.get("generation"):
+            self.refresh()
+        if before is not None and before.get("cluster") != answer.get("cluster"):
+            self.refresh_repos()
+            self.cluster_changed.emit()
+        if before is None or before.get("activity") != answer.get("activity"):
+            self.activity_changed.emit()
 
     # ------------------------------------------------------------- status
 
@@ -182,7 +200,9 @@ class Controller(QObject):
         if status.token_problem and status.token_problem != self.status.token_problem:
             self.notify.emit("Keychain locked", status.token_problem, True)
         self.status = status
-        if status.connection == "connected" and not was_connected:
+        if status.connection != "connected":
+            self.repos_loaded = False
+        elif not was_connected:
             self.refresh_repos()
         self._timer.setInterval(STATUS_INTERVAL_MS if status.connection == "connected" else RETRY_INTERVAL_MS)
         self.status_changed.emit()
@@ -207,7 +227,8 @@ class Controller(QObject):
         self.tasks.run(lambda: self.client.get(EXTRAS + "/repos"), self._apply_repos, self._repos_failed)
 
     def _apply_repos(self, repos: dict) -> None:
-        if repos == self.repos and not self.repos_error:
+        loaded, self.repos_loaded = self.repos_loaded, True
+        if repos == self.repos and not self.repos_error and loaded:
             return  # unchanged: keep the views' scroll positions and selections
         self.repos = repos
         self.repos_error = ""
