@@ -1,5 +1,5 @@
 """The cluster watcher's rules (daemon.watch), fast: a small fake cluster answering the three RPCs
-the watcher makes with the SDK's own messages. The feed end to end is in tests/api/test_api_live.py."""
+the watcher makes (ListBranch answered as pfs.client.list_branch_heads does). The feed end to end is in tests/api/test_api_live.py."""
 
 from __future__ import annotations
 
@@ -44,13 +44,14 @@ class Cluster:
         return [pfs.RepoInfo(repo=self._repo(n), branches=[pfs.Branch(repo=self._repo(n), name=b)
                                                             for r, b in self.heads if r == n]) for n in names]
 
-    def list_branch(self, repo: pfs.Repo | None = None):
+    def list_branch_heads(self, client, repo: pfs.Repo | None = None):
+        """As pfs.client.list_branch_heads: (project, repo, repo type, branch, head id)."""
         self._rpc("ListBranch" if repo is None else f"ListBranch {repo.name}")
         if repo is None and self.auth_on:
             raise Rpc(grpc.StatusCode.UNKNOWN, "Cannot list branches from all repos with auth activated")
         if repo is not None and self.readable is not None and repo.name not in self.readable:
             raise Rpc(grpc.StatusCode.PERMISSION_DENIED, "not authorized")
-        return [pfs.BranchInfo(branch=pfs.Branch(repo=self._repo(r), name=b), head=pfs.Commit(id=cid))
+        return [("default", r, "user", b, cid)
                 for (r, b), (cid, _) in sorted(self.heads.items()) if repo is None or r == repo.name]
 
     def inspect_commit(self, commit: pfs.Commit):
@@ -62,7 +63,7 @@ class Cluster:
 def test_a_head_is_inspected_until_it_is_finished_then_never_again():
     c = Cluster()
     c.heads[("images", "master")] = ("c1", False)
-    f = Fingerprinter()
+    f = Fingerprinter(heads=c.list_branch_heads)
     open_commit = f.take(c)
     assert c.calls == ["ListRepo", "ListBranch", "InspectCommit c1"]
     assert f.take(c) == open_commit  # still open: asked again, nothing new
@@ -80,7 +81,7 @@ def test_with_auth_on_heads_come_per_readable_repo_and_the_refusal_is_remembered
     c.auth_on, c.readable = True, {"mine"}
     c.heads[("mine", "master")] = ("m1", True)
     c.heads[("theirs", "master")] = ("t1", True)
-    f = Fingerprinter()
+    f = Fingerprinter(heads=c.list_branch_heads)
     first = f.take(c)
     assert {h[:4] for h in first.heads} == {("default", "mine", "master", "m1")}
     assert {r[1] for r in first.repos} == {"mine", "theirs"}, "repos are still listed (names, branches)"
@@ -93,7 +94,7 @@ def test_changes_move_the_generation_once_and_a_dead_cluster_moves_nothing():
     c = Cluster()
     c.heads[("images", "master")] = ("c1", True)
     moved = []
-    w = ClusterWatch(lambda: c, lambda: moved.append(1))
+    w = ClusterWatch(lambda: c, lambda: moved.append(1), heads=c.list_branch_heads)
     assert w.check() and w.generation == 1  # the first look counts: a listener may hold older data
     assert not w.check() and w.generation == 1
     c.heads[("images", "dev")] = ("c1", True)
@@ -107,7 +108,7 @@ def test_changes_move_the_generation_once_and_a_dead_cluster_moves_nothing():
 def test_no_listener_no_rpcs_and_a_dead_cluster_is_not_polled_in_a_loop():
     c = Cluster()
     c.heads[("images", "master")] = ("c1", True)
-    w = ClusterWatch(lambda: c, lambda: None, interval=0.1, linger=0.3)
+    w = ClusterWatch(lambda: c, lambda: None, interval=0.1, linger=0.3, heads=c.list_branch_heads)
     stop = threading.Event()
     thread = threading.Thread(target=w.run, args=(stop,), daemon=True)
     thread.start()

@@ -8,7 +8,9 @@ one ListRepo (repos, their descriptions and branch names) and one ListBranch ove
 from one ListBranch per repo (the first PER_REPO_LIMIT repos). A head not seen finished is
 inspected until it is, so a commit moves the feed when it starts and again when its files are
 there. Nobody listening: no RPCs at all. A dead cluster: one failed call per INTERVAL, never a
-spin, and the feed itself never waits on the cluster.
+spin, and the feed itself never waits on the cluster. A fingerprint's cost grows with the number
+of branches (the embedded server: about 0.9 ms per branch, client and server together): the
+rounds are spaced so that at most DUTY of the time goes to them (100 branches: every 1.7 s).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from typing import Callable
 from pachyderm_sdk.api import pfs
 
 from pachtray.pfs import errors
+from pachtray.pfs.client import list_branch_heads
 from pachtray.pfs.errors import RPC_ERRORS
 
 log = logging.getLogger(__name__)
 
 INTERVAL = 1.5  # s between fingerprints while someone listens
+DUTY = 0.05  # at most this share of the time is spent fingerprinting (a big cluster is looked at less often)
 LINGER = 10.0  # s to keep watching after the last listener left (a client between two long polls)
 PER_REPO_LIMIT = 200
 KEEP_FINISHED = 10_000  # finished commit ids remembered (not inspected again)
@@ -37,10 +41,6 @@ KEEP_FINISHED = 10_000  # finished commit ids remembered (not inspected again)
 class Fingerprint:
     repos: frozenset  # (project, repo, description, branch names)
     heads: frozenset  # (project, repo, branch, head id, finished)
-
-
-def _is_user(repo: pfs.Repo) -> bool:
-    return (repo.type or "user") == "user"
 
 
 def _key(repo: pfs.Repo) -> tuple[str, str]:
@@ -53,10 +53,13 @@ def _finished(ci: pfs.CommitInfo) -> bool:
 
 
 class Fingerprinter:
-    """Takes fingerprints of one cluster; remembers which head commits were seen finished."""
+    """Takes fingerprints of one cluster; remembers which head commits were seen finished.
+    ``heads(client, repo=None)`` lists (project, repo, repo type, branch, head id) of a repo's
+    branches, or of every repo's (pfs.client.list_branch_heads)."""
 
-    def __init__(self, per_repo_limit: int = PER_REPO_LIMIT):
+    def __init__(self, per_repo_limit: int = PER_REPO_LIMIT, heads=list_branch_heads):
         self.per_repo_limit = per_repo_limit
+        self._heads = heads
         self._finished: dict[str, None] = {}  # insertion-ordered set, oldest first
         self.all_repos_listing = True  # False once pachd refused ListBranch over all repos (auth on)
 
@@ -65,18 +68,18 @@ class Fingerprinter:
         repos = frozenset((*_key(ri.repo), ri.description, tuple(sorted(b.name for b in ri.branches)))
                           for ri in infos)
         heads = []
-        for bi in self._branches(client, [ri.repo for ri in infos]):
-            if not _is_user(bi.branch.repo) or bi.head is None or not bi.head.id:
+        for project, repo, kind, branch, head in self._branches(client, [ri.repo for ri in infos]):
+            if (kind or "user") != "user" or not head:
                 continue
-            project, repo = _key(bi.branch.repo)
-            heads.append((project, repo, bi.branch.name, bi.head.id,
-                          self._head_finished(client, bi.branch.repo, bi.head.id)))
+            project = project or "default"
+            where = pfs.Repo(name=repo, type="user", project=pfs.Project(name=project))
+            heads.append((project, repo, branch, head, self._head_finished(client, where, head)))
         return Fingerprint(repos, frozenset(heads))
 
     def _branches(self, client, repos: list[pfs.Repo]):
         if self.all_repos_listing:
             try:
-                return list(client.pfs.list_branch())
+                return list(self._heads(client))
             except RPC_ERRORS as e:
                 if errors.is_unreachable(e):
                     raise
@@ -85,7 +88,7 @@ class Fingerprinter:
         out = []
         for repo in repos[:self.per_repo_limit]:
             try:
-                out.extend(client.pfs.list_branch(repo=repo))
+                out.extend(self._heads(client, repo))
             except RPC_ERRORS as e:
                 if errors.is_unreachable(e):
                     raise
@@ -115,7 +118,8 @@ class ClusterWatch:
     ``client`` answers the current client, or None while there is no reachable cluster."""
 
     def __init__(self, client: Callable[[], object], on_change: Callable[[], None], *,
-                 interval: float = INTERVAL, linger: float = LINGER):
+                 interval: float = INTERVAL, linger: float = LINGER, heads=list_branch_heads):
+        self._heads = heads
         self._client = client
         self.on_change = on_change
         self.interval, self.linger = interval, linger
@@ -124,7 +128,7 @@ class ClusterWatch:
         self._last_left = float("-inf")
         self._generation = 0
         self._last: Fingerprint | None = None
-        self._fingerprinter = Fingerprinter()
+        self._fingerprinter = Fingerprinter(heads=heads)
         self._fingerprinted: object = None  # the client the fingerprinter knows
         self.polls = 0  # fingerprints taken (tests check that an idle watcher takes none)
 
@@ -154,8 +158,9 @@ class ClusterWatch:
                 if not self._wanted():
                     self._cond.wait(2.0)  # idle: no RPCs, one wake-up now and then to see `stopping`
                     continue
+            started = time.monotonic()
             self.check()
-            stopping.wait(self.interval)
+            stopping.wait(max(self.interval, (time.monotonic() - started) / DUTY))
 
     def check(self) -> bool:
         """Take one fingerprint; True (and the generation moved) when it differs from the last."""
@@ -163,7 +168,7 @@ class ClusterWatch:
         if client is None:
             return False
         if client is not self._fingerprinted:
-            self._fingerprinter, self._fingerprinted = Fingerprinter(), client
+            self._fingerprinter, self._fingerprinted = Fingerprinter(heads=self._heads), client
         try:
             now = self._fingerprinter.take(client)
         except Exception as e:  # noqa: BLE001 - pachd away or confused: try again next round
