@@ -43,7 +43,7 @@ class Activity:
     def record(self, kind: str, title: str, message: str, mount: str = "") -> Entry:
         if kind not in KINDS:
             raise ValueError(f"unknown activity kind {kind!r}")
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         with self._lock:
             self._last += 1
             entry = Entry(self._last, now, kind, title, message, mount)

@@ -8,19 +8,13 @@ from __future__ import annotations
 import re
 import time
 
-from guihelpers import find_action, make_app, make_repo, sdk, shared_daemon, unmount_all  # noqa: F401 - fixtures
+from guihelpers import (find_action, make_app, make_repo, sdk, select_row as _select_row, shared_daemon,  # noqa: F401
+                        unmount_all)
 from pachyderm_sdk.api import pfs
 
 from pachtray.gui import dialogs
 from pachtray.gui.client import EXTRAS, DaemonClient
 from pachtray.gui.notices import DIALOG
-
-
-def _select_row(qtbot, view, model, predicate, timeout=20000) -> int:
-    qtbot.waitUntil(lambda: not model.loading and any(predicate(r) for r in model.rows()), timeout=timeout)
-    row = next(i for i, r in enumerate(model.rows()) if predicate(r))
-    view.setCurrentIndex(model.index(row, 0))
-    return row
 
 
 def _commit(sdk, repo: str, files: dict[str, bytes], branch: str = "master") -> str:
