@@ -55,6 +55,14 @@ def test_window_shows_a_commit_file_and_branch_made_elsewhere_without_refresh(ma
     _commit(sdk, repo, {"/c.txt": b"c"})
     qtbot.waitUntil(lambda: [r["name"] for r in window.files_model.rows()] == ["a.txt", "b.txt", "c.txt"],
                     timeout=20000)
+    # A branch deleted elsewhere while selected: it goes, and so do its commits and files.
+    window.branch_table.setCurrentIndex(window.branches_model.index(window.branches_model.find("name", "dev"), 0))
+    qtbot.waitUntil(lambda: window.commits_model.rowCount() == 2, timeout=20000)
+    sdk.pfs.delete_branch(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="dev"))
+    qtbot.waitUntil(lambda: [r["name"] for r in window.branches_model.rows()] == ["master"], timeout=20000)
+    qtbot.waitUntil(lambda: window.commits_model.rowCount() == 0 and window.files_model.rowCount() == 0,
+                    timeout=20000)
+    assert not window.mount_ro_button.isEnabled()
 
 
 def test_tray_mount_menu_lists_existing_repos_on_first_open(make_app, shared_daemon, sdk, unique_name, qtbot,

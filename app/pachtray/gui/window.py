@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
         controller.status_changed.connect(self._on_status)
         controller.repos_changed.connect(self._on_repos)
         controller.cluster_changed.connect(self.follow_cluster)
-        self.branches_model.reloaded.connect(lambda: self._reselect(self.branch_table, "name", self._branch))
+        self.branches_model.reloaded.connect(self._branches_reloaded)
         self.commits_model.reloaded.connect(lambda: self._reselect(self.commit_table, "id", self._commit))
         self._reselecting = False
         self._on_status()
@@ -363,6 +363,15 @@ class MainWindow(QMainWindow):
         workers), keeping what the user selected."""
         for model in (self.branches_model, self.commits_model, self.files_model):
             model.reload()
+
+    def _branches_reloaded(self) -> None:
+        if self._branch is not None and self.branches_model.find("name", self._branch) < 0:
+            self._branch = self._commit = None  # deleted elsewhere: nothing hangs off it any more
+            self.commits_model.reset(None)
+            self._show_files(None, "/")
+            self._update_buttons()
+            return
+        self._reselect(self.branch_table, "name", self._branch)
 
     def _reselect(self, table: QTableView, column: str, value) -> None:
         """Select the row that was selected before a reload, without reloading what hangs off it."""
