@@ -119,3 +119,16 @@ def test_upstream_move_of_a_mounted_branch_is_noted_once(shared_daemon, client, 
         assert moves() == noted
     finally:
         d.put("/_unmount", {"mounts": [mount]})
+
+
+def test_a_dead_cluster_does_not_hang_the_feed(local_pachd_factory, daemon_factory):
+    server = local_pachd_factory()
+    d = daemon_factory(server.address)
+    state = _feed(d, since=-1, cluster=-1)
+    server.kill()
+    for _ in range(3):  # the watcher meets the dead cluster meanwhile; each poll still ends on time
+        started = time.monotonic()
+        answer = _feed(d, since=state["generation"], cluster=state["cluster"], timeout=2)
+        assert time.monotonic() - started < 6, "the feed waited on the dead cluster"
+        state = answer
+    assert d.get("/health").ok

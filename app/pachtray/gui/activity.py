@@ -65,9 +65,12 @@ class Activity(QObject):
                                   lambda _e: self._fetch_done())
 
     def _fetched(self, answer: dict) -> None:
+        if answer["last"] < self._last:  # another daemon (restarted): read its log from the start
+            self._daemon, self._last, self._again = [], -1, True
+            self.changed.emit()
+            self._fetch_done()
+            return
         first = self._last < 0
-        if answer["last"] < self._last:  # another daemon (restarted): start over
-            self._daemon, first = [], True
         new = [e for e in answer["entries"] if e["id"] > max(self._last, 0)]
         self._last = answer["last"]
         if new:

@@ -49,6 +49,7 @@ class Tray(QObject):
     def dispose(self) -> None:
         """Delete the menu (it has no parent widget) on the GUI thread."""
         self._clear_submenus()
+        self.mount_menu = None
         self.menu.deleteLater()
 
     def show(self) -> None:
@@ -169,18 +170,17 @@ class Tray(QObject):
     def _add_mount_menu(self, m: QMenu) -> None:
         """The Mount submenu, filled from the snapshot each time it opens (the repos may arrive or
         change while the tray menu is open): "Loading…" until the cluster's first answer."""
-        mount_menu = self._submenu(m, "Mount")
+        mount_menu = self.mount_menu = self._submenu(m, "Mount")
         if not self.controller.status.reachable or self.controller.status.connection != "connected":
             mount_menu.setEnabled(False)
             return
         mount_menu.aboutToShow.connect(lambda: self._fill_mount_menu(mount_menu))
         self._fill_mount_menu(mount_menu)
-        self.mount_menu = mount_menu
 
     def _repos_arrived(self) -> None:
         """New repos while the Mount menu is open (it said "Loading…"): show them there now."""
         menu = self.mount_menu
-        if menu is not None and menu in self._submenus and menu.isVisible():
+        if menu is not None and menu.isEnabled() and menu.isVisible():
             self._fill_mount_menu(menu)
 
     def _fill_mount_menu(self, mount_menu: QMenu) -> None:
