@@ -5,7 +5,9 @@ action methods here; each action is one REST call on a worker thread. The change
 (`/pachtray/v1/events`) and a slow periodic refresh keep the snapshot current, so changes made
 through the REST API by JupyterLab show up within a second or two; the feed's cluster generation
 (repos, branches, commits changed by anyone) refreshes the repos and tells the window
-(`cluster_changed`), its activity id tells the Activity tab (`activity_changed`).
+(`cluster_changed`), its activity id tells the Activity tab (`activity_changed`). The cluster is
+followed only while someone looks (`follow_cluster`: the window is shown, a tray menu is open):
+the daemon's watcher makes RPCs for it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pachtray.gui.tasks import Poller, Tasks
 log = logging.getLogger(__name__)
 
 EVENT_WAIT = 20.0
+IDLE_EVENT_WAIT = 5.0  # not following the cluster: shorter polls, so following starts soon when asked
 STATUS_INTERVAL_MS = 5000  # connection changes do not bump the generation: poll for them
 RETRY_INTERVAL_MS = 1000  # sooner while the daemon or its cluster is not there yet
 REPOS_INTERVAL_MS = 30000  # repos made elsewhere (pachctl, the SDK) do not bump the generation either
@@ -109,6 +112,7 @@ class Controller(QObject):
         self._refresh_again = False
         self._poller: Poller | None = None
         self._feed: dict | None = None  # the feed's last answer
+        self._following: set[str] = set()  # why the cluster is followed now ("window", "menu")
         self._timer = QTimer(self)
         self._timer.setInterval(STATUS_INTERVAL_MS)
         self._timer.timeout.connect(self.refresh)
@@ -145,9 +149,26 @@ class Controller(QObject):
     def _wait_change(self, last: dict | None) -> dict:
         """One long poll of the feed: the mount generation, the cluster's and the newest activity."""
         seen = last or {}
-        params = {"since": seen.get("generation", -1), "cluster": seen.get("cluster", -1),
-                  "activity": seen.get("activity", -1), "timeout": EVENT_WAIT}
-        return self.client.request("GET", EXTRAS + "/events", params=params, timeout=EVENT_WAIT + 10)
+        wait = EVENT_WAIT if self._following else IDLE_EVENT_WAIT
+        params = {"since": seen.get("generation", -1), "activity": seen.get("activity", -1), "timeout": wait}
+        if self._following:
+            params["cluster"] = seen.get("cluster", -1)
+        return self.client.request("GET", EXTRAS + "/events", params=params, timeout=wait + 10)
+
+    def follow_cluster(self, why: str, on: bool) -> None:
+        """Follow the cluster while ``why`` holds (the window shown, a tray menu open). Starting
+        reads the repos and tells the views to reload (they may have missed changes meanwhile)
+        and wakes the daemon's watcher at once."""
+        was = bool(self._following)
+        if on:
+            self._following.add(why)
+        else:
+            self._following.discard(why)
+        if self._following and not was and self.status.reachable:
+            client = self.client
+            self.tasks.run(lambda: client.get(EXTRAS + "/events", since=-1, cluster=-1), None, lambda _e: None)
+            self.refresh_repos()
+            self.cluster_changed.emit()
 
     def _on_change(self, answer: dict) -> None:
         before, self._feed = self._feed, answer

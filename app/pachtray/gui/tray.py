@@ -31,6 +31,7 @@ class Tray(QObject):
         self._submenus: list[QMenu] = []
         self.mount_menu: QMenu | None = None
         self.menu.aboutToShow.connect(self._about_to_show)
+        self.menu.aboutToHide.connect(lambda: controller.follow_cluster("menu", False))
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         controller.status_changed.connect(self.update_icon)
@@ -79,6 +80,7 @@ class Tray(QObject):
             self.actions["window"]()
 
     def _about_to_show(self) -> None:
+        self.controller.follow_cluster("menu", True)  # the Mount menu refills when new repos arrive
         self.rebuild()
         self.controller.refresh()
         if self.notebooks is not None:

@@ -358,6 +358,14 @@ class MainWindow(QMainWindow):
             return
         self.branches_model.reset(self.controller.branches_loader(repo["project"], repo["repo"]))
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.controller.follow_cluster("window", True)
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self.controller.follow_cluster("window", False)
+
     def follow_cluster(self) -> None:
         """Someone changed the cluster: read the shown branches, commits and files again (on
         workers), keeping what the user selected."""
