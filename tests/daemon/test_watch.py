@@ -60,20 +60,41 @@ class Cluster:
         return pfs.CommitInfo(commit=commit, finished=DONE if finished else None)
 
 
-def test_a_head_is_inspected_until_it_is_finished_then_never_again():
+def test_a_moved_head_is_inspected_until_it_is_finished_then_never_again():
     c = Cluster()
     c.heads[("images", "master")] = ("c1", False)
     f = Fingerprinter(heads=c.list_branch_heads)
-    open_commit = f.take(c)
-    assert c.calls == ["ListRepo", "ListBranch", "InspectCommit c1"]
-    assert f.take(c) == open_commit  # still open: asked again, nothing new
-    c.heads[("images", "master")] = ("c1", True)
+    f.take(c)
+    assert c.calls == ["ListRepo", "ListBranch"], "the first round takes the heads as they are: no burst"
+    c.heads[("images", "master")] = ("c2", False)  # someone started a commit
     c.calls.clear()
+    open_commit = f.take(c)
+    assert c.calls == ["ListRepo", "ListBranch", "InspectCommit c2"]
+    assert f.take(c) == open_commit  # still open: asked again, nothing new
+    c.heads[("images", "master")] = ("c2", True)
     finished = f.take(c)
     assert finished != open_commit, "a commit's files arriving (it finished) is a change"
     c.calls.clear()
     assert f.take(c) == finished
     assert c.calls == ["ListRepo", "ListBranch"], "a finished head costs no more RPCs"
+
+
+def test_moved_heads_are_inspected_a_few_at_a_time():
+    from pachtray.daemon.watch import MAX_INSPECTS
+
+    c = Cluster()
+    for i in range(MAX_INSPECTS + 5):
+        c.heads[(f"r{i}", "master")] = (f"a{i}", True)
+    f = Fingerprinter(heads=c.list_branch_heads)
+    f.take(c)
+    for i in range(MAX_INSPECTS + 5):
+        c.heads[(f"r{i}", "master")] = (f"b{i}", True)
+    c.calls.clear()
+    f.take(c)
+    assert sum(call.startswith("InspectCommit") for call in c.calls) == MAX_INSPECTS
+    c.calls.clear()
+    f.take(c)
+    assert sum(call.startswith("InspectCommit") for call in c.calls) == 5, "the rest in the next round"
 
 
 def test_with_auth_on_heads_come_per_readable_repo_and_the_refusal_is_remembered():

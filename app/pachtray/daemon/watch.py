@@ -5,9 +5,10 @@ PFS has no cluster-wide change stream (SubscribeCommit is one open stream per re
 watcher takes a cheap fingerprint every INTERVAL s, and only while someone listens to the feed:
 one ListRepo (repos, their descriptions and branch names) and one ListBranch over all repos
 (every head); pachd refuses the all-repos ListBranch when auth is on, and then the heads come
-from one ListBranch per repo (the first PER_REPO_LIMIT repos). A head not seen finished is
-inspected until it is, so a commit moves the feed when it starts and again when its files are
-there. Nobody listening: no RPCs at all. A dead cluster: one failed call per INTERVAL, never a
+from one ListBranch per repo (the first PER_REPO_LIMIT repos). A head that moved is inspected until
+it is finished (at most MAX_INSPECTS a round: no burst on a big cluster), so a commit moves the
+feed when it starts and again when its files are there; the heads of the first round are taken as
+they are (what a listener read before then was read the same way). Nobody listening: no RPCs at all. A dead cluster: one failed call per INTERVAL, never a
 spin, and the feed itself never waits on the cluster. A fingerprint's cost grows with the number
 of branches (the embedded server: about 0.9 ms per branch, client and server together): the
 rounds are spaced so that at most DUTY of the time goes to them (100 branches: every 1.7 s).
@@ -34,7 +35,7 @@ INTERVAL = 1.5  # s between fingerprints while someone listens
 DUTY = 0.05  # at most this share of the time is spent fingerprinting (a big cluster is looked at less often)
 LINGER = 10.0  # s to keep watching after the last listener left (a client between two long polls)
 PER_REPO_LIMIT = 200
-KEEP_FINISHED = 10_000  # finished commit ids remembered (not inspected again)
+MAX_INSPECTS = 20  # InspectCommits of moved heads per round; the others wait for the next round
 
 
 @dataclass(frozen=True)
@@ -47,34 +48,37 @@ def _key(repo: pfs.Repo) -> tuple[str, str]:
     return repo.project.name or "default", repo.name
 
 
-def _finished(ci: pfs.CommitInfo) -> bool:
-    finished = ci.finished
-    return finished is not None and finished.timestamp() > 0
-
-
 class Fingerprinter:
-    """Takes fingerprints of one cluster; remembers which head commits were seen finished.
+    """Takes fingerprints of one cluster, each compared with the last for which heads moved.
     ``heads(client, repo=None)`` lists (project, repo, repo type, branch, head id) of a repo's
     branches, or of every repo's (pfs.client.list_branch_heads)."""
 
     def __init__(self, per_repo_limit: int = PER_REPO_LIMIT, heads=list_branch_heads):
         self.per_repo_limit = per_repo_limit
         self._heads = heads
-        self._finished: dict[str, None] = {}  # insertion-ordered set, oldest first
+        self._last: dict[tuple[str, str, str], tuple[str, bool]] | None = None  # branch -> (head, finished)
         self.all_repos_listing = True  # False once pachd refused ListBranch over all repos (auth on)
 
     def take(self, client) -> Fingerprint:
         infos = list(client.pfs.list_repo(type="user"))
         repos = frozenset((*_key(ri.repo), ri.description, tuple(sorted(b.name for b in ri.branches)))
                           for ri in infos)
-        heads = []
+        last, now, inspects = self._last, {}, 0
         for project, repo, kind, branch, head in self._branches(client, [ri.repo for ri in infos]):
             if (kind or "user") != "user" or not head:
                 continue
-            project = project or "default"
-            where = pfs.Repo(name=repo, type="user", project=pfs.Project(name=project))
-            heads.append((project, repo, branch, head, self._head_finished(client, where, head)))
-        return Fingerprint(repos, frozenset(heads))
+            key = (project or "default", repo, branch)
+            seen = last.get(key) if last is not None else (head, True)
+            if seen is not None and seen[0] == head and seen[1]:
+                finished = True
+            elif inspects < MAX_INSPECTS:
+                inspects += 1
+                finished = self._finished(client, key, head)
+            else:
+                finished = False
+            now[key] = (head, finished)
+        self._last = now
+        return Fingerprint(repos, frozenset((*key, head, done) for key, (head, done) in now.items()))
 
     def _branches(self, client, repos: list[pfs.Repo]):
         if self.all_repos_listing:
@@ -95,20 +99,16 @@ class Fingerprinter:
                 # no access to this repo, or it went away meanwhile: its heads are not watched
         return out
 
-    def _head_finished(self, client, repo: pfs.Repo, commit_id: str) -> bool:
-        if commit_id in self._finished:
-            return True
+    @staticmethod
+    def _finished(client, key: tuple[str, str, str], commit_id: str) -> bool:
+        repo = pfs.Repo(name=key[1], type="user", project=pfs.Project(name=key[0]))
         try:
-            done = _finished(client.pfs.inspect_commit(commit=pfs.Commit(id=commit_id, repo=repo)))
+            info = client.pfs.inspect_commit(commit=pfs.Commit(id=commit_id, repo=repo))
         except RPC_ERRORS as e:
             if errors.is_unreachable(e):
                 raise
             return False
-        if done:
-            self._finished[commit_id] = None
-            if len(self._finished) > KEEP_FINISHED:
-                del self._finished[next(iter(self._finished))]
-        return done
+        return info.finished is not None and info.finished.timestamp() > 0
 
 
 class ClusterWatch:

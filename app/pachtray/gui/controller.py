@@ -107,7 +107,7 @@ class Controller(QObject):
         self.status = Status()
         self.repos: dict = {"projects": [], "repos": []}
         self.repos_error = ""
-        self.repos_loaded = False  # an answer of the connected cluster arrived (until then: "Loading…")
+        self.repos_loaded = False  # a listing of the cluster arrived (until then the tray says "Loading…")
         self._refreshing = False
         self._refresh_again = False
         self._poller: Poller | None = None
@@ -221,9 +221,7 @@ class Controller(QObject):
         if status.token_problem and status.token_problem != self.status.token_problem:
             self.notify.emit("Keychain locked", status.token_problem, True)
         self.status = status
-        if status.connection != "connected":
-            self.repos_loaded = False
-        elif not was_connected:
+        if status.connection == "connected" and not was_connected:
             self.refresh_repos()
         self._timer.setInterval(STATUS_INTERVAL_MS if status.connection == "connected" else RETRY_INTERVAL_MS)
         self.status_changed.emit()
