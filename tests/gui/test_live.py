@@ -68,7 +68,7 @@ def test_window_shows_a_commit_file_and_branch_made_elsewhere_without_refresh(ma
 def test_tray_mount_menu_lists_existing_repos_on_first_open(make_app, shared_daemon, sdk, unique_name, qtbot,
                                                              monkeypatch):
     """The repos answer comes after the menu opens: "Loading…", then the repos, never "No repos"."""
-    repo = unique_name("first")
+    repo = unique_name("0first")  # sorts first: the menu lists the first MENU_LIMIT repos
     make_repo(sdk, repo, {"/a.txt": b"a"})
     get = DaemonClient.get
 
