@@ -91,6 +91,18 @@ def test_tray_mount_menu_lists_existing_repos_on_first_open(make_app, shared_dae
     assert find_action(tray.menu, ["Mount", "default", repo, "master", "Read-only"]) is not None
 
 
+def test_an_open_tray_menu_follows_a_repo_made_elsewhere(make_app, shared_daemon, sdk, unique_name, qtbot):
+    app = make_app(shared_daemon, show_window=False)
+    tray = app.tray
+    tray.menu.aboutToShow.emit()  # the menu is open: the cluster is followed (the 30-s repo timer is not needed)
+    repo = unique_name("0made")  # sorts first: the menu lists the first MENU_LIMIT repos
+    make_repo(sdk, repo, {"/a.txt": b"a"})
+    qtbot.waitUntil(lambda: any(r["repo"] == repo for r in app.controller.repos["repos"]), timeout=15000)
+    tray.mount_menu.aboutToShow.emit()
+    assert find_action(tray.menu, ["Mount", "default", repo, "master", "Read-only"]) is not None
+    tray.menu.aboutToHide.emit()
+
+
 def test_upstream_move_of_a_mounted_branch_is_announced_once(make_app, shared_daemon, sdk, unique_name, qtbot):
     repo = unique_name("move")
     make_repo(sdk, repo, {"/a.txt": b"a"})
