@@ -56,7 +56,7 @@ def test_a_cancelled_upload_leaves_the_branch_as_it_was(pachd, unique_name, tmp_
                             bytes_total=files[0][2])
     job.cancel.set()  # cancelled before the first chunk is sent: deterministic
     recorded = []
-    uploads.Uploads(record=lambda *args: recorded.append(args))._run(client, branch, files, "never", job)
+    uploads.Uploads(record=lambda *args: recorded.append(args))._work(client, branch, files, "never", job)
     assert (job.state, job.error, job.commit) == (uploads.CANCELLED, "upload cancelled", "")
     assert recorded == [("upload", "Upload cancelled", f"nothing was committed to {branch.repo.name}@master")]
     assert client.pfs.inspect_branch(branch=branch).head.id == head

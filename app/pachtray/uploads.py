@@ -93,9 +93,21 @@ class Uploads:
             for k in finished[:max(0, len(finished) - KEEP_FINISHED)]:
                 del self._jobs[k]  # oldest first (dicts keep insertion order)
             self._jobs[job.job] = job
-        threading.Thread(target=self._run, args=(client, branch, files, description, job),
+        threading.Thread(target=self._work, args=(client, branch, files, description, job),
                          name=f"upload-{job.job[:8]}", daemon=True).start()
         return job
+
+    def _work(self, client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
+        """A job's thread: the upload, then how it ended in the activity log."""
+        self._run(client, branch, files, description, job)
+        where = f"{job.repo}@{job.branch}" if job.project in ("", "default") else f"{job.project}/{job.repo}@{job.branch}"
+        if job.state == DONE:
+            self.record("upload", "Upload finished", f"{job.files_total} file(s) committed to {where} as "
+                                                     f"{job.commit[:12]}")
+        elif job.state == CANCELLED:
+            self.record("upload", "Upload cancelled", f"nothing was committed to {where}")
+        else:
+            self.record("error", "Upload failed", f"{where}: {job.error}")
 
     def get(self, job_id: str) -> UploadJob | None:
         with self._lock:
@@ -114,19 +126,8 @@ class Uploads:
         for job in jobs:
             job.cancel.set()
 
-    def _run(self, client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
-        self._upload(client, branch, files, description, job)
-        where = f"{job.repo}@{job.branch}" if job.project in ("", "default") else f"{job.project}/{job.repo}@{job.branch}"
-        if job.state == DONE:
-            self.record("upload", "Upload finished", f"{job.files_total} file(s) committed to {where} as "
-                                                     f"{job.commit[:12]}")
-        elif job.state == CANCELLED:
-            self.record("upload", "Upload cancelled", f"nothing was committed to {where}")
-        else:
-            self.record("error", "Upload failed", f"{where}: {job.error}")
-
     @staticmethod
-    def _upload(client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
+    def _run(client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
         commit = None
         failed: list[BaseException] = []  # what broke the request stream (gRPC only says "Exception iterating")
 
