@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Screenshots for the README: starts Xvfb with a tray host (trayer), a daemon with its embedded
 # local server on free ports, seeds repos through pachyderm_sdk, then runs the tray app and saves
-# docs/screenshots/window.png and docs/screenshots/tray-menu.png. Everything it starts it stops.
+# docs/screenshots/window.png, window-mounts.png, window-activity.png and tray-menu.png. Everything it
+# starts it stops.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -94,6 +95,9 @@ r = requests.put(base + "/_mount", json={"mounts": [
     {"name": "vision_edges", "project": "vision", "repo": "edges", "branch": "master"},
 ]}, timeout=60)
 r.raise_for_status()
+# a refused request, for the Activity tab
+requests.put(base + "/_mount", json={"mounts": [{"name": "models_dev", "repo": "models", "branch": "dev"}]},
+             timeout=60)
 with open(f"{work}/pfs/labels/labels-new.json", "w") as f:
     f.write('{"boxes": [[1, 2, 3, 4]]}')
 with open(f"{work}/pfs/labels/labels-03.json", "w") as f:  # changed here ...
@@ -173,6 +177,11 @@ w.tabs.setCurrentIndex(1)
 w.select_mount("labels")
 settle(0.5)
 w.grab().save(f"{out}/window-mounts.png")
+w.tabs.setCurrentIndex(next(i for i in range(w.tabs.count()) if w.tabs.tabText(i) == "Activity"))
+activity = w.tabs.currentWidget()
+wait(lambda: activity.table.rowCount() >= 4, what="activity")
+settle(0.5)
+w.grab().save(f"{out}/window-activity.png")
 w.tabs.setCurrentIndex(0)
 w.select_mount("labels")
 review = w._mount_action("commit")  # the commit dialog of the rw mount "labels"
@@ -223,4 +232,4 @@ def sized(match):
 pattern = r'(<image [^>]*?)width="\d+" height="\d+"([^>]*>[^<]*/docs/screenshots/)([\w.-]+\.png)'
 metainfo.write_text(re.sub(pattern, sized, metainfo.read_text()))
 EOF
-echo "screenshots: wrote $out/window.png, $out/window-mounts.png and $out/tray-menu.png (sizes in the metainfo)"
+echo "screenshots: wrote $out/window.png, $out/window-mounts.png, $out/window-activity.png and $out/tray-menu.png (sizes in the metainfo)"

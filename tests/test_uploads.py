@@ -31,11 +31,14 @@ def test_an_upload_is_one_commit_that_replaces_what_was_there(pachd, unique_name
     (tmp_path / "empty.txt").write_bytes(b"")
     files = uploads.plan([str(tmp_path / "a.txt"), str(tmp_path / "empty.txt")], "/in")
     assert files == [(str(tmp_path / "a.txt"), "/in/a.txt", 3), (str(tmp_path / "empty.txt"), "/in/empty.txt", 0)]
-    service = uploads.Uploads()
+    recorded = []
+    service = uploads.Uploads(record=lambda *args: recorded.append(args))
     job = service.start(client, branch, files, "two files")
-    wait_for(lambda: service.get(job.job).state != uploads.RUNNING, 30, what="upload")
+    wait_for(lambda: recorded, 30, what="upload")
     done = service.get(job.job).snapshot()
     assert (done["state"], done["files_done"], done["bytes_done"]) == ("done", 2, 3)
+    assert recorded == [("upload", "Upload finished", f"2 file(s) committed to {branch.repo.name}@master as "
+                                                      f"{done['commit'][:12]}")]
     assert _files(client, branch) == {"/in/a.txt": b"new", "/in/empty.txt": b""}
     info = client.pfs.inspect_commit(commit=pfs.Commit(id=done["commit"], repo=branch.repo))
     assert info.description == "two files"
@@ -52,8 +55,10 @@ def test_a_cancelled_upload_leaves_the_branch_as_it_was(pachd, unique_name, tmp_
     job = uploads.UploadJob(job="j", project="default", repo=branch.repo.name, branch="master", files_total=1,
                             bytes_total=files[0][2])
     job.cancel.set()  # cancelled before the first chunk is sent: deterministic
-    uploads.Uploads._run(client, branch, files, "never", job)
+    recorded = []
+    uploads.Uploads(record=lambda *args: recorded.append(args))._work(client, branch, files, "never", job)
     assert (job.state, job.error, job.commit) == (uploads.CANCELLED, "upload cancelled", "")
+    assert recorded == [("upload", "Upload cancelled", f"nothing was committed to {branch.repo.name}@master")]
     assert client.pfs.inspect_branch(branch=branch).head.id == head
     assert _files(client, branch) == {"/keep.txt": b"keep"}
 
@@ -64,9 +69,11 @@ def test_a_failed_upload_is_dropped_and_says_why(pachd, unique_name, tmp_path):
     (tmp_path / "gone.txt").write_bytes(b"soon gone")
     files = uploads.plan([str(tmp_path / "gone.txt")], "/")
     (tmp_path / "gone.txt").unlink()  # vanishes between the plan and the upload
-    service = uploads.Uploads()
+    recorded = []
+    service = uploads.Uploads(record=lambda *args: recorded.append(args))
     job = service.start(client, branch, files, "x")
-    wait_for(lambda: service.get(job.job).state != uploads.RUNNING, 30, what="upload")
+    wait_for(lambda: recorded, 30, what="upload")
     assert job.state == uploads.ERROR and job.error.startswith("upload failed: ") and "gone.txt" in job.error
+    assert recorded == [("error", "Upload failed", f"{branch.repo.name}@master: {job.error}")]
     assert _files(client, branch) == {}  # the commit was dropped (pachd leaves an empty one on a new branch)
     assert service.cancel("no-such-job") is None

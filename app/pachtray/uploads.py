@@ -79,9 +79,10 @@ def plan(paths: list[str], dest: str) -> list[tuple[str, str, int]]:
 class Uploads:
     """The daemon's upload jobs (the last KEEP_FINISHED finished ones are kept to be asked about)."""
 
-    def __init__(self):
+    def __init__(self, record=None):
         self._jobs: dict[str, UploadJob] = {}
         self._lock = threading.Lock()
+        self.record = record or (lambda *args, **kw: None)  # pachtray.activity: each job's end, once
 
     def start(self, client, branch: pfs.Branch, files: list[tuple[str, str, int]], description: str) -> UploadJob:
         job = UploadJob(job=uuid.uuid4().hex, project=branch.repo.project.name, repo=branch.repo.name,
@@ -91,9 +92,21 @@ class Uploads:
             for k in finished[:max(0, len(finished) - KEEP_FINISHED)]:
                 del self._jobs[k]  # oldest first (dicts keep insertion order)
             self._jobs[job.job] = job
-        threading.Thread(target=self._run, args=(client, branch, files, description, job),
+        threading.Thread(target=self._work, args=(client, branch, files, description, job),
                          name=f"upload-{job.job[:8]}", daemon=True).start()
         return job
+
+    def _work(self, client, branch: pfs.Branch, files, description: str, job: UploadJob) -> None:
+        """A job's thread: the upload, then how it ended in the activity log."""
+        self._run(client, branch, files, description, job)
+        where = f"{job.repo}@{job.branch}" if job.project in ("", "default") else f"{job.project}/{job.repo}@{job.branch}"
+        if job.state == DONE:
+            self.record("upload", "Upload finished", f"{job.files_total} file(s) committed to {where} as "
+                                                     f"{job.commit[:12]}")
+        elif job.state == CANCELLED:
+            self.record("upload", "Upload cancelled", f"nothing was committed to {where}")
+        else:
+            self.record("error", "Upload failed", f"{where}: {job.error}")
 
     def get(self, job_id: str) -> UploadJob | None:
         with self._lock:

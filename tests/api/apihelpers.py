@@ -89,3 +89,22 @@ def shared_daemon(pachd, tmp_path_factory):
     d = Daemon(tmp, pachd.address, env=isolated_env(tmp)).start()
     yield d
     d.stop()
+
+
+def new_repo(client, name: str):
+    """A user repo `name` in the default project (pachyderm_sdk's Repo)."""
+    from pachyderm_sdk.api import pfs
+
+    repo = pfs.Repo(name=name, type="user", project=pfs.Project(name="default"))
+    client.pfs.create_repo(repo=repo)
+    return repo
+
+
+def commit_files(client, repo, files: dict[str, bytes], branch: str = "master") -> str:
+    """One commit of `files` (path -> bytes) on `branch`; its id."""
+    from pachyderm_sdk.api import pfs
+
+    with client.pfs.commit(branch=pfs.Branch(repo=repo, name=branch)) as c:
+        for path, data in files.items():
+            c.put_file_from_bytes(path=path, data=data)
+    return c.id

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import os
 
-from apihelpers import shared_daemon, unix_request  # noqa: F401 - fixture
+from apihelpers import commit_files as _commit, new_repo as _repo, shared_daemon, unix_request  # noqa: F401 - fixture
 from conftest import wait_for
 from pachyderm_sdk.api import pfs
-
-
-def _repo(client, name: str) -> pfs.Repo:
-    repo = pfs.Repo(name=name, type="user", project=pfs.Project(name="default"))
-    client.pfs.create_repo(repo=repo)
-    return repo
-
-
-def _commit(client, repo: pfs.Repo, files: dict[str, bytes], branch: str = "master") -> str:
-    with client.pfs.commit(branch=pfs.Branch(repo=repo, name=branch)) as c:
-        for path, data in files.items():
-            c.put_file_from_bytes(path=path, data=data)
-    return c.id
 
 
 def _files(client, repo: pfs.Repo, branch: str = "master") -> dict[str, bytes]:

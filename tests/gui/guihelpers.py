@@ -111,3 +111,11 @@ def find_action(menu: QMenu, path: list[str]) -> QAction | None:
         if sub is not None:
             return find_action(sub, rest)
     return None
+
+
+def select_row(qtbot, view, model, predicate, timeout=20000) -> int:
+    """Wait until a row of a paged model matches, then make it the view's current row."""
+    qtbot.waitUntil(lambda: not model.loading and any(predicate(r) for r in model.rows()), timeout=timeout)
+    row = next(i for i, r in enumerate(model.rows()) if predicate(r))
+    view.setCurrentIndex(model.index(row, 0))
+    return row

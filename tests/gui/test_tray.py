@@ -14,7 +14,7 @@ def _menu_texts(menu) -> list[str]:
 
 
 def test_menu_lists_cluster_and_entries(make_app, shared_daemon, sdk, unique_name):
-    repo = unique_name("tray")
+    repo = unique_name("0tray")  # sorts first: the menu lists the first MENU_LIMIT repos of a project
     make_repo(sdk, repo, {"/a.txt": b"a"})
     app = make_app(shared_daemon, show_window=False)
     app.controller.refresh_repos()
@@ -33,7 +33,7 @@ def test_menu_lists_cluster_and_entries(make_app, shared_daemon, sdk, unique_nam
 def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_name, qtbot):
     from pachyderm_sdk.api import pfs
 
-    repo = unique_name("tray")
+    repo = unique_name("0tray")
     make_repo(sdk, repo, {"/hello.txt": b"hello"})
     app = make_app(shared_daemon, show_window=False)
     tray, controller = app.tray, app.controller
@@ -164,6 +164,7 @@ def test_menu_stays_small_with_ten_thousand_repos(qapp):
     controller.repos = {"projects": [{"name": "default", "description": ""}],
                         "repos": [{"project": "default", "repo": f"r{i:05d}", "branches": ["master"],
                                    "authorization": "off"} for i in range(10000)]}
+    controller.repos_loaded = True
     opened = []
     tray = Tray(controller, icons.tray_icons(), {k: (lambda k=k: opened.append(k)) for k in
                                                  ("window", "jupyter", "login", "settings", "quit")})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from guihelpers import make_app, make_repo, shared_daemon, sdk, unmount_all  # noqa: F401 - fixtures
+from guihelpers import make_app, make_repo, sdk, select_row as _select_row, shared_daemon, unmount_all  # noqa: F401 - fixtures
 from PySide6.QtCore import QModelIndex, Qt
 
 from pachtray.gui import dialogs
@@ -28,13 +28,6 @@ def _put_many(client, repo: str, folder: str, count: int) -> None:
 
     client.pfs.modify_file(ops())
     client.pfs.finish_commit(commit=commit)
-
-
-def _select_row(qtbot, view, model, predicate, timeout=20000) -> int:
-    qtbot.waitUntil(lambda: not model.loading and any(predicate(r) for r in model.rows()), timeout=timeout)
-    row = next(i for i, r in enumerate(model.rows()) if predicate(r))
-    view.setCurrentIndex(model.index(row, 0))
-    return row
 
 
 def test_browse_and_lazy_file_pages(make_app, shared_daemon, sdk, unique_name, qtbot):

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pachtray import tokens
 from pachtray.api import guard
-from pachtray.api.routing import Request, Response, Router, is_reference_route
+from pachtray.api.routing import Request, Response, Route, Router, is_reference_route
 from pachtray.errors import ApiError
 from pachtray.pfs import errors
 
@@ -38,6 +38,7 @@ class BindError(RuntimeError):
 
 def dispatch(app: Any, router: Router, req: Request) -> Response:
     """Run one request through the guard, the route's requirements and its handler."""
+    route = None
     try:
         guard.check(req, app.settings.allowed_origins)
         route = router.match(req.method, req.path, req.params)
@@ -46,14 +47,24 @@ def dispatch(app: Any, router: Router, req: Request) -> Response:
         result = route.handler(req, app)
         return result if isinstance(result, Response) else Response.json(result)
     except ApiError as e:
-        return Response.text(tokens.redact(e.message), e.status)
+        return _failed(app, route, Response.text(tokens.redact(e.message), e.status))
     except Exception as e:  # noqa: BLE001 - the client gets one line, the log the traceback
         if errors.unwrap(e) is not None:  # pachd's failure, in the table of the route's kind
             mapped = errors.to_api_error(e, reference=is_reference_route(req.path))
-            return Response.text(tokens.redact(mapped.message), mapped.status)
+            return _failed(app, route, Response.text(tokens.redact(mapped.message), mapped.status))
         log.exception("%s %s failed", req.method, req.path)
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        return Response.text(tokens.redact(f"internal error: {first_line}"), 500)
+        return _failed(app, route, Response.text(tokens.redact(f"internal error: {first_line}"), 500))
+
+
+def _failed(app: Any, route: Route | None, resp: Response) -> Response:
+    """A failed action (a PUT route past the guard) goes in the activity log, once, here, whoever
+    asked (the GUI, JupyterLab, a script)."""
+    activity = getattr(app, "activity", None)
+    if activity is not None and route is not None and route.method == "PUT":
+        name = route.path.rsplit("/", 1)[-1].strip("_").replace("_", " ")
+        activity.record("error", f"{name.capitalize() or 'Action'} failed", resp.body.decode().strip())
+    return resp
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,6 +1,7 @@
 """DaemonApp: what the API handlers work with, in one place. It holds the rooms: the cluster
 connection (daemon.connection), login (daemon.login), the MountManager and its loops, the upload
-jobs (pachtray.uploads); the handlers' contract is its methods below (docs/architecture.md)."""
+jobs (pachtray.uploads), the cluster watcher (daemon.watch) and the activity log
+(pachtray.activity); the handlers' contract is its methods below (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import threading
 from pathlib import Path
 
 from pachtray import config
+from pachtray.activity import Activity
 from pachtray.api.server import build_router
 from pachtray.daemon.connection import STARTUP_WAIT, Connection
 from pachtray.daemon.local_server import LOCAL_PACHD_PORT
 from pachtray.daemon.login import Login
+from pachtray.daemon.watch import ClusterWatch
 from pachtray.errors import ApiError
 from pachtray.pfs.auth import AUTH_SIGNED_OUT
 from pachtray.pfs.client import Address
@@ -39,7 +42,10 @@ class DaemonApp:
         self.connection.on_client = self._client_changed
         self.connection.on_reachable = self._reachable_changed
         self.login = Login(self.connection, settings)
-        self.uploads = Uploads()
+        self.activity = Activity()
+        self.activity.on_record = self._wake_feed
+        self.uploads = Uploads(record=self.activity.record)
+        self.watch = ClusterWatch(self._watch_client, self._cluster_changed)
         self._manager = None
         self._manager_error = ""
         self._manager_ready = threading.Event()
@@ -111,7 +117,8 @@ class DaemonApp:
 
             manager = MountManager(str(self.mount_dir), str(self.data_dir), allow_other=self.allow_other,
                                    cache_bytes=self.settings.cache_size_mb * 2**20,
-                                   keep_workspace=self.keep_workspace, auth_state=self.auth_state)
+                                   keep_workspace=self.keep_workspace, auth_state=self.auth_state,
+                                   record=self.activity.record)
             manager.start()
             self._manager = manager
         except Exception as e:  # noqa: BLE001 - reported through the API and the log
@@ -119,6 +126,29 @@ class DaemonApp:
             log.exception("the mount engine could not start")
         finally:
             self._manager_ready.set()
+
+    def watch_cluster(self) -> None:
+        """The cluster watcher's loop (it takes fingerprints only while the change feed has listeners)."""
+        self.watch.run(self.stopping)
+
+    def _watch_client(self):
+        if self.connection_state() != "connected":
+            return None
+        try:
+            return self.client()
+        except ApiError:
+            return None
+
+    def _cluster_changed(self) -> None:
+        """Someone changed repos, branches or commits: wake the feed, and look at the mounts'
+        upstream now rather than at the next MOUNT_REFRESH_INTERVAL."""
+        self._wake_feed()
+        if self._manager is not None:
+            self._manager.refresh()
+
+    def _wake_feed(self) -> None:
+        if self._manager is not None:
+            self._manager.table.wake()
 
     def refresh_mounts(self) -> None:
         """Every MOUNT_REFRESH_INTERVAL s, while pachd answers: the mounts' latest commits and

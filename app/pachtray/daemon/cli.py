@@ -165,6 +165,7 @@ def _run(argv: list[str], mode: str) -> int:
         app.connect_at_start(args.pachd_address)
         threading.Thread(target=app.watch_connection, name="connection-watch", daemon=True).start()
         threading.Thread(target=app.refresh_mounts, name="mount-refresh", daemon=True).start()
+        threading.Thread(target=app.watch_cluster, name="cluster-watch", daemon=True).start()
         if app.restore and not app.stopping.is_set():
             threading.Thread(target=app.restore_mounts, name="restore-mounts", daemon=True).start()
         while not app.stopping.wait(1.0):

@@ -20,11 +20,13 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon
 from pachtray import config, frozen
 from pachtray.errors import PachtrayError
 from pachtray.gui import daemon_process, dialogs, icons
+from pachtray.gui.activity import Activity, ActivityPanel
 from pachtray.gui.client import DaemonClient
 from pachtray.gui.controller import Controller
 from pachtray.gui.daemon_process import FOREIGN, OURS
 from pachtray.gui.jupyter import JupyterOpener
 from pachtray.gui.login import LoginFlow, open_in_browser
+from pachtray.gui.notices import Notices
 from pachtray.gui.notebooks import Notebooks, NotebooksPanel
 from pachtray.gui.settings_dialog import SettingsDialog, needs_restart
 from pachtray.gui.tray import Tray
@@ -63,6 +65,8 @@ class PachtrayApp(QObject):
             "window": self.show_window, "jupyter": self.open_jupyterlab, "login": self.start_login,
             "settings": self.open_settings, "quit": self.request_quit,
         }, self, jupyter=self.jupyter, notebooks=self.notebooks)
+        self.notices = Notices(self.tray.icon, self._visible_window, self)
+        self.activity = Activity(self.controller, self.notices, self)
         self.controller.notify.connect(self._on_notify)
         self.controller.status_changed.connect(self._sync_login_action)
 
@@ -112,14 +116,17 @@ class PachtrayApp(QObject):
         if self.window is None:
             self.window = MainWindow(self.controller, self.app_icon, self.window_actions)
             self.window.tabs.addTab(NotebooksPanel(self.notebooks, self.window), "Notebooks")
+            self.window.tabs.addTab(ActivityPanel(self.activity, self.window), "Activity")
         self.window.show()
         self.window.raise_()
         self.window.activateWindow()
         return self.window
 
     def _on_notify(self, title: str, message: str, is_error: bool) -> None:
+        """Every notice once, the way gui.notices says; errors also go in the Activity tab."""
         if is_error:
-            dialogs.error(self.window if self.window and self.window.isVisible() else None, title, message)
+            self.activity.add_error(title, message)
+        self.notices.tell(title, message, is_error)
 
     def _sync_login_action(self) -> None:
         status = self.controller.status

@@ -160,12 +160,6 @@ class DaemonClient:
     def mounts(self) -> list[MountInfo]:
         return [MountInfo.from_json(m) for m in self.get(EXTRAS + "/mounts")["mounted"]]
 
-    def wait_change(self, since: int, timeout: float) -> int:
-        """Long poll: the new generation, or `since` again when nothing changed in `timeout` s."""
-        answer = self.request("GET", EXTRAS + "/events", params={"since": since, "timeout": timeout},
-                              timeout=timeout + 10)
-        return answer["generation"]
-
 
 def _title(method: str, route: str, status: int) -> str:
     if status == 401:

@@ -3,7 +3,11 @@
 The tray and the window only read the cached snapshot (no I/O on the GUI thread) and call the
 action methods here; each action is one REST call on a worker thread. The change feed
 (`/pachtray/v1/events`) and a slow periodic refresh keep the snapshot current, so changes made
-through the REST API by JupyterLab show up within a second or two.
+through the REST API by JupyterLab show up within a second or two; the feed's cluster generation
+(repos, branches, commits changed by anyone) refreshes the repos and tells the window
+(`cluster_changed`), its activity id tells the Activity tab (`activity_changed`). The cluster is
+followed only while someone looks (`follow_cluster`: the window is shown, a tray menu is open):
+the daemon's watcher makes RPCs for it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pachtray.gui.tasks import Poller, Tasks
 log = logging.getLogger(__name__)
 
 EVENT_WAIT = 20.0
+IDLE_EVENT_WAIT = 5.0  # not following the cluster: shorter polls, so following starts soon when asked
 STATUS_INTERVAL_MS = 5000  # connection changes do not bump the generation: poll for them
 RETRY_INTERVAL_MS = 1000  # sooner while the daemon or its cluster is not there yet
 REPOS_INTERVAL_MS = 30000  # repos made elsewhere (pachctl, the SDK) do not bump the generation either
@@ -90,6 +95,8 @@ class Controller(QObject):
 
     status_changed = Signal()
     repos_changed = Signal()
+    cluster_changed = Signal()  # repos, branches or commits changed (by anyone): reload what is shown
+    activity_changed = Signal()
     notify = Signal(str, str, bool)  # title, message, is_error
     busy_changed = Signal(bool)
 
@@ -101,9 +108,12 @@ class Controller(QObject):
         self.status = Status()
         self.repos: dict = {"projects": [], "repos": []}
         self.repos_error = ""
+        self.repos_loaded = False  # a listing of the cluster arrived (until then the tray says "Loading…")
         self._refreshing = False
         self._refresh_again = False
         self._poller: Poller | None = None
+        self._feed: dict | None = None  # the feed's last answer
+        self._following: set[str] = set()  # why the cluster is followed now ("window", "menu")
         self._timer = QTimer(self)
         self._timer.setInterval(STATUS_INTERVAL_MS)
         self._timer.timeout.connect(self.refresh)
@@ -116,9 +126,10 @@ class Controller(QObject):
     def start(self) -> None:
         """Begin (or resume) following the daemon: refresh now, then the feed and the timers."""
         self.stop()
+        self._feed = None
         self.refresh()
         self.refresh_repos()
-        self._poller = Poller(self._wait_change, -1, self)
+        self._poller = Poller(self._wait_change, None, self)
         self._poller.answered.connect(self._on_change)
         self._poller.start()
         self._timer.start()
@@ -136,11 +147,39 @@ class Controller(QObject):
             self._poller.stop()
             self._poller = None
 
-    def _wait_change(self, generation: int) -> int:
-        return self.client.wait_change(generation, EVENT_WAIT)
+    def _wait_change(self, last: dict | None) -> dict:
+        """One long poll of the feed: the mount generation, the cluster's and the newest activity."""
+        seen = last or {}
+        wait = EVENT_WAIT if self._following else IDLE_EVENT_WAIT
+        params = {"since": seen.get("generation", -1), "activity": seen.get("activity", -1), "timeout": wait}
+        if self._following:
+            params["cluster"] = seen.get("cluster", -1)
+        return self.client.request("GET", EXTRAS + "/events", params=params, timeout=wait + 10)
 
-    def _on_change(self, _generation: int) -> None:
-        self.refresh()
+    def follow_cluster(self, why: str, on: bool) -> None:
+        """Follow the cluster while ``why`` holds (the window shown, a tray menu open). Starting
+        reads the repos and tells the views to reload (they may have missed changes meanwhile)
+        and wakes the daemon's watcher at once."""
+        was = bool(self._following)
+        if on:
+            self._following.add(why)
+        else:
+            self._following.discard(why)
+        if self._following and not was and self.status.reachable:
+            client = self.client
+            self.tasks.run(lambda: client.get(EXTRAS + "/events", since=-1, cluster=-1), None, lambda _e: None)
+            self.refresh_repos()
+            self.cluster_changed.emit()
+
+    def _on_change(self, answer: dict) -> None:
+        before, self._feed = self._feed, answer
+        if before is None or before.get("generation") != answer.get("generation"):
+            self.refresh()
+        if before is not None and before.get("cluster") != answer.get("cluster"):
+            self.refresh_repos()
+            self.cluster_changed.emit()
+        if before is None or before.get("activity") != answer.get("activity"):
+            self.activity_changed.emit()
 
     # ------------------------------------------------------------- status
 
@@ -208,7 +247,8 @@ class Controller(QObject):
         self.tasks.run(lambda: self.client.get(EXTRAS + "/repos"), self._apply_repos, self._repos_failed)
 
     def _apply_repos(self, repos: dict) -> None:
-        if repos == self.repos and not self.repos_error:
+        loaded, self.repos_loaded = self.repos_loaded, True
+        if repos == self.repos and not self.repos_error and loaded:
             return  # unchanged: keep the views' scroll positions and selections
         self.repos = repos
         self.repos_error = ""

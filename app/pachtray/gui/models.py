@@ -207,6 +207,7 @@ class PagedTableModel(QAbstractTableModel):
 
     COLUMNS: tuple[str, ...] = ()
     failed = Signal(str)
+    reloaded = Signal()  # the rows were swapped for a changed listing (the view's selection is gone)
 
     def __init__(self, tasks: Tasks, parent=None):
         super().__init__(parent)
@@ -228,6 +229,42 @@ class PagedTableModel(QAbstractTableModel):
         self.endResetModel()
         if load is not None:
             self.fetchMore(QModelIndex())
+
+    def reload(self) -> None:
+        """Read the listing again on a worker (at least as many rows as are shown) and swap the
+        rows in only when they changed, so an unchanged listing keeps the view's selection and
+        scroll position; after a swap, `reloaded` lets the window select the same row again."""
+        if self._load is None:
+            return
+        epoch, load, want = self._epoch, self._load, max(1, len(self._rows))
+
+        def fetch():
+            rows, cursor = [], None
+            while True:
+                page, cursor = load(cursor)
+                rows.extend(page)
+                if cursor is None or len(rows) >= want:
+                    return rows, cursor
+
+        self._tasks.run(fetch, lambda page: self._reloaded(epoch, page),
+                        lambda e: self._page_failed(epoch, e) if not self._rows else None)
+
+    def _reloaded(self, epoch: int, page: tuple[list[dict], Any]) -> None:
+        if epoch != self._epoch:
+            return  # the user chose another listing meanwhile
+        rows, cursor = page
+        if rows == self._rows and (cursor is not None) == self._more:
+            return
+        self.beginResetModel()
+        self._epoch += 1  # a page still on its way belongs to the old rows
+        self._rows, self._cursor = rows, cursor
+        self._more, self._loading, self.error = cursor is not None, False, ""
+        self.endResetModel()
+        self.reloaded.emit()
+
+    def find(self, column: str, value) -> int:
+        """The first row whose ``column`` is ``value`` (-1: none among the rows loaded)."""
+        return next((i for i, row in enumerate(self._rows) if row.get(column) == value), -1)
 
     @property
     def loading(self) -> bool:

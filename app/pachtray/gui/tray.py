@@ -30,12 +30,14 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(icons["disconnected"], self)
         self.menu = QMenu()
         self._submenus: list[QMenu] = []
+        self.mount_menu: QMenu | None = None
         self.menu.aboutToShow.connect(self._about_to_show)
+        self.menu.aboutToHide.connect(lambda: controller.follow_cluster("menu", False))
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._on_activated)
         controller.status_changed.connect(self.update_icon)
         controller.busy_changed.connect(lambda _busy: self.update_icon())
-        controller.notify.connect(self.show_message)
+        controller.repos_changed.connect(self._repos_arrived)
         if jupyter is not None:
             jupyter.progress.connect(lambda *_: self.update_icon())
             jupyter.active_changed.connect(lambda _active: self.update_icon())
@@ -49,6 +51,7 @@ class Tray(QObject):
     def dispose(self) -> None:
         """Delete the menu (it has no parent widget) on the GUI thread."""
         self._clear_submenus()
+        self.mount_menu = None
         self.menu.deleteLater()
 
     def show(self) -> None:
@@ -73,16 +76,12 @@ class Tray(QObject):
             tip += "\n" + self.jupyter.describe()
         self.icon.setToolTip(tip)
 
-    def show_message(self, title: str, message: str, is_error: bool) -> None:
-        icon = QSystemTrayIcon.MessageIcon.Critical if is_error else QSystemTrayIcon.MessageIcon.Information
-        if self.icon.isVisible() and QSystemTrayIcon.supportsMessages():
-            self.icon.showMessage(title, message, icon, 8000 if is_error else 4000)
-
     def _on_activated(self, reason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
             self.actions["window"]()
 
     def _about_to_show(self) -> None:
+        self.controller.follow_cluster("menu", True)  # the Mount menu refills when new repos arrive
         self.rebuild()
         self.controller.refresh()
         if self.notebooks is not None:
@@ -172,10 +171,31 @@ class Tray(QObject):
                 self._action(sub, "Unmount", lambda n=name: self.controller.unmount(n))
 
     def _add_mount_menu(self, m: QMenu) -> None:
-        mount_menu = self._submenu(m, "Mount")
-        listing = self.controller.repos
+        """The Mount submenu, filled from the snapshot each time it opens (the repos may arrive or
+        change while the tray menu is open): "Loading…" until the cluster's first answer."""
+        mount_menu = self.mount_menu = self._submenu(m, "Mount")
         if not self.controller.status.reachable or self.controller.status.connection != "connected":
             mount_menu.setEnabled(False)
+            return
+        mount_menu.aboutToShow.connect(lambda: self._fill_mount_menu(mount_menu))
+        self._fill_mount_menu(mount_menu)
+
+    def _repos_arrived(self) -> None:
+        """New repos while the Mount menu is open (it said "Loading…"): show them there now."""
+        menu = self.mount_menu
+        if menu is not None and menu.isEnabled() and menu.isVisible():
+            self._fill_mount_menu(menu)
+
+    def _fill_mount_menu(self, mount_menu: QMenu) -> None:
+        for sub in mount_menu.findChildren(QMenu):
+            if sub in self._submenus:
+                self._submenus.remove(sub)
+            sub.deleteLater()
+        mount_menu.clear()
+        listing = self.controller.repos
+        if not self.controller.repos_loaded and not self.controller.repos_error:
+            mount_menu.addAction("Loading…").setEnabled(False)
+            self.controller.refresh_repos()
             return
         if self.controller.repos_error:
             mount_menu.addAction(f"Cannot list repos: {self.controller.repos_error}").setEnabled(False)

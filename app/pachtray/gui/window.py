@@ -127,6 +127,10 @@ class MainWindow(QMainWindow):
 
         controller.status_changed.connect(self._on_status)
         controller.repos_changed.connect(self._on_repos)
+        controller.cluster_changed.connect(self.follow_cluster)
+        self.branches_model.reloaded.connect(self._branches_reloaded)
+        self.commits_model.reloaded.connect(lambda: self._reselect(self.commit_table, "id", self._commit))
+        self._reselecting = False
         self._on_status()
         self._on_repos()
 
@@ -354,8 +358,44 @@ class MainWindow(QMainWindow):
             return
         self.branches_model.reset(self.controller.branches_loader(repo["project"], repo["repo"]))
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.controller.follow_cluster("window", True)
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self.controller.follow_cluster("window", False)
+
+    def follow_cluster(self) -> None:
+        """Someone changed the cluster: read the shown branches, commits and files again (on
+        workers), keeping what the user selected."""
+        for model in (self.branches_model, self.commits_model, self.files_model):
+            model.reload()
+
+    def _branches_reloaded(self) -> None:
+        if self._branch is not None and self.branches_model.find("name", self._branch) < 0:
+            self._branch = self._commit = None  # deleted elsewhere: nothing hangs off it any more
+            self.commits_model.reset(None)
+            self._show_files(None, "/")
+            self._update_buttons()
+            return
+        self._reselect(self.branch_table, "name", self._branch)
+
+    def _reselect(self, table: QTableView, column: str, value) -> None:
+        """Select the row that was selected before a reload, without reloading what hangs off it."""
+        row = table.model().find(column, value) if value is not None else -1
+        if row < 0:
+            return
+        self._reselecting = True
+        try:
+            table.selectionModel().setCurrentIndex(
+                table.model().index(row, 0),
+                QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        finally:
+            self._reselecting = False
+
     def _on_branch_selected(self, current: QModelIndex, _previous=None) -> None:
-        if not current.isValid() or self._repo is None:
+        if not current.isValid() or self._repo is None or self._reselecting:
             return
         self._branch = self.branches_model.row(current.row())["name"]
         self._commit = None
@@ -365,7 +405,7 @@ class MainWindow(QMainWindow):
         self._update_buttons()
 
     def _on_commit_selected(self, current: QModelIndex, _previous=None) -> None:
-        if not current.isValid():
+        if not current.isValid() or self._reselecting:
             return
         self._commit = self.commits_model.row(current.row())["id"]
         self._show_files(self._commit, "/")

@@ -50,11 +50,13 @@ class MountManager:
 
     ``auth_state`` (the daemon's cached answer: "off", "on", "unauthenticated") decides whether mount
     requests are checked against the user's access; without it the manager asks pachd. ``parts``
-    builds the file system and views (mount.parts.FuseParts unless given).
+    builds the file system and views (mount.parts.FuseParts unless given). ``record(kind, title,
+    message, mount)`` notes what happened in the daemon's activity log (pachtray.activity).
     """
 
     def __init__(self, mount_dir, data_dir, *, allow_other: bool = False, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 keep_workspace: bool = True, auth_state: Callable[[], str] | None = None, parts=None):
+                 keep_workspace: bool = True, auth_state: Callable[[], str] | None = None, parts=None,
+                 record: Callable[..., object] | None = None):
         self.mount_dir = Path(mount_dir)
         self.data_dir = Path(data_dir)
         self.allow_other = allow_other
@@ -69,6 +71,7 @@ class MountManager:
         self.restorer = Restorer(Workspace(self.data_dir / "workspace.json"), self.mount,
                                  lambda: self._client is not None, self._workspace_entries) if keep_workspace else None
         self._auth_state = auth_state
+        self.record = record or (lambda *args, **kw: None)
         self._mode_lock = threading.RLock()
         self._client = None
         self._reachable = True  # False while the daemon's health checks say pachd does not answer
@@ -132,10 +135,11 @@ class MountManager:
     def generation(self) -> int:
         return self.table.generation
 
-    def wait_change(self, gen: int, timeout: float) -> int:
-        """Block until the generation differs from ``gen`` (or ``timeout`` s); return it. Writes into
-        rw mounts change pending counts without telling the manager: it looks (local, no RPC)."""
-        return self.table.wait_change(gen, timeout, self._poll_pending)
+    def wait_change(self, gen: int, timeout: float, until: Callable[[], bool] | None = None) -> int:
+        """Block until the generation differs from ``gen`` or ``until()`` (or ``timeout`` s); return
+        it. Writes into rw mounts change pending counts without telling the manager: it looks (local,
+        no RPC)."""
+        return self.table.wait_change(gen, timeout, self._poll_pending, until)
 
     def _poll_pending(self) -> None:
         for m in self.table.mounts():
@@ -208,7 +212,14 @@ class MountManager:
         if found.gone:
             self._gone(m, found.gone)
             return
-        self.table.set(m, status=found.status, latest_commit=found.latest_commit, behind=found.behind)
+        with self.table.lock:  # compare and set at once: concurrent refreshes note a move once
+            before, behind = m.latest_commit, m.behind
+            self.table.set(m, status=found.status, latest_commit=found.latest_commit, behind=found.behind)
+        new = found.behind - behind
+        if before and found.latest_commit != before and new > 0:
+            where = f"{m.repo}@{m.branch}" if m.project == "default" else f"{m.project}/{m.repo}@{m.branch}"
+            self.record("upstream", "New commits upstream",
+                        f"{new} new commit{'s' if new != 1 else ''} on {where}", mount=m.name)
 
     def _gone(self, m: Mount, what: str) -> None:
         """Upstream deleted what the mount shows: drop it; uncommitted changes stay staged (state
@@ -225,9 +236,12 @@ class MountManager:
                     "kept (recreate it and commit them, or discard them)"))
                 self.table.set(m, state=MountState.RECOVERED, problem=problem)
                 self._changed_set()
+                self.record("error", "Deleted upstream", problem.message, mount=m.name)
                 return
             log.info("dropping mount %s: %s was deleted upstream", m.name, what)
             self.remove(m)
+            self.record("unmount", "Deleted upstream", f"{m.name} unmounted: {what} was deleted upstream",
+                        mount=m.name)
         finally:
             m.op.release()
 
@@ -271,6 +285,8 @@ class MountManager:
                 self.records.drop(m.name)
             raise
         self._changed_set()
+        self.record("mount", "Mounted", f"{m.project}/{m.repo}@{m.commit if m.pinned else m.branch} mounted "
+                    f"{'read-write' if m.mode == 'rw' else 'read-only'} as {m.name}", mount=m.name)
 
     def publish(self, m: Mount) -> None:
         """Register a mount whose view is built and show it in the file system, once it can answer:
@@ -356,6 +372,9 @@ class MountManager:
             self._update_pending(m)
             raise ApiError(500, msg) from None
         self.table.set(m, state=before, problem=None, **({"commit": new_id} if new_id else {}))
+        if new_id:
+            self.record("commit", "Committed", f"{m.name}: commit {new_id[:12]} on {m.project}/{m.repo}@{m.branch}",
+                        mount=m.name)
         self._note_source(m)
         if not m.recovered:
             self.records.write(m)
@@ -437,6 +456,7 @@ class MountManager:
                 self._commit_locked(m)
             self.table.set(m, state=MountState.UNMOUNTING)
             self.remove(m)
+            self.record("unmount", "Unmounted", f"{m.name} unmounted", mount=m.name)
 
     def remove(self, m: Mount) -> None:
         """Take ``m`` out of the mount dir and the table (its staged changes must be committed or moot)."""

@@ -72,20 +72,31 @@ class MountTable:
             self._generation += 1
             self._changed.notify_all()
 
-    def wait_change(self, gen: int, timeout: float, poll: Callable[[], None] | None = None) -> int:
-        """Block until the generation differs from ``gen`` (or ``timeout`` s); return it. ``poll``
-        runs every CHANGE_POLL s while waiting (outside the lock): changes nobody reports, such as
-        writes into rw mounts, are found by looking."""
+    def wake(self) -> None:
+        """Wake the waiters without a change of the table (another feed moved: see ``until``)."""
+        with self.lock:
+            self._changed.notify_all()
+
+    def wait_change(self, gen: int, timeout: float, poll: Callable[[], None] | None = None,
+                    until: Callable[[], bool] | None = None) -> int:
+        """Block until the generation differs from ``gen``, or ``until()`` says another feed moved
+        (or ``timeout`` s); return the generation. ``poll`` runs every CHANGE_POLL s while waiting
+        (outside the lock): changes nobody reports, such as writes into rw mounts, are found by
+        looking."""
         deadline = time.monotonic() + max(0.0, timeout)
+
+        def done() -> bool:
+            return self._generation != gen or (until is not None and until())
+
         while True:
             with self._changed:
-                if self._generation != gen:
+                if done():
                     return self._generation
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return self._generation
                 self._changed.wait(min(remaining, CHANGE_POLL))
-                if self._generation != gen:
+                if done():
                     return self._generation
             if poll is not None:
                 poll()

@@ -387,3 +387,17 @@ def get_file(client: Client, *, file: pfs.File, offset: int = 0):
     call = client._channel.unary_stream(_GET_FILE, request_serializer=pfs.GetFileRequest.SerializeToString,
                                         response_deserializer=BytesValue.FromString)
     return call(request)
+
+
+_LIST_BRANCH = f"/{pfs.ApiBase.__proto_path__}/ListBranch"
+BRANCH_HEAD_FIELDS = ("branch.repo.project.name", "branch.repo.name", "branch.repo.type", "branch.name", "head.id")
+
+
+def list_branch_heads(client: Client, repo: pfs.Repo | None = None):
+    """ListBranch (of ``repo``, or of every repo) answering only (project, repo, repo type, branch,
+    head id) tuples, decoded natively (`codec.field_reader`): the cluster watcher reads every
+    branch of the cluster every round and needs nothing else."""
+    request = pfs.ListBranchRequest(repo=repo) if repo is not None else pfs.ListBranchRequest()
+    decode = codec.field_reader(pfs.BranchInfo, BRANCH_HEAD_FIELDS, share=(pfs.Repo,))
+    call = client._channel.unary_stream(_LIST_BRANCH, request_serializer=codec.serialize, response_deserializer=decode)
+    return call(request)
