@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Screenshots for the README: starts Xvfb with a tray host (trayer), a daemon with its embedded
 # local server on free ports, seeds repos through pachyderm_sdk, then runs the tray app and saves
-# docs/screenshots/window.png, window-mounts.png, window-activity.png and tray-menu.png. Everything it
+# docs/screenshots/window.png, window-mounts.png, window-activity.png, commit-dialog.png and tray-menu.png. Everything it
 # starts it stops.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -232,4 +232,4 @@ def sized(match):
 pattern = r'(<image [^>]*?)width="\d+" height="\d+"([^>]*>[^<]*/docs/screenshots/)([\w.-]+\.png)'
 metainfo.write_text(re.sub(pattern, sized, metainfo.read_text()))
 EOF
-echo "screenshots: wrote $out/window.png, $out/window-mounts.png, $out/window-activity.png and $out/tray-menu.png (sizes in the metainfo)"
+echo "screenshots: wrote window.png, window-mounts.png, window-activity.png, commit-dialog.png and tray-menu.png in $out (sizes in the metainfo)"
