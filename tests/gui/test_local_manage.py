@@ -49,8 +49,8 @@ def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique
     (src / "folder" / "deep" / "three.txt").write_bytes(b"3")
     qtbot.waitUntil(lambda: window.branch_table.uploads_enabled, timeout=10000)
     window.upload("master", [str(src / "one.txt"), str(src / "folder")])
-    qtbot.waitUntil(lambda: window.uploading, timeout=5000)
-    qtbot.waitUntil(lambda: not window.uploading, timeout=30000)
+    qtbot.waitUntil(lambda: window.uploads.running, timeout=5000)
+    qtbot.waitUntil(lambda: not window.uploads.running, timeout=30000)
     qtbot.waitUntil(lambda: any(r["name"] == "master" for r in window.branches_model.rows()), timeout=20000)
     window.branch_table.setCurrentIndex(window.branches_model.index(0, 0))
     qtbot.waitUntil(lambda: {r["name"] for r in window.files_model.rows()} == {"one.txt", "folder"}, timeout=20000)
@@ -66,7 +66,7 @@ def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique
     dev_row = next(i for i, r in enumerate(window.branches_model.rows()) if r["name"] == "dev")
     (tmp_path / "extra.csv").write_text("a,b\n")
     _drop(window.branch_table, dev_row, [str(tmp_path / "extra.csv")])
-    qtbot.waitUntil(lambda: not window.uploading, timeout=30000)
+    qtbot.waitUntil(lambda: not window.uploads.running, timeout=30000)
     qtbot.waitUntil(lambda: local_daemon.get("/pachtray/v1/commits", params={
         "repo": repo, "branch": "dev"}).json()["commits"][0]["description"].startswith("Uploaded 1 file"), timeout=20000)
     files = local_daemon.get("/pachtray/v1/files", params={"repo": repo, "branch": "dev"}).json()["files"]
@@ -146,11 +146,11 @@ def test_the_window_cancels_a_running_upload(make_app, local_daemon, unique_name
     notes = []
     app.controller.notify.connect(lambda title, message, error: notes.append(title))
     window.upload("master", [str(tmp_path / "big.bin")])
-    qtbot.waitUntil(lambda: window._upload_job is not None, timeout=10000)
-    assert window.cancel_upload_button.isVisible()
-    window.cancel_upload_button.click()
-    qtbot.waitUntil(lambda: not window.uploading, timeout=30000)
-    assert not window.cancel_upload_button.isVisible()
+    qtbot.waitUntil(lambda: window.uploads.job is not None, timeout=10000)
+    assert window.uploads.cancel_button.isVisible()
+    window.uploads.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.uploads.running, timeout=30000)
+    assert not window.uploads.cancel_button.isVisible()
     ended = "Upload cancelled" if "Upload cancelled" in notes else "Upload finished"
     assert ended in notes
     files = local_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master"}).json()["files"]

@@ -1,12 +1,13 @@
-"""The main window: repo browser (projects ▸ repos, branches, commits, file preview, uploads) and
-the Mounts tab (gui.mounts_tab)."""
+"""The main window: the repo browser (projects ▸ repos, branches, commits, file preview; files
+dropped on a branch are uploaded through gui.upload_progress), the Mounts tab (gui.mounts_tab),
+the Notebooks and Activity tabs."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMainWindow, QProgressBar,
+    QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMainWindow,
     QPushButton, QSplitter, QTableView, QTabWidget, QToolBar, QTreeView, QVBoxLayout, QWidget,
 )
 
@@ -14,10 +15,8 @@ from pachtray.gui import dialogs
 from pachtray.gui.controller import Controller
 from pachtray.gui.models import BranchesModel, CommitsModel, FilesModel, RepoTreeModel
 from pachtray.gui.mounts_tab import MountsTab
+from pachtray.gui.upload_progress import UploadProgress
 from pachtray.pfs import names
-
-UPLOAD_POLL_MS = 300
-
 
 def _name_problem(value: str, what: str) -> str | None:
     if not value:
@@ -106,7 +105,6 @@ class MainWindow(QMainWindow):
         self._branch: str | None = None
         self._commit: str | None = None
         self._folder = "/"
-        self._upload_job: str | None = None
 
         self.tabs = QTabWidget(self)
         self.setCentralWidget(self.tabs)
@@ -120,10 +118,6 @@ class MainWindow(QMainWindow):
         self._mount_action = self.mounts_tab.action
         self._build_toolbar(actions or {})
         self._build_status_bar()
-
-        self._upload_timer = QTimer(self)
-        self._upload_timer.setInterval(UPLOAD_POLL_MS)
-        self._upload_timer.timeout.connect(self._poll_upload)
 
         controller.status_changed.connect(self._on_status)
         controller.repos_changed.connect(self._on_repos)
@@ -253,15 +247,11 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.cluster_label = QLabel("", self)
         self.user_label = QLabel("", self)
-        self.upload_bar = QProgressBar(self)
-        self.upload_bar.setMaximumWidth(260)
-        self.upload_bar.setTextVisible(True)
-        self.upload_bar.hide()
-        self.cancel_upload_button = QPushButton("Cancel upload", self)
-        self.cancel_upload_button.clicked.connect(self.cancel_upload)
-        self.cancel_upload_button.hide()
-        bar.addPermanentWidget(self.upload_bar)
-        bar.addPermanentWidget(self.cancel_upload_button)
+        self.uploads = UploadProgress(self.controller, self)
+        self.uploads.committed.connect(self._upload_committed)
+        self.uploads.busy_message.connect(lambda message: bar.showMessage(message, 5000))
+        bar.addPermanentWidget(self.uploads.bar)
+        bar.addPermanentWidget(self.uploads.cancel_button)
         bar.addPermanentWidget(self.user_label)
         bar.addPermanentWidget(self.cluster_label)
 
@@ -520,69 +510,9 @@ class MainWindow(QMainWindow):
         self.upload(self.branches_model.row(row)["name"], paths)
 
     def upload(self, branch: str, paths: list[str]) -> None:
-        if self._repo is None or self._upload_job is not None:
-            if self._upload_job is not None:
-                self.statusBar().showMessage("An upload is already running.", 5000)
-            return
-        self.upload_bar.setRange(0, 0)
-        self.upload_bar.setFormat(f"Uploading to {branch}…")
-        self.upload_bar.show()
-        self.cancel_upload_button.show()
+        if self._repo is not None:
+            self.uploads.start(self._repo["project"], self._repo["repo"], branch, paths)
 
-        def started(job):
-            self._upload_job = job["job"]
-            self._show_upload(job)
-            self._upload_timer.start()
-
-        def failed(error):
-            self.upload_bar.hide()
-            self.cancel_upload_button.hide()
-            self.controller.notify.emit(getattr(error, "title", "Upload failed"), str(error), True)
-
-        self.controller.start_upload(self._repo["project"], self._repo["repo"], branch, paths, started, failed)
-
-    def cancel_upload(self) -> None:
-        """Stop the running upload (the daemon drops its commit: the branch stays as it was)."""
-        if self._upload_job is not None:
-            self.cancel_upload_button.setEnabled(False)
-            self.controller.cancel_upload(self._upload_job)
-
-    def _poll_upload(self) -> None:
-        job_id = self._upload_job
-        if job_id is None:
-            self._upload_timer.stop()
-            return
-        self._upload_timer.stop()  # one poll in flight at a time
-        self.controller.upload_status(job_id, self._show_upload,
-                                      lambda e: self._upload_finished({"state": "error", "error": str(e)}))
-
-    def _show_upload(self, job: dict) -> None:
-        if job["state"] != "running":
-            self._upload_finished(job)
-            return
-        total = max(1, job["bytes_total"])
-        self.upload_bar.setRange(0, 1000)
-        self.upload_bar.setValue(int(1000 * job["bytes_done"] / total))
-        self.upload_bar.setFormat(f"Uploading {job['files_done']}/{job['files_total']} files… %p%")
-        self._upload_timer.start()
-
-    def _upload_finished(self, job: dict) -> None:
-        self._upload_job = None
-        self._upload_timer.stop()
-        self.upload_bar.hide()
-        self.cancel_upload_button.hide()
-        self.cancel_upload_button.setEnabled(True)
-        if job["state"] == "cancelled":
-            self.controller.notify.emit("Upload cancelled", f"Nothing was committed to {job['repo']}@{job['branch']}",
-                                        False)
-        elif job["state"] == "done":
-            self.controller.notify.emit("Upload finished", f"{job['files_total']} file(s) committed to "
-                                        f"{job['repo']}@{job['branch']} as {job['commit'][:12]}", False)
-            self.controller.refresh_repos()
-            self._load_branches()
-        else:
-            self.controller.notify.emit("Upload failed", job.get("error") or "unknown error", True)
-
-    @property
-    def uploading(self) -> bool:
-        return self._upload_job is not None or self.upload_bar.isVisible()
+    def _upload_committed(self, _job: dict) -> None:
+        self.controller.refresh_repos()
+        self._load_branches()
