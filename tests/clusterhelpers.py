@@ -26,11 +26,9 @@ def isolated_env(home: Path) -> dict:
 
 
 @pytest.fixture
-def sdk(pachd):
-    c = pachd.client()
-    yield c
-    with contextlib.suppress(Exception):
-        c.close()
+def sdk(client):
+    """conftest's `client` (pachyderm_sdk on the session's embedded server), by the name these tests use."""
+    return client
 
 
 def make_repo(client, name: str, files: dict[str, bytes] | None = None, branch: str = "master",
