@@ -57,11 +57,11 @@ def test_the_dialog_lists_changes_marks_upstream_and_commits_the_message(make_ap
         assert head.description == "Reviewed: four files"
         # the window's commit list shows it
         app.controller.refresh_repos()
-        qtbot.waitUntil(lambda: app.window.select_repo("default", repo), timeout=20000)
-        branches = app.window.branches_model
+        qtbot.waitUntil(lambda: app.window.browser.select_repo("default", repo), timeout=20000)
+        branches = app.window.browser.branches_model
         qtbot.waitUntil(lambda: branches.rowCount() > 0, timeout=20000)
-        app.window.branch_table.selectRow(0)
-        commits = app.window.commits_model
+        app.window.browser.branch_table.selectRow(0)
+        commits = app.window.browser.commits_model
         qtbot.waitUntil(lambda: commits.rowCount() > 0, timeout=20000)
         assert commits.data(commits.index(0, 2)) == "Reviewed: four files"
     finally:

@@ -30,39 +30,39 @@ def test_window_shows_a_commit_file_and_branch_made_elsewhere_without_refresh(ma
     make_repo(sdk, repo, {"/a.txt": b"a"})
     app = make_app(shared_daemon)
     window = app.window
-    qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
-    _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
-    qtbot.waitUntil(lambda: window.commits_model.rowCount() == 1 and window.files_model.rowCount() == 1,
+    qtbot.waitUntil(lambda: window.browser.select_repo("default", repo), timeout=20000)
+    _select_row(qtbot, window.browser.branch_table, window.browser.branches_model, lambda r: r["name"] == "master")
+    qtbot.waitUntil(lambda: window.browser.commits_model.rowCount() == 1 and window.browser.files_model.rowCount() == 1,
                     timeout=20000)
-    first = window.commits_model.row(0)["id"]
-    window.commit_table.setCurrentIndex(window.commits_model.index(0, 0))  # the user looks at the first commit
+    first = window.browser.commits_model.row(0)["id"]
+    window.browser.commit_table.setCurrentIndex(window.browser.commits_model.index(0, 0))  # the user looks at the first commit
 
     new = _commit(sdk, repo, {"/b.txt": b"b"})
     sdk.pfs.create_branch(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="dev"),
                           head=pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")))
-    qtbot.waitUntil(lambda: [r["id"] for r in window.commits_model.rows()] == [new, first], timeout=20000)
-    qtbot.waitUntil(lambda: {r["name"] for r in window.branches_model.rows()} == {"master", "dev"}, timeout=20000)
-    master = next(r for r in window.branches_model.rows() if r["name"] == "master")
+    qtbot.waitUntil(lambda: [r["id"] for r in window.browser.commits_model.rows()] == [new, first], timeout=20000)
+    qtbot.waitUntil(lambda: {r["name"] for r in window.browser.branches_model.rows()} == {"master", "dev"}, timeout=20000)
+    master = next(r for r in window.browser.branches_model.rows() if r["name"] == "master")
     assert master["head"] == new
     # The user's selection stays: branch master, the first commit (its files are still those of that commit).
-    assert window.branches_model.row(window.branch_table.currentIndex().row())["name"] == "master"
-    assert window.commits_model.row(window.commit_table.currentIndex().row())["id"] == first
-    assert [r["name"] for r in window.files_model.rows()] == ["a.txt"]
+    assert window.browser.branches_model.row(window.browser.branch_table.currentIndex().row())["name"] == "master"
+    assert window.browser.commits_model.row(window.browser.commit_table.currentIndex().row())["id"] == first
+    assert [r["name"] for r in window.browser.files_model.rows()] == ["a.txt"]
     # Looking at the branch head again shows the new file; the next commit shows up there by itself.
-    window.branch_table.setCurrentIndex(window.branches_model.index(window.branches_model.find("name", "dev"), 0))
-    _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
-    qtbot.waitUntil(lambda: [r["name"] for r in window.files_model.rows()] == ["a.txt", "b.txt"], timeout=20000)
+    window.browser.branch_table.setCurrentIndex(window.browser.branches_model.index(window.browser.branches_model.find("name", "dev"), 0))
+    _select_row(qtbot, window.browser.branch_table, window.browser.branches_model, lambda r: r["name"] == "master")
+    qtbot.waitUntil(lambda: [r["name"] for r in window.browser.files_model.rows()] == ["a.txt", "b.txt"], timeout=20000)
     _commit(sdk, repo, {"/c.txt": b"c"})
-    qtbot.waitUntil(lambda: [r["name"] for r in window.files_model.rows()] == ["a.txt", "b.txt", "c.txt"],
+    qtbot.waitUntil(lambda: [r["name"] for r in window.browser.files_model.rows()] == ["a.txt", "b.txt", "c.txt"],
                     timeout=20000)
     # A branch deleted elsewhere while selected: it goes, and so do its commits and files.
-    window.branch_table.setCurrentIndex(window.branches_model.index(window.branches_model.find("name", "dev"), 0))
-    qtbot.waitUntil(lambda: window.commits_model.rowCount() == 2, timeout=20000)
+    window.browser.branch_table.setCurrentIndex(window.browser.branches_model.index(window.browser.branches_model.find("name", "dev"), 0))
+    qtbot.waitUntil(lambda: window.browser.commits_model.rowCount() == 2, timeout=20000)
     sdk.pfs.delete_branch(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="dev"))
-    qtbot.waitUntil(lambda: [r["name"] for r in window.branches_model.rows()] == ["master"], timeout=20000)
-    qtbot.waitUntil(lambda: window.commits_model.rowCount() == 0 and window.files_model.rowCount() == 0,
+    qtbot.waitUntil(lambda: [r["name"] for r in window.browser.branches_model.rows()] == ["master"], timeout=20000)
+    qtbot.waitUntil(lambda: window.browser.commits_model.rowCount() == 0 and window.browser.files_model.rowCount() == 0,
                     timeout=20000)
-    assert not window.mount_ro_button.isEnabled()
+    assert not window.browser.mount_ro_button.isEnabled()
 
 
 def test_tray_mount_menu_lists_existing_repos_on_first_open(make_app, shared_daemon, sdk, unique_name, qtbot,

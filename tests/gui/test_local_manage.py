@@ -26,18 +26,18 @@ def _drop(view, row: int, paths: list[str]) -> None:
 def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique_name, qtbot, tmp_path):
     app = make_app(local_daemon)
     window, controller = app.window, app.controller
-    qtbot.waitUntil(lambda: controller.status.local and window.new_repo_button.isEnabled(), timeout=20000)
+    qtbot.waitUntil(lambda: controller.status.local and window.browser.new_repo_button.isEnabled(), timeout=20000)
     repo = unique_name("local")
 
     # New repo… dialog: a bad name is refused in the dialog, a good one creates the repo
-    dialog = window.new_repo()
+    dialog = window.browser.new_repo()
     dialog.edits["repo"].setText("bad name!")
     dialog._accept()
     assert dialog.isVisible() and "letters, digits" in dialog.problem.text()
     dialog.edits["repo"].setText(repo)
     dialog.edits["description"].setText("made in the window")
     dialog._accept()
-    qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
+    qtbot.waitUntil(lambda: window.browser.select_repo("default", repo), timeout=20000)
     assert any(r["repo"] == repo and r["description"] == "made in the window"
                for r in local_daemon.get("/pachtray/v1/repos").json()["repos"])
 
@@ -47,43 +47,43 @@ def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique
     (src / "one.txt").write_bytes(b"1" * 1000)
     (src / "folder" / "two.txt").write_bytes(b"2" * 2000)
     (src / "folder" / "deep" / "three.txt").write_bytes(b"3")
-    qtbot.waitUntil(lambda: window.branch_table.uploads_enabled, timeout=10000)
-    window.upload("master", [str(src / "one.txt"), str(src / "folder")])
-    qtbot.waitUntil(lambda: window.uploads.running, timeout=5000)
-    qtbot.waitUntil(lambda: not window.uploads.running, timeout=30000)
-    qtbot.waitUntil(lambda: any(r["name"] == "master" for r in window.branches_model.rows()), timeout=20000)
-    window.branch_table.setCurrentIndex(window.branches_model.index(0, 0))
-    qtbot.waitUntil(lambda: {r["name"] for r in window.files_model.rows()} == {"one.txt", "folder"}, timeout=20000)
+    qtbot.waitUntil(lambda: window.browser.branch_table.uploads_enabled, timeout=10000)
+    window.browser.upload("master", [str(src / "one.txt"), str(src / "folder")])
+    qtbot.waitUntil(lambda: window.browser.uploads.running, timeout=5000)
+    qtbot.waitUntil(lambda: not window.browser.uploads.running, timeout=30000)
+    qtbot.waitUntil(lambda: any(r["name"] == "master" for r in window.browser.branches_model.rows()), timeout=20000)
+    window.browser.branch_table.setCurrentIndex(window.browser.branches_model.index(0, 0))
+    qtbot.waitUntil(lambda: {r["name"] for r in window.browser.files_model.rows()} == {"one.txt", "folder"}, timeout=20000)
     listing = local_daemon.get("/pachtray/v1/files", params={"repo": repo, "branch": "master",
                                                             "path": "/folder/deep"}).json()
     assert [f["path"] for f in listing["files"]] == ["/folder/deep/three.txt"]
 
     # New branch… from master, then drop onto it through a real drop event
-    dialog = window.new_branch()
+    dialog = window.browser.new_branch()
     dialog.edits["branch"].setText("dev")
     dialog._accept()
-    qtbot.waitUntil(lambda: any(r["name"] == "dev" for r in window.branches_model.rows()), timeout=20000)
-    dev_row = next(i for i, r in enumerate(window.branches_model.rows()) if r["name"] == "dev")
+    qtbot.waitUntil(lambda: any(r["name"] == "dev" for r in window.browser.branches_model.rows()), timeout=20000)
+    dev_row = next(i for i, r in enumerate(window.browser.branches_model.rows()) if r["name"] == "dev")
     (tmp_path / "extra.csv").write_text("a,b\n")
-    _drop(window.branch_table, dev_row, [str(tmp_path / "extra.csv")])
-    qtbot.waitUntil(lambda: not window.uploads.running, timeout=30000)
+    _drop(window.browser.branch_table, dev_row, [str(tmp_path / "extra.csv")])
+    qtbot.waitUntil(lambda: not window.browser.uploads.running, timeout=30000)
     qtbot.waitUntil(lambda: local_daemon.get("/pachtray/v1/commits", params={
         "repo": repo, "branch": "dev"}).json()["commits"][0]["description"].startswith("Uploaded 1 file"), timeout=20000)
     files = local_daemon.get("/pachtray/v1/files", params={"repo": repo, "branch": "dev"}).json()["files"]
     assert {f["name"] for f in files} == {"one.txt", "folder", "extra.csv"}
 
     # Delete branch… and Delete repo… (confirmations)
-    qtbot.waitUntil(lambda: any(r["name"] == "dev" for r in window.branches_model.rows()), timeout=20000)
-    dev_row = next(i for i, r in enumerate(window.branches_model.rows()) if r["name"] == "dev")
-    window.branch_table.setCurrentIndex(window.branches_model.index(dev_row, 0))
-    box = window.delete_branch()
+    qtbot.waitUntil(lambda: any(r["name"] == "dev" for r in window.browser.branches_model.rows()), timeout=20000)
+    dev_row = next(i for i, r in enumerate(window.browser.branches_model.rows()) if r["name"] == "dev")
+    window.browser.branch_table.setCurrentIndex(window.browser.branches_model.index(dev_row, 0))
+    box = window.browser.delete_branch()
     assert box in dialogs.open_dialogs()
     box.buttons()[0].click()
-    qtbot.waitUntil(lambda: [r["name"] for r in window.branches_model.rows()] == ["master"], timeout=20000)
-    box = window.delete_repo()
+    qtbot.waitUntil(lambda: [r["name"] for r in window.browser.branches_model.rows()] == ["master"], timeout=20000)
+    box = window.browser.delete_repo()
     box.buttons()[0].click()
     qtbot.waitUntil(lambda: not any(r["repo"] == repo for r in controller.repos["repos"]), timeout=20000)
-    assert not window.select_repo("default", repo)
+    assert not window.browser.select_repo("default", repo)
 
 
 def test_local_repo_branch_lifecycle_and_upload(local_daemon, unique_name, tmp_path):
@@ -140,17 +140,17 @@ def test_the_window_cancels_a_running_upload(make_app, local_daemon, unique_name
     assert local_daemon.put(V1 + "/_create_repo", json={"repo": repo}).ok
     app = make_app(local_daemon)
     window = app.window
-    qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
-    qtbot.waitUntil(lambda: window.branch_table.uploads_enabled, timeout=10000)
+    qtbot.waitUntil(lambda: window.browser.select_repo("default", repo), timeout=20000)
+    qtbot.waitUntil(lambda: window.browser.branch_table.uploads_enabled, timeout=10000)
     (tmp_path / "big.bin").write_bytes(b"\0" * (96 << 20))
     notes = []
     app.controller.notify.connect(lambda title, message, error: notes.append(title))
-    window.upload("master", [str(tmp_path / "big.bin")])
-    qtbot.waitUntil(lambda: window.uploads.job is not None, timeout=10000)
-    assert window.uploads.cancel_button.isVisible()
-    window.uploads.cancel_button.click()
-    qtbot.waitUntil(lambda: not window.uploads.running, timeout=30000)
-    assert not window.uploads.cancel_button.isVisible()
+    window.browser.upload("master", [str(tmp_path / "big.bin")])
+    qtbot.waitUntil(lambda: window.browser.uploads.job is not None, timeout=10000)
+    assert window.browser.uploads.cancel_button.isVisible()
+    window.browser.uploads.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.browser.uploads.running, timeout=30000)
+    assert not window.browser.uploads.cancel_button.isVisible()
     ended = "Upload cancelled" if "Upload cancelled" in notes else "Upload finished"
     assert ended in notes
     files = local_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master"}).json()["files"]

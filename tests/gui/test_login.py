@@ -80,7 +80,7 @@ def test_login_shows_user_and_access_then_logout(make_app, auth_daemon, qtbot):
     assert access[names["readable"]] == "read"
     assert access[names["writable"]] == "write"
     assert access[names["secret"]] == "none"
-    model = app.window.repo_model
+    model = app.window.browser.repo_model
     secret = model.index_of("default", names["secret"])
     assert not model.flags(secret) & Qt.ItemFlag.ItemIsEnabled
     assert "repoReader" in model.data(secret, Qt.ItemDataRole.ToolTipRole)

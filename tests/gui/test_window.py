@@ -39,35 +39,35 @@ def test_browse_and_lazy_file_pages(make_app, shared_daemon, sdk, unique_name, q
     window = app.window
     assert window.windowTitle().startswith("Pachtray")
     app.controller.refresh_repos()
-    qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
-    index = window.repo_model.index_of("default", repo)
-    assert window.repo_model.data(index.siblingAtColumn(3)) == "browse me"
-    assert window.repo_model.data(index.siblingAtColumn(1)).endswith("B")
+    qtbot.waitUntil(lambda: window.browser.select_repo("default", repo), timeout=20000)
+    index = window.browser.repo_model.index_of("default", repo)
+    assert window.browser.repo_model.data(index.siblingAtColumn(3)) == "browse me"
+    assert window.browser.repo_model.data(index.siblingAtColumn(1)).endswith("B")
 
-    _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
-    qtbot.waitUntil(lambda: window.commits_model.rowCount() == 2 and not window.commits_model.loading, timeout=20000)
-    assert window.commits_model.row(0)["description"] == f"{MANY} files"
-    qtbot.waitUntil(lambda: not window.files_model.loading, timeout=20000)
-    assert {r["name"] for r in window.files_model.rows()} == {"many", "readme.md"}, (window.files_model.error, window.folder_label.text())
+    _select_row(qtbot, window.browser.branch_table, window.browser.branches_model, lambda r: r["name"] == "master")
+    qtbot.waitUntil(lambda: window.browser.commits_model.rowCount() == 2 and not window.browser.commits_model.loading, timeout=20000)
+    assert window.browser.commits_model.row(0)["description"] == f"{MANY} files"
+    qtbot.waitUntil(lambda: not window.browser.files_model.loading, timeout=20000)
+    assert {r["name"] for r in window.browser.files_model.rows()} == {"many", "readme.md"}, (window.browser.files_model.error, window.browser.folder_label.text())
 
-    many = next(i for i, r in enumerate(window.files_model.rows()) if r["name"] == "many")
-    window.file_table.doubleClicked.emit(window.files_model.index(many, 0))
-    qtbot.waitUntil(lambda: window.files_model.rowCount() > 0 and not window.files_model.loading, timeout=20000)
-    assert window.files_model.rowCount() == PAGE  # one page, not the whole folder
-    assert window.files_model.canFetchMore(QModelIndex())
-    while window.files_model.canFetchMore(QModelIndex()) or window.files_model.loading:
-        window.files_model.fetchMore(QModelIndex())
-        qtbot.waitUntil(lambda: not window.files_model.loading, timeout=20000)
-    names = [r["name"] for r in window.files_model.rows()]
+    many = next(i for i, r in enumerate(window.browser.files_model.rows()) if r["name"] == "many")
+    window.browser.file_table.doubleClicked.emit(window.browser.files_model.index(many, 0))
+    qtbot.waitUntil(lambda: window.browser.files_model.rowCount() > 0 and not window.browser.files_model.loading, timeout=20000)
+    assert window.browser.files_model.rowCount() == PAGE  # one page, not the whole folder
+    assert window.browser.files_model.canFetchMore(QModelIndex())
+    while window.browser.files_model.canFetchMore(QModelIndex()) or window.browser.files_model.loading:
+        window.browser.files_model.fetchMore(QModelIndex())
+        qtbot.waitUntil(lambda: not window.browser.files_model.loading, timeout=20000)
+    names = [r["name"] for r in window.browser.files_model.rows()]
     assert len(names) == MANY and names == sorted(names) and len(set(names)) == MANY
-    window.folder_up()
-    qtbot.waitUntil(lambda: window.files_model.rowCount() == 2, timeout=20000)
+    window.browser.folder_up()
+    qtbot.waitUntil(lambda: window.browser.files_model.rowCount() == 2, timeout=20000)
 
-    window.filter_edit.setText(repo)
-    assert window.repo_model.total_repos() == 1
-    assert window.repos_label.text().startswith("1 of ")
-    window.filter_edit.setText("no-such-repo-anywhere")
-    assert window.repo_model.total_repos() == 0
+    window.browser.filter_edit.setText(repo)
+    assert window.browser.repo_model.total_repos() == 1
+    assert window.browser.repos_label.text().startswith("1 of ")
+    window.browser.filter_edit.setText("no-such-repo-anywhere")
+    assert window.browser.repo_model.total_repos() == 0
 
 
 def test_mount_commit_and_unmount_from_window(make_app, shared_daemon, sdk, unique_name, qtbot):
@@ -81,13 +81,13 @@ def test_mount_commit_and_unmount_from_window(make_app, shared_daemon, sdk, uniq
     window = app.window
     try:
         app.controller.refresh_repos()
-        qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
-        _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
-        qtbot.waitUntil(lambda: window.commits_model.rowCount() == 2, timeout=20000)
-        old = window.commits_model.row(1)["id"]
-        window.commit_table.setCurrentIndex(window.commits_model.index(1, 0))
-        assert window.mount_commit_button.isEnabled()
-        window.mount_commit_button.click()
+        qtbot.waitUntil(lambda: window.browser.select_repo("default", repo), timeout=20000)
+        _select_row(qtbot, window.browser.branch_table, window.browser.branches_model, lambda r: r["name"] == "master")
+        qtbot.waitUntil(lambda: window.browser.commits_model.rowCount() == 2, timeout=20000)
+        old = window.browser.commits_model.row(1)["id"]
+        window.browser.commit_table.setCurrentIndex(window.browser.commits_model.index(1, 0))
+        assert window.browser.mount_commit_button.isEnabled()
+        window.browser.mount_commit_button.click()
         name = f"default_{repo}_{old[:8]}"
         qtbot.waitUntil(lambda: any(m.name == name and m.state == "mounted"
                                     for m in app.controller.status.mounted), timeout=20000)
@@ -114,9 +114,9 @@ def test_rw_mount_pending_commit_and_discard_in_mounts_tab(make_app, shared_daem
     window, controller = app.window, app.controller
     try:
         controller.refresh_repos()
-        qtbot.waitUntil(lambda: window.select_repo("default", repo), timeout=20000)
-        _select_row(qtbot, window.branch_table, window.branches_model, lambda r: r["name"] == "master")
-        window.mount_rw_button.click()
+        qtbot.waitUntil(lambda: window.browser.select_repo("default", repo), timeout=20000)
+        _select_row(qtbot, window.browser.branch_table, window.browser.branches_model, lambda r: r["name"] == "master")
+        window.browser.mount_rw_button.click()
         name = f"default_{repo}"
         qtbot.waitUntil(lambda: any(m.name == name and m.state == "mounted" for m in controller.status.mounted),
                         timeout=20000)
