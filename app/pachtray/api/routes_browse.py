@@ -11,6 +11,7 @@ from pachtray.api import models
 from pachtray.errors import ApiError
 from pachtray.pfs import errors
 from pachtray.pfs.auth import AUTH_OFF
+from pachtray.pfs.commits import timestamp_set
 from pachtray.pfs.repos import list_repos
 
 PREFIX = "/pachtray/v1"
@@ -23,7 +24,7 @@ ACCESS_REASONS = {
 
 
 def _time(value) -> str | None:
-    if not isinstance(value, dt.datetime) or value.timestamp() <= 0:
+    if not timestamp_set(value):
         return None
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 

@@ -8,10 +8,11 @@ one ListRepo (repos, their descriptions and branch names) and one ListBranch ove
 from one ListBranch per repo (the first PER_REPO_LIMIT repos). A head that moved is inspected until
 it is finished (at most MAX_INSPECTS a round: no burst on a big cluster), so a commit moves the
 feed when it starts and again when its files are there; the heads of the first round are taken as
-they are (what a listener read before then was read the same way). Nobody listening: no RPCs at all. A dead cluster: one failed call per INTERVAL, never a
-spin, and the feed itself never waits on the cluster. A fingerprint's cost grows with the number
-of branches (the embedded server: about 0.9 ms per branch, client and server together): the
-rounds are spaced so that at most DUTY of the time goes to them (100 branches: every 1.7 s).
+they are (what a listener read before then was read the same way). Nobody listening: no RPCs at
+all. A dead cluster: one failed call per INTERVAL, never a spin, and the feed itself never waits on
+the cluster. A fingerprint's cost grows with the number of branches (the embedded server: about
+0.9 ms per branch, client and server together): the rounds are spaced so that at most DUTY of the
+time goes to them (100 branches: every 1.7 s).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Callable
 
 from pachyderm_sdk.api import pfs
 
-from pachtray.pfs import errors
+from pachtray.pfs import commits, errors
 from pachtray.pfs.client import list_branch_heads
 from pachtray.pfs.errors import RPC_ERRORS
 
@@ -108,7 +109,7 @@ class Fingerprinter:
             if errors.is_unreachable(e):
                 raise
             return False
-        return info.finished is not None and info.finished.timestamp() > 0
+        return commits.timestamp_set(info.finished)
 
 
 class ClusterWatch:

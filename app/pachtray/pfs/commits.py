@@ -78,11 +78,12 @@ def drop_if_open(client, commit: pfs.Commit) -> None:
         if errors.is_not_found(e):
             return
         raise
-    if not _is_time(info.finishing) and not _is_time(info.finished):
+    if not timestamp_set(info.finishing) and not timestamp_set(info.finished):
         log.info("dropping commit %s left open by an interrupted commit", commit.id)
         client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=commit.id))
 
 
-def _is_time(value) -> bool:
-    """Whether a Timestamp field is set (the SDK decodes an unset one as None or the epoch)."""
+def timestamp_set(value) -> bool:
+    """Whether a Timestamp field of a message is set (the SDK decodes an unset one as None or as
+    the epoch): a commit's `finished`, `started`..."""
     return isinstance(value, dt.datetime) and value.timestamp() > 0
