@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget
 
 from pachtray.gui import dialogs
 from pachtray.gui.client import MountInfo
 from pachtray.gui.commit_dialog import open_commit_dialog
 from pachtray.gui.controller import Controller
+from pachtray.gui.tables import row_table
 
 MOUNT_COLUMNS = ("Name", "Source", "Mode", "State", "Behind", "Pending")
 
@@ -21,15 +21,7 @@ class MountsTab(QWidget):
         super().__init__(parent)
         self.controller = controller
         v = QVBoxLayout(self)
-        self.table = QTableWidget(0, len(MOUNT_COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(MOUNT_COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table = row_table(MOUNT_COLUMNS, self, stretch=1)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         v.addWidget(self.table)
         self.status_label = QLabel("", self)

@@ -13,13 +13,14 @@ import os
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMenu, QPushButton, QTableWidget,
+    QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMenu, QPushButton, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from pachtray.gui import dialogs
 from pachtray.gui.client import EXTRAS
 from pachtray.gui.controller import Controller
+from pachtray.gui.tables import row_table
 from pachtray.pfs import names
 from pachtray.repro import lockfile
 from pachtray.repro.cli import describe_mount
@@ -206,19 +207,6 @@ KERNEL_COLUMNS = ("Notebook", "Kernel pid", "Files read", "Jupyter server")
 PINNED_COLUMNS = ("Mount", "Source", "Commit", "Behind", "Lock")
 
 
-def _table(columns: tuple[str, ...], parent: QWidget) -> QTableWidget:
-    table = QTableWidget(0, len(columns), parent)
-    table.setHorizontalHeaderLabels(columns)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    return table
-
-
 def _fill(table: QTableWidget, rows: list[tuple[str, ...]], tips: list[str]) -> None:
     table.setRowCount(len(rows))
     for r, (values, tip) in enumerate(zip(rows, tips)):
@@ -238,7 +226,7 @@ class NotebooksPanel(QWidget):
         v = QVBoxLayout(self)
         box = QGroupBox("Running notebooks", self)
         bv = QVBoxLayout(box)
-        self.kernel_table = _table(KERNEL_COLUMNS, box)
+        self.kernel_table = row_table(KERNEL_COLUMNS, box)
         self.kernel_table.itemSelectionChanged.connect(self._update_buttons)
         self.kernel_table.doubleClicked.connect(lambda _index: self.pin_selected())
         bv.addWidget(self.kernel_table)
@@ -261,7 +249,7 @@ class NotebooksPanel(QWidget):
         v.addWidget(box, 3)
         box = QGroupBox("Pinned commits mounted from locks", self)
         pv = QVBoxLayout(box)
-        self.pinned_table = _table(PINNED_COLUMNS, box)
+        self.pinned_table = row_table(PINNED_COLUMNS, box)
         self.pinned_table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # lock paths: keep the file name
         pv.addWidget(self.pinned_table)
         v.addWidget(box, 2)
