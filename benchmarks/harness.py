@@ -197,6 +197,35 @@ class Daemon:
         force_unmount(self.mount_dir)
 
 
+class FuseFloor:
+    """benchmarks/fuse_floor.py showing one local file at a mount dir of its own: the kernel's FUSE
+    path with no daemon work behind it (benchmark 2's baseline)."""
+
+    def __init__(self, tmp: Path, source: Path):
+        self.mount_dir = tmp / f"fuse-floor-{id(self)}"
+        self.path = self.mount_dir / source.name
+        self.source = source
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "FuseFloor":
+        self.mount_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([PY, str(Path(__file__).with_name("fuse_floor.py")), str(self.mount_dir),
+                                      str(self.source)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            self.__exit__()
+            raise RuntimeError("benchmarks/fuse_floor.py did not mount")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()  # it unmounts and exits
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stop_process(self.proc)
+        force_unmount(self.mount_dir)
+
+
 # /proc readings ------------------------------------------------------------------------------
 
 def process_tree(pid: int) -> list[int]:

