@@ -17,8 +17,10 @@ from pachyderm_sdk.api import auth as auth_pb
 from pachyderm_sdk.api import pfs
 
 from pachtray import malloc
+from pachtray.local import filesets
 from pachtray.local.rpc import RpcFailure, invalid, not_found, precondition, unknown
-from pachtray.local.store import CHUNK, ORIGIN_USER, CommitRow, Entry, RepoRow, Store, ancestors
+from pachtray.local.store import (CHUNK, FILESET_TTL_MAX, ORIGIN_USER, CommitRow, Entry, RepoRow, Store,
+                                  ancestors)
 from pachtray.pfs import codec, names
 from pachtray.pfs.glob import GLOB_CHARS, GlobError, clean_path, literal_prefix, matcher
 from pachtray.pfs.paths import path_problem
@@ -539,6 +541,42 @@ class PfsService:
         finally:
             if batch is not None:
                 batch.abort()
+
+    # --- temporary file sets (local.filesets) ------------------------------------------------
+    def CreateFileSet(self, requests: Iterator[pfs.ModifyFileRequest], ctx) -> pfs.CreateFileSetResponse:
+        self.store.expire_filesets()
+        writer = filesets.FileSetWriter(self)
+        try:
+            with self.store.writing():
+                writer.consume(requests, ctx)
+                fid = self.store.create_fileset(writer.ops, writer.inline)
+        finally:
+            malloc.trim()
+        return pfs.CreateFileSetResponse(file_set_id=fid)
+
+    def AddFileSet(self, req: pfs.AddFileSetRequest, ctx) -> Empty:
+        """Layer a file set over what the open commit has (its ops replayed as ModifyFile would)."""
+        self.store.expire_filesets()
+        repo, row = self.resolve(req.commit)
+        self.auth.require(ctx, repo, P.REPO_WRITE)
+        if row.finishing is not None:
+            raise precondition(f"commit {repo}@{row.id} has already finished")
+        with self.store.writing():
+            ops = self.store.fileset(req.file_set_id)
+            batch = ModifyBatch(self, ctx, pfs.Commit(id=row.id, repo=self.repo_msg(repo)))
+            try:
+                filesets.replay(ops, batch)
+                batch.commit_changes()
+            finally:
+                batch.abort()
+        return Empty()
+
+    def RenewFileSet(self, req: pfs.RenewFileSetRequest, ctx) -> Empty:
+        if not 1 <= req.ttl_seconds <= FILESET_TTL_MAX:
+            raise invalid(f"ttl ({req.ttl_seconds} s) must be between 1 and {FILESET_TTL_MAX:.0f} seconds")
+        self.store.expire_filesets()
+        self.store.renew_fileset(req.file_set_id, req.ttl_seconds)
+        return Empty()
 
     # --- files: reading -----------------------------------------------------------------------
     def GetFile(self, req: pfs.GetFileRequest, ctx) -> Iterator[BytesValue]:
