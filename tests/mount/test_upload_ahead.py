@@ -218,3 +218,19 @@ def test_a_read_does_not_make_an_upload_stale(client, rw, caplog):
     assert view._upload.sets == sets
     assert tree(client, view.repo_name, view.commit()) == {"/r.txt": b"read me"}
     assert sets_used(caplog) == 1
+
+
+def test_nothing_is_uploaded_while_files_are_being_written(client, rw):
+    """Uploads wait for a quiet moment: they would compete with the writes for the daemon's CPU."""
+    view, w = rw({})
+    view._upload.quiet = 1.0
+    write(f"{w}/first.txt", b"first")
+    end = time.monotonic() + 1.5
+    i = 0
+    while time.monotonic() < end:
+        write(f"{w}/busy{i}.txt", b"busy")
+        i += 1
+        time.sleep(0.05)
+    assert not view._upload.sets
+    wait_for(lambda: "/first.txt" in uploaded(view) and f"/busy{i - 1}.txt" in uploaded(view), 20,
+             what="upload in the quiet moment after the writes")

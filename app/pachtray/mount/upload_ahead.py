@@ -1,12 +1,16 @@
 """Uploading a rw view's finished files before the commit, into pachd's temporary file sets.
 
-A file whose row is a plain file (a blob, or a copy of a base file), with no handle open, and
-unchanged for `QUIET` seconds, is sent by a background thread, a batch at a time, with
-CreateFileSet: the same requests a commit sends for it (pfs.modify: a DeleteFile, then its
-content), so the set replaces the path wherever it is added. What each set holds is remembered in
-memory only, per path: the row and the blob's content generation (`changed` bumps it after every
-write and truncate) when its content was read. Nothing of it is in the journal: after a restart
-the commit sends everything, as it always did.
+A file whose row is a plain file (a blob, or a copy of a base file), with no handle open, is sent
+once the daemon's rw mounts have had no change for `QUIET` seconds and no commit is under way:
+idle time only. Sending costs the daemon about what the commit's stream costs (~90 µs of CPU a
+small file, under the GIL the FUSE callbacks need), so uploading while files were being written
+made writing 10,000 small files 1.5x slower, more than the commit saved (docs/benchmarks.md). A
+background thread sends them a batch at a time with CreateFileSet, stopping at the next file when
+a change comes: the same requests a commit sends (pfs.modify: a DeleteFile, then the content), so
+the set replaces the path wherever it is added. What each set holds is remembered in memory
+only, per path: the row and the blob's content generation (`changed` bumps it after every write
+and truncate) read before its content. Nothing of it is in the journal: after a restart the
+commit sends everything, as it always did.
 
 At the commit (`plan`), a set is used only if every path of it still has that row and generation,
 and no change the commit still sends deletes a path at or above one of the set's paths (the sets
@@ -17,6 +21,7 @@ for more than half their TTL are renewed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -24,15 +29,17 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pachyderm_sdk.api import pfs
+import grpc
 
-from pachtray.pfs import modify
+from pachtray.mount.reader import require_client
 from pachtray.pfs.errors import RPC_ERRORS
 
 if TYPE_CHECKING:
     from pachtray.mount.staging import Row, RwView
 
 log = logging.getLogger(__name__)
+
+_changed_at = [0.0]  # monotonic time of the last change in any rw view of this process
 
 QUIET = float(os.environ.get("PACHTRAY_UPLOAD_QUIET", "0.3"))  # seconds; tests set ~0
 BATCH_FILES = 1000
@@ -66,13 +73,14 @@ class UploadAhead:
         self._epoch = 0  # bumped by forget(): an upload started before belongs to no set
         self._closing = False
         self._busy = False  # a batch is being collected or uploaded
+        self._pauses = 0  # commits under way: no upload competes with them
         self._backoff = 0.0
         self._thread = threading.Thread(target=self._run, name="upload-ahead", daemon=True)
         self._thread.start()
 
     # --- told by the view (FUSE callbacks: cheap) -----------------------------------------------
     def noticed(self, path: str) -> None:
-        now = time.monotonic()
+        _changed_at[0] = now = time.monotonic()
         pending = self._pending
         pending.pop(path, None)  # (to the end: oldest first)
         pending[path] = now
@@ -83,6 +91,7 @@ class UploadAhead:
     def changed(self, blob: str) -> None:
         """After a change of the blob's content (so an upload that read it earlier is stale)."""
         self.generation[blob] = self.generation.get(blob, 0) + 1
+        _changed_at[0] = time.monotonic()
 
     # --- the commit --------------------------------------------------------------------------------
     def plan(self, plan: list[tuple[str, "Row"]], base: str | None) -> tuple[list[str], list[tuple[str, "Row"]]]:
@@ -118,9 +127,11 @@ class UploadAhead:
     def _run(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait(max(self.quiet, 0.05) if self._pending else 5.0)
+                self._wake.wait(min(max(self.quiet, 0.05), 5.0) if self._pending else 5.0)
                 if self._closing:
                     return
+            if not self._idle():
+                continue
             if self._backoff:
                 time.sleep(self._backoff)
             self._busy = True
@@ -134,6 +145,19 @@ class UploadAhead:
             finally:
                 self._busy = False
 
+    def _idle(self) -> bool:
+        """Whether no rw view of the daemon changed for `quiet` seconds, and no commit is under way."""
+        return not self._pauses and time.monotonic() - _changed_at[0] >= self.quiet
+
+    @contextlib.contextmanager
+    def paused(self):
+        """No upload while the block runs (a commit: an upload in flight stops at its next file)."""
+        self._pauses += 1
+        try:
+            yield
+        finally:
+            self._pauses -= 1
+
     def idle(self) -> bool:
         """Nothing waiting to be uploaded and nothing being uploaded (tests wait for this)."""
         return not self._pending and not self._busy
@@ -141,6 +165,8 @@ class UploadAhead:
     def _batch(self) -> tuple[int, str | None, list[tuple[str, "Row"]]] | None:
         """Pending paths that are quiet, closed plain files, oldest first, up to a batch."""
         view = self.view
+        if not self._idle():
+            return None
         ready_before = time.monotonic() - self.quiet
         batch, size = [], 0
         with view._lock, self._lock:
@@ -178,6 +204,8 @@ class UploadAhead:
             gens = [self.generation.get(row.blob, 0) for _, row in batch]
             inline = view.journal.inline_many([row.blob for _, row in batch if row.blob in view._inline])
             for (path, row), gen in zip(batch, gens):
+                if not self._idle():  # writing again: the rest waits for the next quiet moment
+                    break
                 try:
                     yield from view._replace(path, row, inline.get(row.blob))
                 except OSError:  # deleted meanwhile (before any request of it): its row is gone too
@@ -185,11 +213,11 @@ class UploadAhead:
                 entries[path] = (row, gen)
 
         try:
-            client = self.view.client_fn()
-            if client is None:
-                raise OSError("no cluster")
-            fid = client.pfs.create_file_set(requests()).file_set_id
+            fid = require_client(view.client_fn, "upload ahead").pfs.create_file_set(requests()).file_set_id
         except (*RPC_ERRORS, OSError) as e:
+            if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                log.info("the cluster has no temporary file sets: the commit sends every file")
+                self.quiet = float("inf")
             log.info("upload ahead of the commit failed (the commit will send these %d files): %s", len(batch), e)
             with self._lock:
                 for path, _ in batch:  # to try again later (the commit sends them anyway)
@@ -198,8 +226,11 @@ class UploadAhead:
             return
         self._backoff = 0.0
         with self._lock:
-            if epoch != self._epoch:
-                return  # committed or discarded meanwhile
+            for path, _ in batch:
+                if path not in entries:  # not sent (stopped, or gone): noticed again
+                    self._pending.setdefault(path, time.monotonic())
+            if epoch != self._epoch or not entries:
+                return  # committed or discarded meanwhile, or nothing sent
             s = FileSet(fid, base, entries)
             self.sets.append(s)
             for path in entries:
@@ -212,6 +243,8 @@ class UploadAhead:
         if not old:
             return
         client = self.view.client_fn()
+        if client is None:
+            return
         for s in old:
             try:
                 client.pfs.renew_file_set(file_set_id=s.id, ttl_seconds=TTL)
