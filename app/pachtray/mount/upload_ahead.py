@@ -22,6 +22,7 @@ for more than half their TTL are renewed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -171,20 +172,26 @@ class UploadAhead:
         batch, size = [], 0
         with view._lock, self._lock:
             epoch, base = self._epoch, view.base_commit_id
-            for path, when in list(self._pending.items()):
-                if when > ready_before or len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
-                    break
-                self._pending.pop(path, None)
-                row = view.rows.get(path)
-                held = self._holder.get(path)
-                if held is not None:
-                    if row is not None and held.entries.get(path) == (row, self.generation.get(row.blob, 0)):
-                        continue  # uploaded, and still current (a file opened only to read, say)
-                    self._drop(held, ready_before)
-                if row is None or not view._plain_file(path, row) or (row.blob and view._open.get(row.blob)):
-                    continue  # gone, or not a plain file, or open (its release notices it again)
-                batch.append((path, row))
-                size += view._staged_size(row) + 256
+            while len(batch) < BATCH_FILES and size < BATCH_BYTES:
+                chunk = list(itertools.islice(self._pending.items(), 1024))  # (not a copy of them all)
+                for path, when in chunk:
+                    if when > ready_before or len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+                        break
+                    self._pending.pop(path, None)
+                    row = view.rows.get(path)
+                    held = self._holder.get(path)
+                    if held is not None:
+                        if row is not None and held.entries.get(path) == (row, self.generation.get(row.blob, 0)):
+                            continue  # uploaded, and still current (a file opened only to read, say)
+                        self._drop(held, ready_before)
+                    if row is None or not view._plain_file(path, row) or (row.blob and view._open.get(row.blob)):
+                        continue  # gone, or not a plain file, or open (its release notices it again)
+                    batch.append((path, row))
+                    size += view._staged_size(row) + 256
+                else:
+                    if chunk:
+                        continue
+                break
         return (epoch, base, batch) if batch else None
 
     def _drop(self, s: FileSet, when: float) -> None:
