@@ -13,9 +13,9 @@ import pytest
 from pachyderm_sdk.api import pfs
 
 from conftest import wait_for
-from pachtray.mount.staging import INLINE_MAX, RwView
+from pachtray.mount.staging import INLINE_MAX
 
-from mounthelpers import cache, head_of, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
+from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_view, tree  # noqa: F401 - fixtures
 
 USED = "uploaded ahead in"
 
@@ -27,16 +27,10 @@ def rw(client, pclient, mount, cache, tmp_path, unique_name):
     made = []
 
     def make(files: dict[str, bytes], name: str = "w", ahead: bool = True):
-        repo = unique_name("upa")
-        base = put_commit(client, repo, files) if files else None
-        if base is None:
-            client.pfs.create_repo(repo=pfs.Repo(name=repo))
-        view = RwView(tmp_path / f"stage-{name}", lambda: pclient, "default", repo, "master", base, cache)
+        view, folder = rw_view(client, pclient, mount, cache, tmp_path / f"stage-{name}", unique_name("upa"), files, name)
         view._upload.quiet = 0.0 if ahead else 1e9
-        mount.add_view(name, view)
         made.append(view)
-        view.repo_name = repo
-        return view, f"{mount.mount_dir}/{name}"
+        return view, folder
 
     yield make
     for v in made:

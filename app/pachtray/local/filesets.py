@@ -19,8 +19,7 @@ import betterproto
 from pachyderm_sdk.api import pfs
 
 from pachtray.local import pfs_service  # (which imports this module: names used at call time only)
-from pachtray.local.rpc import invalid, not_found, unknown
-from pachtray.pfs.glob import clean_path
+from pachtray.local.rpc import invalid, unknown
 
 
 class FileSetWriter:
@@ -74,21 +73,9 @@ class FileSetWriter:
         self._path = self._writer = None
 
     def _copy(self, copy: pfs.CopyFile, ctx) -> None:
-        dst = pfs_service.validate_path_or_root(copy.dst)
-        src_repo, src_commit = self.service.read_commit(ctx, copy.src.commit)
-        src_path = clean_path(copy.src.path)
-        chain = self.store.chain(src_commit.seq)
-        src = self.store.lookup(chain, src_path)
-        if src is None:
-            raise not_found(f"file {src_path} not found in repo {src_repo} at commit {src_commit.id}")
-        if src.is_dir:
-            pairs = [(dst.rstrip("/") + "/" + e.path[len(src.path):], e)
-                     for e in self.store.walk(chain, src_path) if not e.is_dir]
-        else:
-            pairs = [(dst, src)]
         op = "a" if copy.append else "p"
-        for target, e in pairs:
-            self.ops.append([op, pfs_service.validate_file_path(target), e.blob, e.size])
+        for target, e in self.service.copy_sources(ctx, copy):
+            self.ops.append([op, target, e.blob, e.size])
 
 
 def replay(ops: list[list], batch) -> None:

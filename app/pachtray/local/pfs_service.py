@@ -542,6 +542,20 @@ class PfsService:
             if batch is not None:
                 batch.abort()
 
+    def copy_sources(self, ctx, copy: pfs.CopyFile) -> list[tuple[str, Entry]]:
+        """(destination path, source file) of each file a CopyFile copies (a folder: all under it)."""
+        dst = validate_path_or_root(copy.dst)
+        src_repo, src_commit = self.read_commit(ctx, copy.src.commit)
+        src_path = clean_path(copy.src.path)
+        chain = self.store.chain(src_commit.seq)
+        src = self.store.lookup(chain, src_path)
+        if src is None:
+            raise not_found(f"file {src_path} not found in repo {src_repo} at commit {src_commit.id}")
+        if not src.is_dir:
+            return [(validate_file_path(dst), src)]
+        return [(validate_file_path(dst.rstrip("/") + "/" + e.path[len(src.path):]), e)
+                for e in self.store.walk(chain, src_path) if not e.is_dir]
+
     # --- temporary file sets (local.filesets) ------------------------------------------------
     def CreateFileSet(self, requests: Iterator[pfs.ModifyFileRequest], ctx) -> pfs.CreateFileSetResponse:
         self.store.expire_filesets()
@@ -912,21 +926,7 @@ class ModifyBatch:
             self.put(path, None)
 
     def copy_file(self, copy: pfs.CopyFile) -> None:
-        dst = validate_path_or_root(copy.dst)
-        src_repo, src_commit = self.service.read_commit(self.ctx, copy.src.commit)
-        src_path = clean_path(copy.src.path)
-        chain = self.store.chain(src_commit.seq)
-        src = self.store.lookup(chain, src_path)
-        if src is None:
-            raise not_found(f"file {src_path} not found in repo {src_repo} at commit {src_commit.id}")
-        if src.is_dir:
-            base = src.path
-            pairs = [(dst.rstrip("/") + "/" + e.path[len(base):], e) for e in self.store.walk(chain, src_path)
-                     if not e.is_dir]
-        else:
-            pairs = [(dst, src)]
-        for target, e in pairs:
-            target = validate_file_path(target)
+        for target, e in self.service.copy_sources(self.ctx, copy):
             self.settle(target)
             if copy.append and self.current(target) is not None:
                 self.writer_for(target).write_blob(e.blob, e.size)
