@@ -148,7 +148,7 @@ class UploadAhead:
 
     def _idle(self) -> bool:
         """Whether no rw view of the daemon changed for `quiet` seconds, and no commit is under way."""
-        return not self._pauses and time.monotonic() - _changed_at[0] >= self.quiet
+        return not self._pauses and not self._closing and time.monotonic() - _changed_at[0] >= self.quiet
 
     @contextlib.contextmanager
     def paused(self):
