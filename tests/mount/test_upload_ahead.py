@@ -228,3 +228,30 @@ def test_nothing_is_uploaded_while_files_are_being_written(client, rw):
     assert not view._upload.sets
     wait_for(lambda: "/first.txt" in uploaded(view) and f"/busy{i - 1}.txt" in uploaded(view), 20,
              what="upload in the quiet moment after the writes")
+
+
+def test_pending_sets_are_renewed(client, pclient, rw, caplog, monkeypatch):
+    from pachtray.mount import upload_ahead
+
+    monkeypatch.setattr(upload_ahead, "TTL", 2)
+    caplog.set_level(logging.INFO, "pachtray.mount.staging")
+    view, w = rw({})
+    write(f"{w}/r.txt", b"renewed")
+    settle(view)
+    for s in view._upload.sets:  # would expire in a second without the view's renewals
+        pclient.pfs.renew_file_set(file_set_id=s.id, ttl_seconds=1)
+    time.sleep(3)
+    assert tree(client, view.repo_name, view.commit()) == {"/r.txt": b"renewed"}
+    assert sets_used(caplog) == 1
+    assert not any("committing again without them" in r.getMessage() for r in caplog.records)
+
+
+def test_discard_forgets_the_sets(client, rw):
+    view, w = rw({"/base.txt": b"base"})
+    write(f"{w}/a.txt", b"a")
+    settle(view)
+    assert view._upload.sets
+    view.discard()
+    assert not view._upload.sets
+    write(f"{w}/b.txt", b"b")
+    assert tree(client, view.repo_name, view.commit()) == {"/base.txt": b"base", "/b.txt": b"b"}

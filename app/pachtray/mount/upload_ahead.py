@@ -128,7 +128,7 @@ class UploadAhead:
     def _run(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait(min(max(self.quiet, 0.05), 5.0) if self._pending else 5.0)
+                self._wake.wait(min(max(self.quiet, 0.05), 5.0) if self._pending else min(5.0, TTL / 4))
                 if self._closing:
                     return
             if not self._idle():
