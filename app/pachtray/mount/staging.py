@@ -1207,16 +1207,17 @@ class RwView:
             else:
                 yield from self._replace(path, row)
 
-    def _replace(self, path: str, row: Row, data: bytes | None = None):
+    def _replace(self, path: str, row: Row, data: bytes | None = None, sent=None):
         """The requests that make `path` hold a file row's content (`data`: its inline content, read
-        already); OSError before any request if its blob is gone."""
+        already; `sent`: told of each chunk of a blob file); OSError before any request if its blob
+        is gone."""
         if row.blob is None:
             yield from modify.replace_with_copy(path, pfs.File(commit=self.base.commit, path=row.src))
         elif data is not None or (
                 (data := self.journal.inline_data(row.blob) if row.blob in self._inline else None) is not None):
             yield from modify.replace_with_bytes(path, data)
         else:
-            yield from modify.replace_with_file(path, self.journal.blob_path(row.blob))
+            yield from modify.replace_with_file(path, self.journal.blob_path(row.blob), sent=sent)
 
     @staticmethod
     def _plain_file(path: str, row: Row) -> bool:

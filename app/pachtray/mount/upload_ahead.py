@@ -205,6 +205,13 @@ class UploadAhead:
     def _upload(self, epoch: int, base: str | None, batch: list[tuple[str, "Row"]]) -> None:
         view = self.view
         entries: dict[str, tuple[Row, int]] = {}
+        stopped: list[bool] = []
+
+        def still_idle(_n: int = 0) -> None:
+            """Between chunks of a big file: a change or a commit abandons the whole set."""
+            if not self._idle():
+                stopped.append(True)
+                raise _Stopped
 
         def requests():
             # Each generation is read before the content: a write after it makes the entry stale.
@@ -213,15 +220,23 @@ class UploadAhead:
             for (path, row), gen in zip(batch, gens):
                 if not self._idle():  # writing again: the rest waits for the next quiet moment
                     break
+                file = view._replace(path, row, inline.get(row.blob), sent=still_idle)
                 try:
-                    yield from view._replace(path, row, inline.get(row.blob))
-                except OSError:  # deleted meanwhile (before any request of it): its row is gone too
+                    first = next(file)
+                except OSError:  # deleted meanwhile (nothing of it sent): its row is gone too
                     continue
+                yield first
+                yield from file  # (an error past the first request abandons the whole set)
                 entries[path] = (row, gen)
 
         try:
             fid = require_client(view.client_fn, "upload ahead").pfs.create_file_set(requests()).file_set_id
-        except (*RPC_ERRORS, OSError) as e:
+        except (*RPC_ERRORS, OSError, _Stopped) as e:
+            if stopped:
+                with self._lock:
+                    for path, _ in batch:
+                        self._pending.setdefault(path, time.monotonic())
+                return
             if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.UNIMPLEMENTED:
                 log.info("the cluster has no temporary file sets: the commit sends every file")
                 self.quiet = float("inf")
@@ -261,6 +276,20 @@ class UploadAhead:
                 with self._lock:
                     if s in self.sets:
                         self.sets.remove(s)
+
+
+class _Stopped(Exception):
+    """An upload abandoned mid-file (the view changed, or a commit started)."""
+
+
+class _QuietStops(logging.Filter):
+    """gRPC logs the exception that ends a request iterator: not worth a traceback for a _Stopped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _Stopped))
+
+
+logging.getLogger("grpc._channel").addFilter(_QuietStops())
 
 
 def _self_and_ancestors(path: str):
