@@ -33,7 +33,10 @@ all or nothing), which pachd applies in order to the branch's head at that momen
 moved on from the base.
 So every changed path is deleted before it is written (PFS appends to a file that exists), a new
 folder over nothing deletes nothing (files others put in it stay), and recommitting the same rows
-(after a crash between the commit and the journal reset) gives the same result.
+(after a crash between the commit and the journal reset) gives the same result. Closed files may
+have been uploaded ahead in idle time, with the same requests, into temporary file sets
+(mount.upload_ahead, in memory only): the commit adds those still current before its stream, and
+sends everything in the stream when it cannot use them.
 """
 
 from __future__ import annotations
