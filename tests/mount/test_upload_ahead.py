@@ -255,3 +255,19 @@ def test_discard_forgets_the_sets(client, rw):
     assert not view._upload.sets
     write(f"{w}/b.txt", b"b")
     assert tree(client, view.repo_name, view.commit()) == {"/base.txt": b"base", "/b.txt": b"b"}
+
+
+def test_a_set_that_cannot_be_renewed_is_uploaded_again(client, rw, caplog, monkeypatch):
+    from pachtray.mount import upload_ahead
+
+    monkeypatch.setattr(upload_ahead, "TTL", 2)
+    caplog.set_level(logging.INFO, "pachtray.mount.staging")
+    view, w = rw({})
+    write(f"{w}/lost.txt", b"uploaded twice")
+    settle(view)
+    lost = view._upload.sets[0]
+    lost.id = "0" * 32  # gone on the server
+    wait_for(lambda: view._upload.sets and view._upload.sets[0] is not lost, 20, what="a new set")
+    assert tree(client, view.repo_name, view.commit()) == {"/lost.txt": b"uploaded twice"}
+    assert sets_used(caplog) == 1
+    assert not any("committing again without them" in r.getMessage() for r in caplog.records)

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _changed_at = [0.0]  # monotonic time of the last change in any rw view of this process
+_commits = [0]  # commits under way in this process (under _commits_lock): no upload competes with them
+_commits_lock = threading.Lock()
 
 QUIET = float(os.environ.get("PACHTRAY_UPLOAD_QUIET", "0.3"))  # seconds; tests set ~0
 BATCH_FILES = 1000
@@ -60,7 +62,8 @@ class FileSet:
 class UploadAhead:
     """The background uploader of one RwView (see the module docstring). The view calls `noticed`
     when a path's row changes or a file is closed, `changed` after a blob's content changes;
-    `plan` at its commit (holding the view's `_mut`), `forget` after a commit or a discard."""
+    `plan` at its commit (holding the view's `_mut`, inside `paused()`), `forget` after a commit
+    or a discard."""
 
     def __init__(self, view: "RwView", quiet: float = QUIET):
         self.view = view
@@ -74,7 +77,6 @@ class UploadAhead:
         self._epoch = 0  # bumped by forget(): an upload started before belongs to no set
         self._closing = False
         self._busy = False  # a batch is being collected or uploaded
-        self._pauses = 0  # commits under way: no upload competes with them
         self._backoff = 0.0
         self._thread = threading.Thread(target=self._run, name="upload-ahead", daemon=True)
         self._thread.start()
@@ -148,16 +150,20 @@ class UploadAhead:
 
     def _idle(self) -> bool:
         """Whether no rw view of the daemon changed for `quiet` seconds, and no commit is under way."""
-        return not self._pauses and not self._closing and time.monotonic() - _changed_at[0] >= self.quiet
+        return not _commits[0] and not self._closing and time.monotonic() - _changed_at[0] >= self.quiet
 
+    @staticmethod
     @contextlib.contextmanager
-    def paused(self):
-        """No upload while the block runs (a commit: an upload in flight stops at its next file)."""
-        self._pauses += 1
+    def paused():
+        """No upload of any view while the block runs (a commit: an upload in flight stops at its
+        next file, or between two chunks of a big file)."""
+        with _commits_lock:
+            _commits[0] += 1
         try:
             yield
         finally:
-            self._pauses -= 1
+            with _commits_lock:
+                _commits[0] -= 1
 
     def idle(self) -> bool:
         """Nothing waiting to be uploaded and nothing being uploaded (tests wait for this)."""
@@ -272,10 +278,10 @@ class UploadAhead:
                 client.pfs.renew_file_set(file_set_id=s.id, ttl_seconds=TTL)
                 s.renewed = time.monotonic()
             except RPC_ERRORS as e:
-                log.info("file set %s could not be renewed (its files go with the commit): %s", s.id, e)
+                log.info("file set %s could not be renewed (its files are uploaded again): %s", s.id, e)
                 with self._lock:
                     if s in self.sets:
-                        self.sets.remove(s)
+                        self._drop(s, time.monotonic())
 
 
 class _Stopped(Exception):
