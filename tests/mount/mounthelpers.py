@@ -51,6 +51,19 @@ def put_commit(client, repo: str, files: dict[str, bytes], branch: str = "master
     return client.pfs.inspect_branch(branch=pfs.Branch.from_uri(f"{repo}@{branch}")).head.id
 
 
+def rw_view(client, pclient, mount, cache, stage, repo: str, files: dict[str, bytes], name: str):
+    """(view, folder): a rw view, mounted as ``name``, of a new repo whose master holds ``files``."""
+    from pachtray.mount.staging import RwView
+
+    base = put_commit(client, repo, files) if files else None
+    if base is None:
+        client.pfs.create_repo(repo=pfs.Repo(name=repo))
+    view = RwView(stage, lambda: pclient, "default", repo, "master", base, cache)
+    mount.add_view(name, view)
+    view.repo_name = repo
+    return view, f"{mount.mount_dir}/{name}"
+
+
 def head_of(client, repo: str, branch: str = "master") -> str:
     return client.pfs.inspect_branch(branch=pfs.Branch.from_uri(f"{repo}@{branch}")).head.id
 

@@ -19,7 +19,7 @@ from pachyderm_sdk.api import pfs
 
 from pachtray.mount.staging import INLINE_MAX, CommitFailed, RwView
 
-from mounthelpers import cache, head_of, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
+from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_view, tree  # noqa: F401 - fixtures
 
 MiB = 1 << 20
 
@@ -30,15 +30,9 @@ def rw(client, pclient, mount, cache, tmp_path, unique_name):
     made = []
 
     def make(files: dict[str, bytes], name: str = "w"):
-        repo = unique_name("rwi")
-        base = put_commit(client, repo, files) if files else None
-        if base is None:
-            client.pfs.create_repo(repo=pfs.Repo(name=repo))
-        view = RwView(tmp_path / f"stage-{name}", lambda: pclient, "default", repo, "master", base, cache)
-        mount.add_view(name, view)
+        view, folder = rw_view(client, pclient, mount, cache, tmp_path / f"stage-{name}", unique_name("rwi"), files, name)
         made.append(view)
-        view.repo_name = repo
-        return view, f"{mount.mount_dir}/{name}"
+        return view, folder
 
     yield make
     for v in made:

@@ -17,8 +17,10 @@ from pachyderm_sdk.api import auth as auth_pb
 from pachyderm_sdk.api import pfs
 
 from pachtray import malloc
+from pachtray.local import filesets
 from pachtray.local.rpc import RpcFailure, invalid, not_found, precondition, unknown
-from pachtray.local.store import CHUNK, ORIGIN_USER, CommitRow, Entry, RepoRow, Store, ancestors
+from pachtray.local.store import (CHUNK, FILESET_TTL_MAX, ORIGIN_USER, CommitRow, Entry, RepoRow, Store,
+                                  ancestors)
 from pachtray.pfs import codec, names
 from pachtray.pfs.glob import GLOB_CHARS, GlobError, clean_path, literal_prefix, matcher
 from pachtray.pfs.paths import path_problem
@@ -540,6 +542,56 @@ class PfsService:
             if batch is not None:
                 batch.abort()
 
+    def copy_sources(self, ctx, copy: pfs.CopyFile) -> list[tuple[str, Entry]]:
+        """(destination path, source file) of each file a CopyFile copies (a folder: all under it)."""
+        dst = validate_path_or_root(copy.dst)
+        src_repo, src_commit = self.read_commit(ctx, copy.src.commit)
+        src_path = clean_path(copy.src.path)
+        chain = self.store.chain(src_commit.seq)
+        src = self.store.lookup(chain, src_path)
+        if src is None:
+            raise not_found(f"file {src_path} not found in repo {src_repo} at commit {src_commit.id}")
+        if not src.is_dir:
+            return [(validate_file_path(dst), src)]
+        return [(validate_file_path(dst.rstrip("/") + "/" + e.path[len(src.path):]), e)
+                for e in self.store.walk(chain, src_path) if not e.is_dir]
+
+    # --- temporary file sets (local.filesets) ------------------------------------------------
+    def CreateFileSet(self, requests: Iterator[pfs.ModifyFileRequest], ctx) -> pfs.CreateFileSetResponse:
+        self.store.expire_filesets()
+        writer = filesets.FileSetWriter(self)
+        try:
+            with self.store.writing():
+                writer.consume(requests, ctx)
+                fid = self.store.create_fileset(writer.ops, writer.inline)
+        finally:
+            malloc.trim()
+        return pfs.CreateFileSetResponse(file_set_id=fid)
+
+    def AddFileSet(self, req: pfs.AddFileSetRequest, ctx) -> Empty:
+        """Layer a file set over what the open commit has (its ops replayed as ModifyFile would)."""
+        self.store.expire_filesets()
+        repo, row = self.resolve(req.commit)
+        self.auth.require(ctx, repo, P.REPO_WRITE)
+        if row.finishing is not None:
+            raise precondition(f"commit {repo}@{row.id} has already finished")
+        with self.store.writing():
+            ops = self.store.fileset(req.file_set_id)
+            batch = ModifyBatch(self, ctx, pfs.Commit(id=row.id, repo=self.repo_msg(repo)))
+            try:
+                filesets.replay(ops, batch)
+                batch.commit_changes()
+            finally:
+                batch.abort()
+        return Empty()
+
+    def RenewFileSet(self, req: pfs.RenewFileSetRequest, ctx) -> Empty:
+        if not 1 <= req.ttl_seconds <= FILESET_TTL_MAX:
+            raise invalid(f"ttl ({req.ttl_seconds} s) must be between 1 and {FILESET_TTL_MAX:.0f} seconds")
+        self.store.expire_filesets()
+        self.store.renew_fileset(req.file_set_id, req.ttl_seconds)
+        return Empty()
+
     # --- files: reading -----------------------------------------------------------------------
     def GetFile(self, req: pfs.GetFileRequest, ctx) -> Iterator[BytesValue]:
         repo, commit = self.read_commit(ctx, req.file.commit)
@@ -874,21 +926,7 @@ class ModifyBatch:
             self.put(path, None)
 
     def copy_file(self, copy: pfs.CopyFile) -> None:
-        dst = validate_path_or_root(copy.dst)
-        src_repo, src_commit = self.service.read_commit(self.ctx, copy.src.commit)
-        src_path = clean_path(copy.src.path)
-        chain = self.store.chain(src_commit.seq)
-        src = self.store.lookup(chain, src_path)
-        if src is None:
-            raise not_found(f"file {src_path} not found in repo {src_repo} at commit {src_commit.id}")
-        if src.is_dir:
-            base = src.path
-            pairs = [(dst.rstrip("/") + "/" + e.path[len(base):], e) for e in self.store.walk(chain, src_path)
-                     if not e.is_dir]
-        else:
-            pairs = [(dst, src)]
-        for target, e in pairs:
-            target = validate_file_path(target)
+        for target, e in self.service.copy_sources(self.ctx, copy):
             self.settle(target)
             if copy.append and self.current(target) is not None:
                 self.writer_for(target).write_blob(e.blob, e.size)

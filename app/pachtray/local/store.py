@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import json
 import os
 import sqlite3
 import tempfile
@@ -57,12 +58,15 @@ CREATE TABLE IF NOT EXISTS role_bindings(
   PRIMARY KEY(resource_type, resource, principal, role)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens(
   hash TEXT PRIMARY KEY, subject TEXT NOT NULL, expiration REAL);
+CREATE TABLE IF NOT EXISTS filesets(id TEXT PRIMARY KEY, expires REAL NOT NULL, ops TEXT NOT NULL);
 """
 
 ORIGIN_USER = 1
 ORIGIN_AUTO = 2
 CHUNK = 1 << 20
 INLINE_MAX = 64 << 10
+FILESET_TTL = 600.0  # seconds a temporary file set lives unless renewed (pachd's DefaultTTL)
+FILESET_TTL_MAX = 1800.0  # the longest renewal pachd allows (its maxTTL)
 
 
 def new_commit_id() -> str:
@@ -216,6 +220,7 @@ class Store:
                     "SELECT seq, parent_seq, error FROM commits WHERE finishing IS NOT NULL"
                     " AND seq NOT IN (SELECT seq FROM commit_layers) ORDER BY seq").fetchall():
                 self._seal(c, seq, parent, error)
+        self.expire_filesets()
 
     def close(self) -> None:
         """Release the data dir (another server may open it afterwards)."""
@@ -277,13 +282,15 @@ class Store:
                 self._writers -= 1
 
     def collect_garbage(self) -> int:
-        """Delete contents no commit refers to (after repos are deleted); skipped while writes stream in."""
+        """Delete contents no commit and no live file set refers to (after repos are deleted);
+        skipped while writes stream in."""
         with self._gc_lock:
             if self._writers:
                 return 0
             c = self.conn()
+            held = self._fileset_blobs(c, live=True)
             referenced = {r[0] for r in c.execute(
-                "SELECT DISTINCT blob FROM entries WHERE blob IS NOT NULL AND size>?", (INLINE_MAX,))}
+                "SELECT DISTINCT blob FROM entries WHERE blob IS NOT NULL AND size>?", (INLINE_MAX,))} | held
             removed = 0
             for sub in os.scandir(self.blob_dir):
                 for f in os.scandir(sub.path):
@@ -291,9 +298,67 @@ class Store:
                         os.unlink(f.path)
                         removed += 1
             with self.write() as w:
-                removed += w.execute("DELETE FROM inline_blobs WHERE hash NOT IN"
-                                     " (SELECT blob FROM entries WHERE blob IS NOT NULL)").rowcount
+                unused = [h for (h,) in w.execute("SELECT hash FROM inline_blobs WHERE hash NOT IN"
+                                                  " (SELECT blob FROM entries WHERE blob IS NOT NULL)") if h not in held]
+                w.executemany("DELETE FROM inline_blobs WHERE hash=?", ((h,) for h in unused))
+                removed += len(unused)
             return removed
+
+    # --- temporary file sets (pfs CreateFileSet / AddFileSet / RenewFileSet) --------------------
+    def create_fileset(self, ops: list, inline: dict[str, bytes], ttl: float = FILESET_TTL) -> str:
+        """Store a file set's operations (see local.filesets) and its small contents; returns its id
+        (128 random bits, the shape of pachd's). Its other contents are already blob files."""
+        fid = os.urandom(16).hex()
+        with self.write() as c:
+            c.executemany("INSERT OR IGNORE INTO inline_blobs(hash, data) VALUES (?,?)", inline.items())
+            c.execute("INSERT INTO filesets(id, expires, ops) VALUES (?,?,?)",
+                      (fid, time.time() + ttl, json.dumps(ops, separators=(",", ":"))))
+        return fid
+
+    def fileset(self, fid: str) -> list:
+        """A live file set's operations; NOT_FOUND when it is unknown or expired."""
+        row = self.conn().execute("SELECT ops FROM filesets WHERE id=? AND expires>?", (fid, time.time())).fetchone()
+        if row is None:
+            raise not_found(f"file set {fid} not found (unknown, or expired: file sets live {FILESET_TTL:.0f} s"
+                            " unless renewed)")
+        return json.loads(row[0])
+
+    def renew_fileset(self, fid: str, ttl: float) -> None:
+        now = time.time()
+        with self.write() as c:
+            renewed = c.execute("UPDATE filesets SET expires=? WHERE id=? AND expires>?", (now + ttl, fid, now)).rowcount
+        if not renewed:
+            self.fileset(fid)  # raises NOT_FOUND
+
+    def expire_filesets(self) -> int:
+        """Delete expired file sets and the contents only they held; skipped while writes stream in
+        (a stream may be about to refer to a content it found stored). Returns the sets deleted."""
+        now = time.time()
+        c = self.conn()
+        if c.execute("SELECT 1 FROM filesets WHERE expires<=? LIMIT 1", (now,)).fetchone() is None:
+            return 0
+        with self._gc_lock:
+            if self._writers:
+                return 0
+            dead = self._fileset_blobs(c, live=False, now=now)
+            dead -= self._fileset_blobs(c, live=True, now=now)
+            dead -= {r[0] for r in c.execute("SELECT DISTINCT blob FROM entries WHERE blob IS NOT NULL")}
+            with self.write() as w:
+                w.executemany("DELETE FROM inline_blobs WHERE hash=?", ((h,) for h in dead))
+                gone = w.execute("DELETE FROM filesets WHERE expires<=?", (now,)).rowcount
+            for h in dead:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.blob_path(h))
+            return gone
+
+    @staticmethod
+    def _fileset_blobs(c: sqlite3.Connection, live: bool, now: float | None = None) -> set[str]:
+        """The contents the live (or the expired) file sets refer to."""
+        now = time.time() if now is None else now
+        found: set[str] = set()
+        for (ops,) in c.execute(f"SELECT ops FROM filesets WHERE expires{'>' if live else '<='}?", (now,)):
+            found.update(op[2] for op in json.loads(ops) if len(op) > 2)
+        return found
 
     def blob_path(self, digest: str) -> str:
         return os.path.join(self.blob_dir, digest[:2], digest)

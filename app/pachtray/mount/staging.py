@@ -33,7 +33,10 @@ all or nothing), which pachd applies in order to the branch's head at that momen
 moved on from the base.
 So every changed path is deleted before it is written (PFS appends to a file that exists), a new
 folder over nothing deletes nothing (files others put in it stay), and recommitting the same rows
-(after a crash between the commit and the journal reset) gives the same result.
+(after a crash between the commit and the journal reset) gives the same result. Closed files may
+have been uploaded ahead in idle time, with the same requests, into temporary file sets
+(mount.upload_ahead, in memory only): the commit adds those still current before its stream, and
+sends everything in the stream when it cannot use them.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from pachtray.pfs import commits, errors, modify
 from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
+from pachtray.mount.upload_ahead import UploadAhead
 from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_commit, norm, reader_for,
                                    require_client)
 
@@ -299,6 +303,16 @@ class Journal:
             found = self.db.execute("SELECT data FROM inline WHERE blob=?", (blob,)).fetchone()
         return found[0] if found else None
 
+    def inline_many(self, blobs: list[str]) -> dict[str, bytes]:
+        """The content of those of `blobs` that are inline (a query per 500, not per blob)."""
+        found: dict[str, bytes] = {}
+        for i in range(0, len(blobs), 500):
+            part = blobs[i:i + 500]
+            with self._db_lock:
+                found.update(self.db.execute(f"SELECT blob, data FROM inline WHERE blob IN ({','.join('?' * len(part))})",
+                                             part).fetchall())
+        return found
+
     def inline_read(self, blob: str, size: int, offset: int) -> bytes | None:
         with self._db_lock:
             found = self.db.execute("SELECT substr(data, ?, ?) FROM inline WHERE blob=?",
@@ -431,6 +445,7 @@ class RwView:
         self._blob_paths: dict[str, str] = {}  # blob -> the one path whose row holds it
         self._inline: dict[str, _Inline] = {b: _Inline(n, m, -1) for b, (n, m) in self.journal.load_inline().items()}
         self._orphans: set[str] = set()  # inline blobs without a row, kept until their last handle closes
+        self._upload: UploadAhead | None = None  # (rows loaded from the journal are sent by the commit)
         self._apply_in_memory(self.journal.load())
         # No handle survives a restart: files unlinked while open are gone now, and so are blobs a
         # kill -9 left without a row (written before their row, or not yet deleted after it), and
@@ -454,6 +469,7 @@ class RwView:
         self.base = CommitTree(client_fn, project, repo, base_commit_id, self.reader, probe=False)
         self.invalidate = None  # set by FuseMount: drops the kernel's cached view of this mount
         self.mountpoint: str | None = None  # set by FuseMount: where absolute symlink targets point into the view
+        self._upload = UploadAhead(self)
 
     @property
     def base_commit_id(self) -> str | None:
@@ -591,6 +607,8 @@ class RwView:
             if self._open[blob] > 0:
                 return
             del self._open[blob]
+            if self._upload is not None and (path := self._blob_paths.get(blob)) is not None:
+                self._upload.noticed(path)
             orphan = blob in self._orphans
             if not orphan and blob not in self._clean_blobs:  # the usual case: no scan of every row per close
                 return
@@ -645,8 +663,11 @@ class RwView:
         self._apply_in_memory(changes)
 
     def _apply_in_memory(self, changes: dict[str, Row | None]) -> None:
+        upload = self._upload
         with self._lock:
             for path, row in changes.items():
+                if upload is not None:
+                    upload.noticed(path)
                 old = self.rows.get(path)
                 if old is not None and old.blob and self._blob_paths.get(old.blob) == path:
                     del self._blob_paths[old.blob]
@@ -746,9 +767,10 @@ class RwView:
             if info is not None:
                 self._spill(blob, info)
             os.truncate(self.journal.blob_path(blob), length)
-            return
-        old = b"" if length == 0 else (self.journal.inline_data(blob) or b"")[:length]
-        self._set_inline(blob, info, old + bytes(length - len(old)), "truncate")
+        else:
+            old = b"" if length == 0 else (self.journal.inline_data(blob) or b"")[:length]
+            self._set_inline(blob, info, old + bytes(length - len(old)), "truncate")
+        self._upload.changed(blob)
 
     def _set_inline(self, blob: str, info: _Inline, content: bytes, what: str) -> None:
         mtime = time.time()
@@ -785,27 +807,34 @@ class RwView:
 
     def _write(self, handle: _BlobHandle, data: bytes, offset: int) -> int:
         with self._mut:
-            blob = handle.blob
-            if blob in self._clean_blobs:
-                with self._lock:
-                    dirty = {p: Row("file", r.blob) for p, r in self.rows.items() if r.blob == blob}
-                self._apply(dirty)
-            info = self._inline.get(blob)
-            if info is not None:
-                end = offset + len(data)
-                if end <= INLINE_MAX and info.writes < INLINE_WRITES:
-                    if offset == 0 and end >= info.size:
-                        content = bytes(data)
-                    else:
-                        old = self.journal.inline_data(blob) or b""
-                        content = old[:offset] + bytes(max(0, offset - len(old))) + data + old[end:]
-                    self._set_inline(blob, info, content, "write")
-                    return len(data)
-                self._spill(blob, info)
             try:
-                return os.pwrite(handle.file(), data, offset)
-            except OSError as e:
-                raise _disk_error(e, "write", self.journal.dir) from None
+                return self._write_locked(handle, data, offset)
+            finally:
+                self._upload.changed(handle.blob)  # after the content changed (see upload_ahead)
+
+    def _write_locked(self, handle: _BlobHandle, data: bytes, offset: int) -> int:
+        """(caller holds _mut)"""
+        blob = handle.blob
+        if blob in self._clean_blobs:
+            with self._lock:
+                dirty = {p: Row("file", r.blob) for p, r in self.rows.items() if r.blob == blob}
+            self._apply(dirty)
+        info = self._inline.get(blob)
+        if info is not None:
+            end = offset + len(data)
+            if end <= INLINE_MAX and info.writes < INLINE_WRITES:
+                if offset == 0 and end >= info.size:
+                    content = bytes(data)
+                else:
+                    old = self.journal.inline_data(blob) or b""
+                    content = old[:offset] + bytes(max(0, offset - len(old))) + data + old[end:]
+                self._set_inline(blob, info, content, "write")
+                return len(data)
+            self._spill(blob, info)
+        try:
+            return os.pwrite(handle.file(), data, offset)
+        except OSError as e:
+            raise _disk_error(e, "write", self.journal.dir) from None
 
     def create(self, path: str, mode: int, flags: int):
         with self._mut:
@@ -824,6 +853,7 @@ class RwView:
             blob = self._materialize(path, truncate_to=length)
             if blob not in self._inline:  # (an inline blob's mtime was set)
                 os.utime(self.journal.blob_path(blob))
+            self._upload.noticed(path)  # (no release may follow)
 
     def mkdir(self, path: str, mode: int) -> None:
         with self._mut:
@@ -1170,7 +1200,6 @@ class RwView:
         return Row("file", src=node.base_path)
 
     def _requests(self, plan: list[tuple[str, Row]]):
-        base = self.base.commit
         for path, row in plan:
             if row.kind == "dir" and row.src is None:  # a new folder over nothing: nothing to send
                 continue
@@ -1178,12 +1207,37 @@ class RwView:
             # had not (PFS would append to it), or the commit may be the same one again after a crash.
             if row.kind in ("gone", "emptied"):
                 yield modify.delete(path)
-            elif row.blob is None:
-                yield from modify.replace_with_copy(path, pfs.File(commit=base, path=row.src))
-            elif (data := self.journal.inline_data(row.blob) if row.blob in self._inline else None) is not None:
-                yield from modify.replace_with_bytes(path, data)
             else:
-                yield from modify.replace_with_file(path, self.journal.blob_path(row.blob))
+                yield from self._replace(path, row)
+
+    def _replace(self, path: str, row: Row, data: bytes | None = None, sent=None):
+        """The requests that make `path` hold a file row's content (`data`: its inline content, read
+        already; `sent`: told of each chunk of a blob file); OSError before any request if its blob
+        is gone."""
+        if row.blob is None:
+            yield from modify.replace_with_copy(path, pfs.File(commit=self.base.commit, path=row.src))
+        elif data is not None or (
+                (data := self.journal.inline_data(row.blob) if row.blob in self._inline else None) is not None):
+            yield from modify.replace_with_bytes(path, data)
+        else:
+            yield from modify.replace_with_file(path, self.journal.blob_path(row.blob), sent=sent)
+
+    @staticmethod
+    def _plain_file(path: str, row: Row) -> bool:
+        """A file row a commit sends as its content alone (a blob, or a copy of a base file)."""
+        return row.kind == "file" and not row.clean and not _hidden(path)
+
+    def _staged_size(self, row: Row) -> int:
+        """The size of a file row's blob (0 for a copy of a base file, or a blob that is gone)."""
+        if row.blob is None:
+            return 0
+        info = self._inline.get(row.blob)
+        if info is not None:
+            return info.size
+        try:
+            return os.stat(self.journal.blob_path(row.blob)).st_size
+        except OSError:
+            return 0
 
     def commit(self, description: str = "") -> str | None:
         """Upload every change as one commit on the branch, with ``description``; returns its id
@@ -1193,28 +1247,45 @@ class RwView:
         staged. The started commit is noted in the journal first, so a commit a kill interrupted
         before its finish is dropped by the next one (pachd starts no commit over an open head).
         """
-        with self._mut:
+        with self._mut, self._upload.paused():
             with self._lock:
                 plan = sorted((p, r) for p, r in self.rows.items()
                               if (not r.clean or r.kind == "symlink") and not _hidden(p))
             if not any(self._uploaded(p, r) for p, r in plan):
                 return None
-            plan = [(p, self._copy_of_link(p, r) if r.kind == "symlink" else r) for p, r in plan]
+            sets, rest = self._upload.plan(plan, self.base_commit_id)
             where = f"{self.project}/{self.repo}@{self.branch}"
             branch = pfs.Branch(repo=make_commit(self.project, self.repo, "").repo, name=self.branch)
             try:
                 client = require_client(self.client_fn, f"commit to {where}")
-                if interrupted := self.journal.meta(OPEN_COMMIT):
-                    commits.drop_if_open(client, pfs.Commit(id=interrupted, branch=branch, repo=branch.repo))
-                head = commits.commit(client, branch, self._requests(plan), description=description,
-                                      started=lambda c: self.journal.set_meta(OPEN_COMMIT, c.id)).id
+                try:
+                    head = self._send(client, branch, rest, sets, description)
+                except (*RPC_ERRORS, OSError, sqlite3.Error) as e:
+                    if not sets:
+                        raise
+                    log.warning("commit to %s with %d uploaded file sets failed (%s): committing again without them",
+                                where, len(sets), errors.details(e))
+                    self._upload.forget()
+                    head = self._send(client, branch, plan, [], description)
             except (*RPC_ERRORS, OSError, sqlite3.Error) as e:
                 raise CommitFailed(f"commit to {where} failed, changes kept: {errors.details(e)}") from None
-            log.info("committed %d changes to %s as %s", len(plan), where, head)
+            log.info("committed %d changes to %s as %s (%d of them uploaded ahead in %d file sets)",
+                     len(plan), where, head, len(plan) - len(rest), len(sets))
+            self._upload.forget()
             self._reset(head)
         if self.invalidate is not None:  # outside the lock: the kernel may wait for a write that waits for it
             self.invalidate()
         return head
+
+    def _send(self, client, branch: pfs.Branch, plan: list[tuple[str, Row]], sets: list[str],
+              description: str) -> str:
+        """One commit: the file sets added in order, then `plan` (symbolic links as copies) in one
+        stream; a commit an earlier attempt left open is dropped first."""
+        if interrupted := self.journal.meta(OPEN_COMMIT):
+            commits.drop_if_open(client, pfs.Commit(id=interrupted, branch=branch, repo=branch.repo))
+        plan = [(p, self._copy_of_link(p, r) if r.kind == "symlink" else r) for p, r in plan]
+        return commits.commit(client, branch, self._requests(plan), description=description, file_sets=sets,
+                              started=lambda c: self.journal.set_meta(OPEN_COMMIT, c.id)).id
 
     def _reset(self, base_commit_id: str | None) -> None:
         """Drop the staged rows (the base now has them), except open files, files unlinked while
@@ -1257,11 +1328,13 @@ class RwView:
         with self._mut:
             with self._lock:
                 changes = {p: None for p in self.rows if not _hidden(p)}
+            self._upload.forget()
             self._apply_dropping_blobs(changes)
         if self.invalidate is not None:
             self.invalidate()
 
     def close(self) -> None:
+        self._upload.close()
         with self._mut:
             self.journal.close()
 

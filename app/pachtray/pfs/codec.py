@@ -50,10 +50,11 @@ AVAILABLE = _rust is not None
 NATIVE_BYTES_MAX = 4 * 1024
 
 # The RPCs whose messages go through the codec, in the Pachtray client and the embedded server:
-# listing, reading and writing files, listing repos and commits.
+# listing, reading and writing files (also into temporary file sets), listing repos and commits.
 _API = "/" + pfs.ApiBase.__proto_path__ + "/"
 METHODS = frozenset(_API + name for name in (
-    "ListFile", "GlobFile", "InspectFile", "WalkFile", "GetFile", "ModifyFile", "ListRepo", "ListCommit", "DiffFile"))
+    "ListFile", "GlobFile", "InspectFile", "WalkFile", "GetFile", "ModifyFile", "CreateFileSet", "ListRepo", "ListCommit",
+    "DiffFile"))
 
 _lock = threading.RLock()
 _twins: dict[tuple[type, frozenset], type] = {}

@@ -1,9 +1,10 @@
 """Sending changes to a branch as one commit, all or nothing: the one commit path of rw mounts
 (mount.staging.RwView.commit) and uploads (pachtray.uploads).
 
-The commit is started on the branch with its description, the changes (pfs.modify's requests:
-every path replaced, never appended to) go in one ModifyFile stream into that commit, and it is
-finished. Anything failing on the way drops the commit, so the branch stays as it was. A caller
+The commit is started on the branch with its description, temporary file sets uploaded before
+(mount.upload_ahead; pfs.modify's requests too) are added to it in order, the changes (pfs.modify's
+requests: every path replaced, never appended to) go in one ModifyFile stream into that commit,
+and it is finished. Anything failing on the way drops the commit, so the branch stays as it was. A caller
 that may be killed between the start and the finish is told the started commit (`started`) so it
 can drop it later with `drop_if_open` (pachd refuses a new commit on a branch whose head is open).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from pachyderm_sdk.api import pfs
 
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 
 def commit(client, branch: pfs.Branch, changes: Iterable[pfs.ModifyFileRequest | bytes], *,
            description: str = "", started: Callable[[pfs.Commit], None] | None = None,
-           check: Callable[[], None] | None = None) -> pfs.Commit:
-    """Start a commit on ``branch``, send ``changes`` into it, finish it; returns the commit.
+           check: Callable[[], None] | None = None, file_sets: Sequence[str] = ()) -> pfs.Commit:
+    """Start a commit on ``branch``, add the temporary ``file_sets`` to it in order (each layered
+    over what it has), send ``changes`` into it, finish it; returns the commit.
 
     ``started(commit)`` runs before anything is sent; ``check()`` runs after the stream, before the
     finish, and may raise to give up (a cancel). Any exception drops the commit and is re-raised;
@@ -45,6 +47,8 @@ def commit(client, branch: pfs.Branch, changes: Iterable[pfs.ModifyFileRequest |
     try:
         if started is not None:
             started(new)
+        for fid in file_sets:
+            client.pfs.add_file_set(commit=new, file_set_id=fid)
         client.pfs.modify_file(requests())
         if check is not None:
             check()

@@ -51,8 +51,8 @@ def replace_with_file(path: str, local_path, *, chunk: int = CHUNK,
                       sent: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """``path`` becomes the content of the local file ``local_path``, read a chunk at a time;
     ``sent(n)`` is told of each chunk's size as it goes (progress, or a cancel that raises)."""
-    yield delete(path)
-    with open(local_path, "rb") as f:
+    with open(local_path, "rb") as f:  # (opened first: a file that is gone sends nothing, not a lone delete)
+        yield delete(path)
         data = f.read(chunk)  # sent even when empty: that creates an empty file
         while True:
             yield _encoder().add_file(path, data)
