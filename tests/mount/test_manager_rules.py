@@ -260,3 +260,21 @@ def test_the_feed_wakes_a_waiter_on_writes_nobody_reported(make, cluster):
     waiter.join(5)
     assert not waiter.is_alive() and answer["gen"] != gen
     assert mgr.wait_change(mgr.generation, 0.01) == mgr.generation  # times out with the same generation
+
+
+def test_a_mount_on_its_branch_head_costs_one_call_per_refresh_and_a_dropped_head_is_still_seen(make, cluster):
+    """An idle daemon refreshes every mount every few seconds: a mount still on its branch's head
+    needs no second call (the head exists, so does its repo). The check it skips is made as soon
+    as the head is not the mount's commit: here the head commit is dropped."""
+    mgr = make()
+    first = cluster.repos[("default", "images")]["master"][-1]
+    second = cluster.commit("images")
+    mgr.mount([MountRequest(name="img", repo="images"), MountRequest(name="old", repo="images", commit=first)])
+    mgr.refresh(["img"])
+    calls = cluster.calls
+    mgr.refresh(["img"])
+    assert cluster.calls == calls + 1 and view(mgr, "img")["status"] == f"up to date on latest commit {second[:8]}"
+    cluster.repos[("default", "images")]["master"].remove(second)  # the head commit dropped: the parent is head
+    mgr.refresh()
+    assert {s["name"] for s in mgr.mounted()} == {"old"}  # 'img' showed the dropped commit: gone with it
+    assert view(mgr, "old")["status"] == f"up to date on latest commit {first[:8]}"

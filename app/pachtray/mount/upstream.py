@@ -21,17 +21,21 @@ NO_COMMITS = "branch does not contain any commits"
 
 
 def check(client, m: Mount) -> Upstream:
-    """The mount's source as the cluster has it (raises RPC errors other than "not found")."""
-    try:
-        if m.mode == "rw":
-            client.pfs.inspect_repo(repo=names.repo(m.project, m.repo))
-        else:
-            client.pfs.inspect_commit(commit=names.commit(m.project, m.repo, m.commit))
-    except RPC_ERRORS as e:
-        if not errors.is_not_found(e):
-            raise
-        return Upstream(gone=f"repo {m.project}/{m.repo}" if m.mode == "rw" else f"commit {m.commit}")
+    """The mount's source as the cluster has it (raises RPC errors other than "not found").
+
+    A mount still on its branch's head needs one call (the head exists, and so does its repo):
+    every few seconds, for every mount, that is what an idle daemon costs."""
     head = head_of(client, names.branch(m.project, m.repo, m.branch)) if m.branch else ""
+    if not (m.commit and head == m.commit):
+        try:
+            if m.mode == "rw":
+                client.pfs.inspect_repo(repo=names.repo(m.project, m.repo))
+            else:
+                client.pfs.inspect_commit(commit=names.commit(m.project, m.repo, m.commit))
+        except RPC_ERRORS as e:
+            if not errors.is_not_found(e):
+                raise
+            return Upstream(gone=f"repo {m.project}/{m.repo}" if m.mode == "rw" else f"commit {m.commit}")
     if not m.commit:
         return Upstream(status=NO_COMMITS, latest_commit=m.latest_commit, behind=m.behind)
     if not head:  # the branch is gone (or empty): nothing to be behind of
