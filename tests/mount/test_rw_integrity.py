@@ -18,6 +18,7 @@ import pytest
 from pachyderm_sdk.api import pfs
 
 from pachtray.mount.staging import INLINE_MAX, CommitFailed, RwView
+from pachtray.pfs import codec
 
 from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_view, tree  # noqa: F401 - fixtures
 
@@ -69,6 +70,30 @@ def test_a_path_that_appeared_upstream_is_replaced(client, rw):
     new_id = view.commit()
     assert tree(client, view.repo_name, new_id) == {
         "/base.txt": b"base", "/x.txt": b"from mount\n", "/made/f.txt": b"mine\n", "/made/other.txt": b"other\n"}
+
+
+def test_a_commit_on_its_base_deletes_only_what_the_base_has(client, rw, monkeypatch):
+    """The commit's parent is the base (nothing landed since): a new path needs no DeleteFile (half
+    the requests of a commit of new files), a path the base has still gets one (else an append).
+    When the parent is not the base, every path gets one: the test above."""
+    view, w = rw({"/base.txt": b"base", "/d/old.txt": b"old", "/was_dir/f.txt": b"f", "/r/in.txt": b"in"})
+    view._upload.quiet = float("inf")  # nothing uploaded ahead: every request is the commit's
+    write(f"{w}/new.txt", b"new")
+    write(f"{w}/d/new2.txt", b"new2")
+    write(f"{w}/base.txt", b"changed")
+    os.unlink(f"{w}/was_dir/f.txt")
+    os.rmdir(f"{w}/was_dir")
+    write(f"{w}/was_dir", b"a file where the base has a folder")
+    os.rename(f"{w}/r", f"{w}/r2")  # the stream copies /r to /r2 before it writes /r2/in.txt
+    write(f"{w}/r2/in.txt", b"mine")
+    deleted = []
+    real = codec.ModifyFileEncoder.delete_file
+    monkeypatch.setattr(codec.ModifyFileEncoder, "delete_file", lambda self, p: deleted.append(p) or real(self, p))
+    new_id = view.commit()
+    assert sorted(deleted) == ["/base.txt", "/r", "/r2", "/r2/in.txt", "/was_dir"]
+    assert tree(client, view.repo_name, new_id) == {
+        "/base.txt": b"changed", "/d/old.txt": b"old", "/new.txt": b"new", "/d/new2.txt": b"new2",
+        "/was_dir": b"a file where the base has a folder", "/r2/in.txt": b"mine"}
 
 
 CRASH_AFTER_COMMIT = textwrap.dedent("""

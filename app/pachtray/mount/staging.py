@@ -1199,7 +1199,10 @@ class RwView:
             return Row("file", node.row.blob)
         return Row("file", src=node.base_path)
 
-    def _requests(self, plan: list[tuple[str, Row]]):
+    def _requests(self, plan: list[tuple[str, Row]], on_base: list[bool]):
+        """The stream of a commit; ``on_base`` is [True] once the commit is known to start from the
+        base itself (see `_send`)."""
+        copies = {p for p, r in plan if r.src is not None and r.kind in ("dir", "file")}
         for path, row in plan:
             if row.kind == "dir" and row.src is None:  # a new folder over nothing: nothing to send
                 continue
@@ -1208,19 +1211,27 @@ class RwView:
             if row.kind in ("gone", "emptied"):
                 yield modify.delete(path)
             else:
-                yield from self._replace(path, row)
+                yield from self._replace(path, row, delete=not (on_base and self._empty_at(path, copies)))
 
-    def _replace(self, path: str, row: Row, data: bytes | None = None, sent=None):
+    def _empty_at(self, path: str, copies: set[str]) -> bool:
+        """Whether a commit started from the base has nothing at `path` when its stream gets there:
+        the base has nothing there, and no copy earlier in the stream (a renamed folder, a copied
+        base file: sorted parents first) put something at it or above it."""
+        if path in copies or any(a in copies for a in _ancestors(path)):
+            return False
+        return not self._base_has(path, unknown=True)
+
+    def _replace(self, path: str, row: Row, data: bytes | None = None, sent=None, delete: bool = True):
         """The requests that make `path` hold a file row's content (`data`: its inline content, read
-        already; `sent`: told of each chunk of a blob file); OSError before any request if its blob
-        is gone."""
+        already; `sent`: told of each chunk of a blob file; `delete`: False where the commit is known
+        to have nothing at `path`); OSError before any request if its blob is gone."""
         if row.blob is None:
             yield from modify.replace_with_copy(path, pfs.File(commit=self.base.commit, path=row.src))
         elif data is not None or (
                 (data := self.journal.inline_data(row.blob) if row.blob in self._inline else None) is not None):
-            yield from modify.replace_with_bytes(path, data)
+            yield from modify.replace_with_bytes(path, data, delete=delete)
         else:
-            yield from modify.replace_with_file(path, self.journal.blob_path(row.blob), sent=sent)
+            yield from modify.replace_with_file(path, self.journal.blob_path(row.blob), sent=sent, delete=delete)
 
     @staticmethod
     def _plain_file(path: str, row: Row) -> bool:
@@ -1284,8 +1295,19 @@ class RwView:
         if interrupted := self.journal.meta(OPEN_COMMIT):
             commits.drop_if_open(client, pfs.Commit(id=interrupted, branch=branch, repo=branch.repo))
         plan = [(p, self._copy_of_link(p, r) if r.kind == "symlink" else r) for p, r in plan]
-        return commits.commit(client, branch, self._requests(plan), description=description, file_sets=sets,
-                              started=lambda c: self.journal.set_meta(OPEN_COMMIT, c.id)).id
+        on_base: list[bool] = []
+
+        def started(new: pfs.Commit) -> None:
+            self.journal.set_meta(OPEN_COMMIT, new.id)
+            # The commit's parent is the base the rows overlay (nobody committed since, and this is
+            # not a recommit after a crash): a path the base lacks is empty in it, and the stream
+            # needs no DeleteFile there (half the requests of a commit of new files).
+            parent = getattr(client.pfs.inspect_commit(commit=new).parent_commit, "id", "") or ""
+            if parent == (self.base_commit_id or ""):
+                on_base.append(True)
+
+        return commits.commit(client, branch, self._requests(plan, on_base), description=description,
+                              file_sets=sets, started=started).id
 
     def _reset(self, base_commit_id: str | None) -> None:
         """Drop the staged rows (the base now has them), except open files, files unlinked while

@@ -2,8 +2,9 @@
 rw mounts (mount.staging) and uploads (pachtray.uploads).
 
 pachd applies a ModifyFile stream in order to the commit (or the branch head) it names, and PFS
-appends to a file that exists: so every written path is deleted first, and a file is created
-by sending its first chunk even when it is empty.
+appends to a file that exists: so every written path is deleted first (``delete=False`` only where
+the caller knows the commit has nothing there: a rw commit whose parent is its base, at a path the
+base lacks), and a file is created by sending its first chunk even when it is empty.
 
 The DeleteFile and AddFile requests are given already encoded (bytes equal to the SDK message's,
 by `codec.ModifyFileEncoder`: building two betterproto messages per file cost more than sending
@@ -41,18 +42,20 @@ def replace_with_copy(path: str, src: pfs.File) -> Iterator[pfs.ModifyFileReques
     yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(dst=path, src=src))
 
 
-def replace_with_bytes(path: str, data: bytes) -> Iterator[bytes]:
+def replace_with_bytes(path: str, data: bytes, *, delete: bool = True) -> Iterator[bytes]:
     """``path`` becomes ``data`` (a small file's content, held in memory)."""
-    yield delete(path)
+    if delete:
+        yield _encoder().delete_file(path)
     yield _encoder().add_file(path, data)
 
 
-def replace_with_file(path: str, local_path, *, chunk: int = CHUNK,
+def replace_with_file(path: str, local_path, *, chunk: int = CHUNK, delete: bool = True,
                       sent: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """``path`` becomes the content of the local file ``local_path``, read a chunk at a time;
     ``sent(n)`` is told of each chunk's size as it goes (progress, or a cancel that raises)."""
     with open(local_path, "rb") as f:  # (opened first: a file that is gone sends nothing, not a lone delete)
-        yield delete(path)
+        if delete:
+            yield _encoder().delete_file(path)
         data = f.read(chunk)  # sent even when empty: that creates an empty file
         while True:
             yield _encoder().add_file(path, data)
