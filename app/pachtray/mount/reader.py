@@ -662,6 +662,29 @@ class CommitTree:
         found = listing.probed[name] = self._inspect(path, name)
         return found
 
+    def known_absent(self, path: str) -> bool:
+        """Whether what is already known of this commit (no call made) says nothing is at `path`:
+        an empty commit, or a folder on the way whose listing or lookup says the next name is not
+        there (or is a file). False when unknown."""
+        if self.commit is None:
+            return True
+        directory = "/"
+        for name in norm(path).strip("/").split("/"):
+            with self._listings.lock:
+                listing = self._listings.by_dir.get(directory)
+            if listing is None:
+                return False
+            with listing.lock:
+                found = listing.by_name.get(name, listing.probed.get(name, False))
+                if found is False and listing.complete:
+                    found = None
+            if found is None:
+                return True
+            if found is False or not found.is_dir:
+                return False  # unknown; or a file there (PFS keeps nothing under a file either, but say no)
+            directory = posixpath.join(directory, name)
+        return False
+
     def _inspect(self, path: str, name: str) -> Entry | None:
         """One entry of a folder whose listing has not reached it yet (one call, not the pages before it)."""
         what = f"stat {self.commit.repo.name}@{self.commit.id}:{path}"

@@ -1215,11 +1215,13 @@ class RwView:
 
     def _empty_at(self, path: str, copies: set[str]) -> bool:
         """Whether a commit started from the base has nothing at `path` when its stream gets there:
-        the base has nothing there, and no copy earlier in the stream (a renamed folder, a copied
-        base file: sorted parents first) put something at it or above it."""
+        the base has nothing there as far as is known without a call (the writes looked it up; a
+        call per path would cost more than the DeleteFile it spares), and no copy earlier in the
+        stream (a renamed folder, a copied base file: sorted parents first) put something at it or
+        above it."""
         if path in copies or any(a in copies for a in _ancestors(path)):
             return False
-        return not self._base_has(path, unknown=True)
+        return self.base.known_absent(path)
 
     def _replace(self, path: str, row: Row, data: bytes | None = None, sent=None, delete: bool = True):
         """The requests that make `path` hold a file row's content (`data`: its inline content, read
