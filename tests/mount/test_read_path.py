@@ -120,3 +120,9 @@ def test_a_disk_slower_than_the_download_holds_the_download_not_the_memory(clien
     r.flush()
     key = content_key("default", repo, head, "/f.bin")
     assert all(disk.contains(key, i) for i in range(size // cs))
+    # Idle with every chunk on disk: no copy is kept in memory (the daemon's RSS after a big read),
+    # and a read again comes from the disk cache, right.
+    wait_for(lambda: not r._hot, 10, what="the chunks held in memory to be dropped")
+    fetched = reader.STATS.bytes
+    assert r.read(lambda: pclient, commit, "/f.bin", size, size - cs - 5, cs, ReadState()) == data[-cs - 5:-5]
+    assert reader.STATS.bytes == fetched

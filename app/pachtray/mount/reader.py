@@ -38,7 +38,7 @@ PAGE_SIZE = 1000
 LISTINGS_KEPT = 4096
 LISTED = ("file.path", "file_type", "size_bytes", "committed")  # what a listing reads of each FileInfo
 PROBES_BEFORE_LISTING = 16  # single-name lookups in a folder before its first page is listed instead
-HOT_CHUNKS = 8  # fetched chunks kept in memory (32 MiB), besides the disk cache
+HOT_CHUNKS = 8  # fetched chunks kept in memory (32 MiB) while reads go on, besides the disk cache
 UNWRITTEN_MAX = 4  # fetched chunks not yet in the disk cache; past this the download waits for the disk
 PARK_SECONDS = 2.0  # how long the rest of a read-ahead's GetFile call waits for the next run
 PARKED_MAX = 8
@@ -292,6 +292,8 @@ class ChunkReader:
                 self._trim_hot()
                 self._written.notify_all()
                 idle = not self._unwritten and not self._inflight and not self._parked
+                if idle:  # every chunk is on disk, and in the kernel's cache if it was read
+                    self._hot.clear()
             if idle:  # the last chunk of a burst is on disk: hand the buffers' memory back
                 malloc.trim()
 
@@ -387,6 +389,9 @@ class ChunkReader:
                 pieces.close()  # (cancels the call)
             with self._lock:
                 idle = not self._inflight and not self._parked
+                if idle:  # chunks on disk need no copy in memory any more (see _write)
+                    for k in [k for k in self._hot if k not in self._unwritten]:
+                        del self._hot[k]
             if idle:  # the end of a burst of 1-4 MiB buffers: hand their memory back
                 malloc.trim()
 
