@@ -23,7 +23,7 @@ from conftest import force_unmount, stop_process
 from pachtray.mount import staging
 from pachtray.mount.staging import INLINE_MAX, INLINE_WRITES, RwView
 
-from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_mount_child, tree  # noqa: F401 - fixtures
+from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_mount_child, rw_view, tree  # noqa: F401 - fixtures
 
 
 def inline_blobs(view: RwView) -> set[str]:
@@ -256,11 +256,7 @@ def test_a_journal_from_before_inline_content_loads_and_commits(client, pclient,
 
 
 def test_an_open_small_file_stays_usable_after_discard(client, pclient, mount, cache, tmp_path, unique_name):
-    repo = unique_name("discard")
-    base = put_commit(client, repo, {"/a.txt": b"a"})
-    view = RwView(tmp_path / "stage", lambda: pclient, "default", repo, "master", base, cache)
-    mount.add_view("d", view)
-    w = f"{mount.mount_dir}/d"
+    view, w = rw_view(client, pclient, mount, cache, tmp_path / "stage", unique_name("discard"), {"/a.txt": b"a"}, "d")
     fd = os.open(f"{w}/open.txt", os.O_CREAT | os.O_RDWR, 0o644)
     try:
         os.write(fd, b"before")

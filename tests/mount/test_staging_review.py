@@ -10,10 +10,10 @@ import shutil
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pachtray.mount.staging import Change, CommitFailed, RwView
+from pachtray.mount.staging import Change, CommitFailed
 
 from conftest import folder_files
-from mounthelpers import cache, mount, pclient, put_commit, tree  # noqa: F401 - fixtures
+from mounthelpers import cache, mount, pclient, rw_view, tree  # noqa: F401 - fixtures
 
 BASE = {"/keep.txt": b"keep", "/mod.txt": b"old", "/del.txt": b"del!", "/ren.txt": b"ren",
         "/d/a.txt": b"a", "/d/sub/b.txt": b"bb", "/e/x.txt": b"x", "/e/y.txt": b"yy"}
@@ -21,14 +21,10 @@ BASE = {"/keep.txt": b"keep", "/mod.txt": b"old", "/del.txt": b"del!", "/ren.txt
 
 @pytest.fixture
 def view(client, pclient, mount, cache, tmp_path, unique_name):
-    repo = unique_name("rev")
-    base = put_commit(client, repo, BASE)
-    v = RwView(tmp_path / "stage", lambda: pclient, "default", repo, "master", base, cache)
-    mount.add_view("w", v)
-    v.repo_name, v.folder = repo, f"{mount.mount_dir}/w"
+    v, v.folder = rw_view(client, pclient, mount, cache, tmp_path / "stage", unique_name("rev"), BASE, "w")
     yield v
     v.close()
-    client.pfs.delete_repo(repo=pfs.Repo(name=repo), force=True)  # the session's server lists fewer repos
+    client.pfs.delete_repo(repo=pfs.Repo(name=v.repo_name), force=True)  # the session's server lists fewer repos
 
 
 def write(path, data: bytes) -> None:

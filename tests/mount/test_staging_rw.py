@@ -20,7 +20,7 @@ from pachtray.mount import reader
 from pachtray.mount.staging import CommitFailed, RwView
 from pachtray.pfs.client import connect
 
-from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_mount_child, tree  # noqa: F401 - fixtures
+from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_mount_child, rw_view, tree  # noqa: F401 - fixtures
 
 MiB = 1024 * 1024
 
@@ -298,9 +298,7 @@ def test_writes_wait_while_a_commit_runs(client, pclient, mount, cache, tmp_path
 
 def test_a_file_kept_open_across_a_commit(client, pclient, mount, cache, tmp_path, unique_name):
     repo = unique_name("open")
-    base = put_commit(client, repo, {"/base.txt": b"b"})
-    view = RwView(tmp_path / "stage", lambda: pclient, "default", repo, "master", base, cache)
-    mount.add_view("o", view)
+    view, _ = rw_view(client, pclient, mount, cache, tmp_path / "stage", repo, {"/base.txt": b"b"}, "o")
     with open(f"{mount.mount_dir}/o/log.txt", "w") as log:
         log.write("1")
         log.flush()
