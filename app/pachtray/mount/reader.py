@@ -292,8 +292,8 @@ class ChunkReader:
                 self._trim_hot()
                 self._written.notify_all()
                 idle = not self._unwritten and not self._inflight and not self._parked
-                if idle:  # every chunk is on disk, and in the kernel's cache if it was read
-                    self._hot.clear()
+                if idle:
+                    self._drop_hot_on_disk()
             if idle:  # the last chunk of a burst is on disk: hand the buffers' memory back
                 malloc.trim()
 
@@ -301,6 +301,12 @@ class ChunkReader:
         """Drop the oldest chunks already on disk beyond HOT_CHUNKS (caller holds the lock)."""
         excess = len(self._hot) - HOT_CHUNKS
         for k in [k for k in self._hot if k not in self._unwritten][:max(0, excess)]:
+            del self._hot[k]
+
+    def _drop_hot_on_disk(self) -> None:
+        """Idle: the chunks already on disk need no copy in memory (they are in the disk cache, and
+        in the kernel's page cache if they were read); caller holds the lock."""
+        for k in [k for k in self._hot if k not in self._unwritten]:
             del self._hot[k]
 
     def flush(self) -> None:
@@ -389,9 +395,8 @@ class ChunkReader:
                 pieces.close()  # (cancels the call)
             with self._lock:
                 idle = not self._inflight and not self._parked
-                if idle:  # chunks on disk need no copy in memory any more (see _write)
-                    for k in [k for k in self._hot if k not in self._unwritten]:
-                        del self._hot[k]
+                if idle:
+                    self._drop_hot_on_disk()
             if idle:  # the end of a burst of 1-4 MiB buffers: hand their memory back
                 malloc.trim()
 
