@@ -15,6 +15,7 @@ import pytest
 from conftest import force_unmount, stop_process, wait_for
 from pachtray.mount import reader
 from pachtray.mount.cache import content_key
+from pachtray.mount import fs
 from pachtray.mount.fs import CommitView, FuseMount, LocalDirView
 from pachtray.pfs.client import connect
 
@@ -174,6 +175,23 @@ def test_empty_commit_view_and_local_dir_view(pclient, mount, cache, tmp_path):
     os.rename(f"{mount.mount_dir}/out/result.txt", f"{mount.mount_dir}/out/sub/r.txt")
     assert (out / "sub" / "r.txt").read_text() == "done"
     assert sorted(os.listdir(f"{mount.mount_dir}/out")) == ["sub"]
+
+
+def test_each_libfuse_thread_keeps_one_python_thread_state(mount, tmp_path):
+    """Callbacks reuse their thread's Python state (fs._Fuse._wrapper): without it ctypes makes and
+    deletes one per callback, and every callback here would count as a thread state kept."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f.txt").write_text("x")
+    mount.add_view("out", LocalDirView(out))
+    before = fs.THREAD_STATES_KEPT[0]
+    for i in range(300):
+        assert os.stat(f"{mount.mount_dir}/out/f.txt").st_size == 1
+        with open(f"{mount.mount_dir}/out/n{i % 7}.txt", "w") as f:  # (new names: lookups, creates)
+            f.write("y")
+    kept = fs.THREAD_STATES_KEPT[0] - before
+    assert kept < 30, f"{kept} thread states made for ~1,500 callbacks"
+    assert (out / "n6.txt").read_text() == "y"
 
 
 def test_eio_when_pachd_is_down_and_recovery(local_pachd_factory, mount, cache, unique_name):

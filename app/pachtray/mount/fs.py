@@ -301,9 +301,26 @@ def _track_read(reads, pid: int, name: str, path: str, handle) -> None:
     reads.opened(pid, name, path, "" if commit is None else commit.id, modified, size)
 
 
+_kept = threading.local()
+_gil_state_ensure = ctypes.pythonapi.PyGILState_Ensure
+THREAD_STATES_KEPT = [0]  # libfuse threads given a lasting Python thread state (tests read it)
+
+
 class _Fuse(fuse.FUSE):
-    """mfusepy's FUSE whose read_buf, like its read, passes a path libfuse lost on as None (a
-    file unlinked while open, in a folder that went too: the handle answers)."""
+    """mfusepy's FUSE that keeps a Python thread state per libfuse thread, and whose read_buf,
+    like its read, passes a path libfuse lost on as None (a file unlinked while open, in a folder
+    that went too: the handle answers)."""
+
+    def _wrapper(self, func, *args, **kwargs):
+        # ctypes makes a thread state for each callback from a thread Python did not start and
+        # deletes it on return: a mapped and unmapped frame stack, page faults, TLB shootdowns,
+        # ~60 µs of a small file's ~200 in a rw mount (docs/benchmarks.md). One extra
+        # PyGILState_Ensure, never released, keeps the thread's state for its next callbacks.
+        if not getattr(_kept, "state", False):
+            _gil_state_ensure()
+            _kept.state = True
+            THREAD_STATES_KEPT[0] += 1
+        return super()._wrapper(func, *args, **kwargs)
 
     def read_buf(self, path, bufpp, size, offset, fip):
         fh = fip.contents if self.raw_fi else fip.contents.fh
