@@ -1,7 +1,8 @@
 """Read-write views: changes staged on disk, uploaded as one commit.
 
-The staging dir holds `journal.sqlite` (one row per changed path, and the content of small
-written files) and `files/` (the content of the others). Rows overlay the base commit (the branch
+The staging dir holds the journal (mount.journal: `journal.sqlite` with one row per changed path
+and the content of small written files, and the log of the changes not yet moved into it) and
+`files/` (the content of the others). Rows overlay the base commit (the branch
 head when the changes started):
 
 - `file`: a file whose content is the blob `blob` (see `Journal`), or the base file `src` (a
@@ -24,9 +25,9 @@ one name would not show through the other. libfuse renames a file unlinked while
 
 A path without a row is what its nearest ancestor row says: nothing under a `gone`, a file, a
 new `dir` or `emptied`; the base folder under a renamed `dir`; else the base commit itself. Rows are written
-before an operation returns (SQLite WAL, synchronous=NORMAL: a committed row survives kill -9, and
-the OS writes it out within seconds) and so is a write to a small file (its content is in the
-journal) or to a blob file, so a killed daemon finds every change on restart; an fsync() of a
+before an operation returns (a record appended to the journal's log survives kill -9, and the OS
+writes it out within seconds) and so is a write to a small file (its content is in the journal)
+or to a blob file, so a killed daemon finds every change on restart; an fsync() of a
 file also syncs the journal, so what a program fsync'ed survives a power loss too. A commit sends
 the rows, parents first, as one ModifyFile stream into a commit started on the branch (pfs.commits:
 all or nothing), which pachd applies in order to the branch's head at that moment, which may have
@@ -61,6 +62,7 @@ from pachtray.pfs import commits, errors, modify
 from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
+from pachtray.mount.journal import Journal
 from pachtray.mount.upload_ahead import UploadAhead
 from pachtray.mount.reader import (ClientFn, CommitTree, ReadState, attrs, make_commit, norm, reader_for,
                                    require_client)
@@ -80,7 +82,6 @@ HIDDEN_PREFIX = ".fuse_hidden"  # libfuse's name for a file unlinked while open
 INLINE_MAX = 64 * 1024
 INLINE_WRITES = 16
 OPEN_COMMIT = "open_commit"  # journal meta: the commit a commit() started and has not yet seen finished
-CHECKPOINT_EVERY = 200  # journal transactions (a few pages each) between two checkpoints
 
 
 class CommitFailed(PachtrayError):
@@ -161,191 +162,6 @@ class _Inline:
     mtime: float
     since: int  # the journal's sync count when it was made: a later sync() may have made it durable
     writes: int = 0
-
-
-class Journal:
-    """The rows and blobs of one staging dir (SQLite WAL, synchronous=NORMAL; `sync()` on fsync).
-
-    A blob is the content of one file: a row of the `inline` table while the file is small (no
-    file to create: on ext4 that cost 20-200 µs, more than all the rest of writing a small file),
-    else the file `files/<blob>`. The `inline` row is the truth: a blob becomes a file by writing
-    the file first and then deleting its row. Journals from before the `inline` table load as they
-    are (every blob a file).
-    """
-
-    def __init__(self, staging_dir: str | os.PathLike):
-        self.dir = Path(staging_dir)
-        self.files = self.dir / "files"
-        self.files.mkdir(parents=True, exist_ok=True)
-        self._files = str(self.files)
-        self.syncs = 0
-        self.db = self._connect()
-        self._db_lock = threading.RLock()  # one connection: a transaction must not take in another thread's rows
-        # Checkpoints (copying the WAL into the database, with two fsyncs) run in a thread of their
-        # own, not in whichever operation crossed SQLite's threshold: that cost a small file's
-        # write ~35 µs of waiting. `sync()` checkpoints itself; one checkpoint at a time.
-        self.db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpoint_lock = threading.Lock()
-        self._due = threading.Condition()
-        self._writes = 0  # transactions since the checkpointer was last woken (under _db_lock)
-        self._pending = self._closing = False
-        self._checkpointer = threading.Thread(target=self._checkpoints, name="staging-checkpoint", daemon=True)
-        self._checkpointer.start()
-        self.db.execute("CREATE TABLE IF NOT EXISTS rows (path TEXT PRIMARY KEY, kind TEXT NOT NULL, blob TEXT,"
-                        " src TEXT, clean INTEGER NOT NULL DEFAULT 0)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS inline (blob TEXT PRIMARY KEY, data BLOB NOT NULL,"
-                        " mtime REAL NOT NULL)")
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.dir / "journal.sqlite", check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL, not FULL: an fsync per created file made writing many small files 4x slower than
-        # the upload itself; WAL with NORMAL loses nothing on kill -9, and fsync() calls sync().
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
-
-    def sync(self) -> None:
-        """Make every committed row durable against power loss (the WAL and the database synced)."""
-        with self._db_lock, self._checkpoint_lock:
-            busy = self.db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()[0]
-            if busy:
-                raise OSError(errno.EIO, "staging journal: the sync could not complete")
-            self.syncs += 1
-
-    def _wrote(self) -> None:
-        """Count a committed transaction (caller holds _db_lock); wake the checkpointer every
-        CHECKPOINT_EVERY."""
-        self._writes += 1
-        if self._writes >= CHECKPOINT_EVERY:
-            self._writes = 0
-            with self._due:
-                self._pending = True
-                self._due.notify()
-
-    def _checkpoints(self) -> None:
-        db = self._connect()
-        try:
-            while True:
-                with self._due:
-                    self._due.wait_for(lambda: self._pending or self._closing)
-                    if self._closing:
-                        return
-                    self._pending = False
-                with self._checkpoint_lock:
-                    try:
-                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    except sqlite3.Error as e:
-                        log.warning("checkpoint of %s failed: %s", self.dir, e)
-        finally:
-            db.close()
-
-    def load(self) -> dict[str, Row]:
-        return {p: Row(k, b, s, bool(c)) for p, k, b, s, c in self.db.execute(
-            "SELECT path, kind, blob, src, clean FROM rows")}
-
-    def meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_meta(self, key: str, value: str | None) -> None:
-        with self._db_lock:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-            self._wrote()
-
-    def load_inline(self) -> dict[str, tuple[int, float]]:
-        """blob -> (size, mtime) of the blobs held in the journal."""
-        return {b: (n, m) for b, n, m in self.db.execute("SELECT blob, length(data), mtime FROM inline")}
-
-    def write(self, changes: dict[str, Row | None], meta: dict[str, str] | None = None,
-              put: dict[str, tuple[bytes, float]] | None = None, drop=()) -> None:
-        """Apply {path: row or None (delete)}, `meta`, the inline blobs `put` ({blob: (content,
-        mtime)}) and the deletion of the inline blobs `drop`, in one transaction."""
-        with self._db_lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                run = self.db.execute
-                if meta:
-                    self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
-                if put:
-                    for b, (data, mtime) in put.items():
-                        run("INSERT OR REPLACE INTO inline VALUES (?, ?, ?)", (b, data, mtime))
-                if len(changes) > 8:
-                    self.db.executemany("DELETE FROM rows WHERE path=?",
-                                        ((p,) for p, r in changes.items() if r is None))
-                    self.db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
-                                        ((p, r.kind, r.blob, r.src, int(r.clean)) for p, r in changes.items()
-                                         if r is not None))
-                else:  # (executemany costs more for a row or two)
-                    for p, r in changes.items():
-                        if r is None:
-                            run("DELETE FROM rows WHERE path=?", (p,))
-                        else:
-                            run("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)", (p, r.kind, r.blob, r.src,
-                                                                                     int(r.clean)))
-                if drop:
-                    self.db.executemany("DELETE FROM inline WHERE blob=?", ((b,) for b in drop))
-                run("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self._wrote()
-
-    def set_inline(self, blob: str, content: bytes, mtime: float) -> None:
-        """Replace an inline blob's content (one statement, so one transaction)."""
-        with self._db_lock:
-            self.db.execute("UPDATE inline SET data=?, mtime=? WHERE blob=?", (content, mtime, blob))
-            self._wrote()
-
-    def inline_data(self, blob: str) -> bytes | None:
-        """An inline blob's content (None: not inline, or gone)."""
-        with self._db_lock:
-            found = self.db.execute("SELECT data FROM inline WHERE blob=?", (blob,)).fetchone()
-        return found[0] if found else None
-
-    def inline_many(self, blobs: list[str]) -> dict[str, bytes]:
-        """The content of those of `blobs` that are inline (a query per 500, not per blob)."""
-        found: dict[str, bytes] = {}
-        for i in range(0, len(blobs), 500):
-            part = blobs[i:i + 500]
-            with self._db_lock:
-                found.update(self.db.execute(f"SELECT blob, data FROM inline WHERE blob IN ({','.join('?' * len(part))})",
-                                             part).fetchall())
-        return found
-
-    def inline_read(self, blob: str, size: int, offset: int) -> bytes | None:
-        with self._db_lock:
-            found = self.db.execute("SELECT substr(data, ?, ?) FROM inline WHERE blob=?",
-                                    (offset + 1, size, blob)).fetchone()
-        return found[0] if found else None
-
-    def blob_path(self, blob: str) -> str:
-        return f"{self._files}/{blob}"
-
-    @staticmethod
-    def new_id() -> str:
-        return os.urandom(16).hex()
-
-    def new_blob(self) -> str:
-        """A new, empty blob file."""
-        blob = self.new_id()
-        fd = os.open(self.blob_path(blob), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-        return blob
-
-    def drop_blob(self, blob: str) -> None:
-        """Delete a blob's file (an inline blob goes with `write(drop=...)`)."""
-        try:
-            os.unlink(self.blob_path(blob))
-        except FileNotFoundError:
-            pass
-
-    def close(self) -> None:
-        with self._due:
-            self._closing = True
-            self._due.notify()
-        self._checkpointer.join(30)
-        self.db.close()  # (the last connection to close checkpoints the rest)
 
 
 class _BlobHandle:
@@ -446,7 +262,7 @@ class RwView:
         self._inline: dict[str, _Inline] = {b: _Inline(n, m, -1) for b, (n, m) in self.journal.load_inline().items()}
         self._orphans: set[str] = set()  # inline blobs without a row, kept until their last handle closes
         self._upload: UploadAhead | None = None  # (rows loaded from the journal are sent by the commit)
-        self._apply_in_memory(self.journal.load())
+        self._apply_in_memory({p: Row(*r) for p, r in self.journal.load().items()})
         # No handle survives a restart: files unlinked while open are gone now, and so are blobs a
         # kill -9 left without a row (written before their row, or not yet deleted after it), and
         # files of inline blobs (written before the row that made them files was deleted).
