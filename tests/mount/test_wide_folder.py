@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+import time
 
 import pytest
 from pachyderm_sdk.api import pfs
 
+from pachtray.mount import reader
 from pachtray.mount.cache import ChunkCache
 from pachtray.mount.fs import CommitView, RwView
 
@@ -75,6 +78,47 @@ def test_wide_folder_through_a_ro_mount(pclient, mount, tmp_path, unique_name):
     with pytest.raises(OSError) as e:
         os.listdir(os.path.join(wide, name(0)))
     assert e.value.errno == errno.ENOTDIR
+
+
+def test_readers_share_each_page_and_a_failed_fetch_ahead_is_made_again(pclient, tmp_path, unique_name,
+                                                                       monkeypatch):
+    """A page on its way is waited for, not fetched twice (readers take the entries already there
+    meanwhile); when the fetch ahead fails, the reader that reaches the page fetches it itself."""
+    n, page = 1000, 50
+    repo = unique_name("pages")
+    commit_id = write_commit(pclient, repo, [(f"/d/{name(i)}", b"x") for i in range(n)])
+    monkeypatch.setattr(reader, "PAGE_SIZE", page)
+    calls, failed = [], []
+    real = reader.list_file
+
+    def list_file(client, **kw):
+        calls.append(kw["pagination_marker"].path if kw["pagination_marker"] else None)
+        if threading.current_thread().name.startswith("pfs-list-ahead") and not failed:
+            failed.append(len(calls))
+            time.sleep(0.3)  # (slow to fail: the readers get there and wait for this page)
+            raise ConnectionError("the connection went (made up)")
+        return real(client, **kw)
+
+    monkeypatch.setattr(reader, "list_file", list_file)
+    tree = reader.CommitTree(lambda: pclient, "default", repo, commit_id, reader.reader_for(ChunkCache(tmp_path / "c")))
+    seen: dict[int, list[str]] = {}
+
+    def read_all(k: int) -> None:
+        seen[k] = []
+        for e in tree.entries_from("/d", 0):
+            seen[k].append(e.name)
+            if len(seen[k]) % page == 0:
+                time.sleep(0.02)  # (a kernel taking its time: pages are fetched ahead meanwhile)
+
+    threads = [threading.Thread(target=read_all, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert seen[0] == seen[1] == [name(i) for i in range(n)]
+    assert failed, "no page was fetched ahead"
+    assert len(calls) == n // page + 1 + 1  # each page once (and the empty last), plus the failed one
+    assert len(set(calls)) == n // page + 1
 
 
 PAGED = ["/p/a-b", "/p/a.txt", "/p/a/inner", "/p/b/x", "/p/c", "/p/d-", "/p/z"]

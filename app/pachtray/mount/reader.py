@@ -511,8 +511,11 @@ class Listing:
         self.probed: dict[str, Entry | None] = {}  # names looked up one by one before their page came
         self.marker: str | None = None  # path of the last entry received, as pachd sent it
         self.complete = False
-        self.lock = threading.Lock()  # one page fetch at a time
-        self.prefetching = False  # the next page is being fetched ahead of the reader
+        self.lock = threading.Lock()  # guards all of it; not held while a page is on its way
+        self.fetched = threading.Condition(self.lock)  # a page fetch ended
+        self.fetching = False  # one page fetch at a time
+        self.prefetching = False  # pages are being fetched ahead of the reader
+        self.read_upto = 0  # entries given to readers so far
 
 
 class CommitListings:
@@ -591,8 +594,9 @@ class CommitTree:
                 if i >= len(listing.entries) and not listing.complete:
                     self._fetch_page(listing, directory)
                 batch = listing.entries[i:i + 256]
+                listing.read_upto = max(listing.read_upto, i + len(batch))
                 ahead = not listing.complete and not listing.prefetching and \
-                    len(listing.entries) - (i + len(batch)) < PAGE_SIZE // 2
+                    len(listing.entries) - (i + len(batch)) < PAGE_SIZE
                 if ahead:
                     listing.prefetching = True
             if ahead:  # the next page comes while the kernel takes this one
@@ -603,9 +607,11 @@ class CommitTree:
             i += len(batch)
 
     def _prefetch(self, listing: Listing, directory: str) -> None:
+        """Fetch pages while the reader is less than two pages behind (it keeps going: a page takes
+        longer to fetch than the kernel to take it)."""
         try:
             with listing.lock:
-                if not listing.complete:
+                while not listing.complete and len(listing.entries) - listing.read_upto < 2 * PAGE_SIZE:
                     self._fetch_page(listing, directory)
         except OSError:
             pass  # the reader fetches it again when it gets there, and sees the error
@@ -613,22 +619,26 @@ class CommitTree:
             listing.prefetching = False
 
     def _fetch_page(self, listing: Listing, directory: str) -> None:
-        """Append the next page to `listing` (caller holds its lock); a timed-out page is asked again once."""
+        """Append the next page to `listing` (caller holds its lock, released while the page comes, so
+        readers take the entries already there); when another thread is fetching, wait for its page
+        instead. A timed-out page is asked again once."""
+        if listing.fetching:
+            had = len(listing.entries)
+            while listing.fetching:
+                listing.fetched.wait()
+            if len(listing.entries) > had or listing.complete:
+                return
         what = f"list {self.commit.repo.name}@{self.commit.id}:{directory}"
         client = require_client(self.client_fn, what)
         marker = None if listing.marker is None else pfs.File(commit=self.commit, path=listing.marker)
-        for attempt in (1, 2):
-            try:
-                page = list(list_file(client, file=pfs.File(commit=self.commit, path=directory),
-                                      pagination_marker=marker, number=PAGE_SIZE, fields=LISTED))
-                break
-            except (grpc.RpcError, ConnectionError) as e:
-                if is_not_found(e):  # pachd lists a missing path as empty: the commit itself is gone
-                    log.warning("%s failed: %s", what, e.details() if isinstance(e, grpc.RpcError) else e)
-                    raise OSError(errno.EIO, f"{what}: commit not found") from None
-                timed_out = isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-                if attempt == 2 or not timed_out:
-                    raise os_error(e, what) from None
+        listing.fetching = True
+        listing.lock.release()
+        try:
+            page = self._page(client, what, directory, marker)
+        finally:
+            listing.lock.acquire()
+            listing.fetching = False
+            listing.fetched.notify_all()
         fresh = 0
         committed = mtime = None  # answers share one decoded time: convert it once
         entries, by_name, folder = listing.entries, listing.by_name, pfs.FileType.DIR
@@ -647,6 +657,20 @@ class CommitTree:
             listing.marker = page[-1][0]
         if len(page) < PAGE_SIZE or not fresh:
             listing.complete = True
+
+    def _page(self, client, what: str, directory: str, marker) -> list[tuple]:
+        for attempt in (1, 2):
+            try:
+                return list(list_file(client, file=pfs.File(commit=self.commit, path=directory),
+                                      pagination_marker=marker, number=PAGE_SIZE, fields=LISTED))
+            except (grpc.RpcError, ConnectionError) as e:
+                if is_not_found(e):  # pachd lists a missing path as empty: the commit itself is gone
+                    log.warning("%s failed: %s", what, e.details() if isinstance(e, grpc.RpcError) else e)
+                    raise OSError(errno.EIO, f"{what}: commit not found") from None
+                timed_out = isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                if attempt == 2 or not timed_out:
+                    raise os_error(e, what) from None
+        raise AssertionError("unreachable")
 
     def stat(self, path: str) -> Entry | None:
         path = norm(path)
