@@ -253,11 +253,16 @@ class Journal:
                     return
             os.fdatasync(self._fd)  # (most of it, before holding up changes for the rest)
             with self._lock:
-                os.fdatasync(self._fd)  # a log is whole on disk before the next one has anything
+                new_path, new_fd = self._open_log()
+                try:
+                    os.fdatasync(self._fd)  # a log is whole on disk before the next one has anything
+                except OSError:
+                    os.close(new_fd)
+                    os.unlink(new_path)
+                    raise
                 os.close(self._fd)
                 self._done_logs.append(self._log_path)
-                self._log_path, self._fd = self._open_log()
-                self._log_size = 0
+                self._log_path, self._fd, self._log_size = new_path, new_fd, 0
                 batch, upto, logs = self._pending, self._seq, list(self._done_logs)
                 self._pending, self._pending_bytes = [], 0
             try:
