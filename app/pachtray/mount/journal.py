@@ -97,9 +97,21 @@ class Journal:
         return sorted(found)
 
     def _open_log(self) -> tuple[str, int]:
+        """A new, empty log whose name is on disk (the folder synced): a later fdatasync of it is enough."""
         path = str(self.dir / f"ops-{self._number}.log")
         self._number += 1
-        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        try:
+            folder = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        return path, fd
 
     def _replay(self, paths: list[str]) -> None:
         """Apply the logs a kill left (in order, up to the first torn or damaged record), then delete them."""
@@ -251,20 +263,24 @@ class Journal:
             with self._lock:
                 if not self._pending and not self._done_logs:
                     return
-            os.fdatasync(self._fd)  # (most of it, before holding up changes for the rest)
-            with self._lock:
-                new_path, new_fd = self._open_log()
-                try:
+            new_path, new_fd = self._open_log()  # (only this method moves to a new log)
+            try:
+                os.fdatasync(self._fd)  # (most of it, before holding up changes for the rest)
+                with self._lock:
                     os.fdatasync(self._fd)  # a log is whole on disk before the next one has anything
-                except OSError:
-                    os.close(new_fd)
-                    os.unlink(new_path)
-                    raise
-                os.close(self._fd)
-                self._done_logs.append(self._log_path)
-                self._log_path, self._fd, self._log_size = new_path, new_fd, 0
-                batch, upto, logs = self._pending, self._seq, list(self._done_logs)
-                self._pending, self._pending_bytes = [], 0
+                    old_fd = self._fd
+                    self._done_logs.append(self._log_path)
+                    self._log_path, self._fd, self._log_size = new_path, new_fd, 0
+                    batch, upto, logs = self._pending, self._seq, list(self._done_logs)
+                    self._pending, self._pending_bytes = [], 0
+            except OSError:
+                os.close(new_fd)
+                os.unlink(new_path)
+                raise
+            try:
+                os.close(old_fd)
+            except OSError:
+                pass
             try:
                 _apply_ops(self._writer, batch)
             except BaseException:
