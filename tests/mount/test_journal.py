@@ -4,6 +4,8 @@ both; a kill leaves logs that the next open applies, in order, once or again."""
 from __future__ import annotations
 
 import logging
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,3 +125,68 @@ def test_a_damaged_record_stops_the_replay_there(tmp_path):
         assert inline == {"b2": b"second"}  # the changes before it, and not it
     finally:
         j.close()
+
+
+def test_random_changes_reopen_as_they_were_at_any_kill(tmp_path):
+    """Seeded random changes, moved into SQLite at random moments; at random points the staging dir
+    is copied as a kill -9 would leave it and reopened: it holds exactly the changes made so far."""
+    for seed in range(4):
+        rnd = random.Random(seed)
+        stage = tmp_path / f"s{seed}"
+        j = Journal(stage)
+        rows: dict[str, tuple] = {}
+        inline: dict[str, bytes] = {}
+        meta: dict[str, str] = {}
+        try:
+            for step in range(300):
+                kind = rnd.random()
+                if kind < 0.5:
+                    changes, put, drop = {}, {}, []
+                    for _ in range(rnd.randint(1, 4)):
+                        path = f"/p{rnd.randint(0, 30)}"
+                        if rnd.random() < 0.3:
+                            changes[path] = None
+                        else:
+                            blob = f"b{rnd.randint(0, 40)}"
+                            changes[path] = Row(rnd.choice(["file", "dir", "gone"]), blob, None, rnd.random() < 0.2)
+                            if rnd.random() < 0.5:
+                                put[blob] = (rnd.randbytes(rnd.randint(0, 50)), float(step))
+                    if inline and rnd.random() < 0.3:
+                        drop.append(rnd.choice(sorted(inline)))
+                    m = {"base_commit": f"c{step}"} if rnd.random() < 0.2 else None
+                    j.write(changes, meta=m, put=put, drop=drop)
+                    for p, r in changes.items():
+                        if r is None:
+                            rows.pop(p, None)
+                        else:
+                            rows[p] = (r.kind, r.blob, r.src, r.clean)
+                    inline.update({b: d for b, (d, _) in put.items()})
+                    for b in drop:
+                        inline.pop(b, None)
+                    meta.update(m or {})
+                elif kind < 0.8 and inline:
+                    blob = rnd.choice(sorted(inline))
+                    inline[blob] = rnd.randbytes(rnd.randint(0, 50))
+                    j.set_inline(blob, inline[blob], float(step))
+                elif kind < 0.9:
+                    j.apply()
+                if step % 37 == 36:  # a kill -9 here: what is on disk, as it is
+                    with j._apply_lock, j._lock:
+                        copy = tmp_path / f"kill{seed}-{step}"
+                        shutil.copytree(stage, copy)
+                    again = Journal(copy)
+                    try:
+                        assert again.load() == rows, (seed, step)
+                        assert {b: again.inline_data(b) for b in again.load_inline()} == inline, (seed, step)
+                        assert again.meta("base_commit") == meta.get("base_commit"), (seed, step)
+                    finally:
+                        again.close()
+                assert {b: j.inline_data(b) for b in inline} == inline
+        finally:
+            j.close()
+        reopened = Journal(stage)
+        try:
+            assert reopened.load() == rows and reopened.meta("base_commit") == meta.get("base_commit")
+            assert {b: reopened.inline_data(b) for b in reopened.load_inline()} == inline
+        finally:
+            reopened.close()
