@@ -10,8 +10,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+from conftest import wait_for
+from pachtray.mount import journal
 from pachtray.mount.journal import Journal
 from pachtray.mount.staging import Row
 
@@ -190,3 +193,20 @@ def test_random_changes_reopen_as_they_were_at_any_kill(tmp_path):
             assert {b: reopened.inline_data(b) for b in reopened.load_inline()} == inline
         finally:
             reopened.close()
+
+
+def test_changes_stay_logged_while_held_and_move_after(tmp_path, monkeypatch):
+    """`held()` (a commit's stream): no move into SQLite for idleness meanwhile; the move follows."""
+    monkeypatch.setattr(journal, "APPLY_IDLE", 0.05)
+    j = Journal(tmp_path)
+    try:
+        with j.held():
+            j.write({"/a": Row("file", "b1")}, put={"b1": (b"x", 1.0)})
+            time.sleep(0.5)  # ten idle periods
+            assert len(j._pending) == 1
+        wait_for(lambda: not j._pending, 10, what="the move into SQLite after the hold")
+        j.write({"/b": Row("dir")})
+        wait_for(lambda: not j._pending, 10, what="the move into SQLite when idle")
+        assert j.load() == {"/a": ("file", "b1", None, False), "/b": ("dir", None, None, False)}
+    finally:
+        j.close()

@@ -18,6 +18,7 @@ What this keeps:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import marshal
@@ -72,6 +73,7 @@ class Journal:
         self._blobs: dict[str, tuple[int, tuple[bytes, float] | None]] = {}  # blob -> (seq, (data, mtime) or gone)
         self._metas: dict[str, tuple[int, str | None]] = {}
         self._last_change = time.monotonic()
+        self._holds = 0  # `held()` blocks under way
         self._failing = False
         logs = self._logs()
         self._done_logs: list[str] = [str(p) for _, p in logs]  # logs whose changes SQLite may lack
@@ -256,6 +258,20 @@ class Journal:
                                   (offset + 1, size, blob)).fetchone()
         return row[0] if row else None
 
+    @contextlib.contextmanager
+    def held(self):
+        """Changes stay in the log meanwhile (unless past APPLY_OPS or APPLY_BYTES): a commit's
+        stream gets the CPU their move into SQLite would take."""
+        with self._lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+                self._last_change = time.monotonic()  # (idle from now on)
+                self._due.notify()
+
     # --- moving the log into SQLite ------------------------------------------------------------
     def apply(self) -> None:
         """Move every logged change into SQLite, durably, then delete the logs that held them."""
@@ -311,7 +327,7 @@ class Journal:
                     return
                 idle = time.monotonic() - self._last_change >= APPLY_IDLE
                 due = len(self._pending) >= APPLY_OPS or self._pending_bytes >= APPLY_BYTES
-                if not self._pending or not (idle or due):
+                if not self._pending or not (due or (idle and not self._holds)):
                     continue
             try:
                 self.apply()

@@ -1076,7 +1076,7 @@ class RwView:
         staged. The started commit is noted in the journal first, so a commit a kill interrupted
         before its finish is dropped by the next one (pachd starts no commit over an open head).
         """
-        with self._mut, self._upload.paused():
+        with self._mut, self._upload.paused(), self.journal.held():
             with self._lock:
                 plan = sorted((p, r) for p, r in self.rows.items()
                               if (not r.clean or r.kind == "symlink") and not _hidden(p))
