@@ -74,9 +74,8 @@ class Journal:
         self._metas: dict[str, tuple[int, str | None]] = {}
         self._last_change = time.monotonic()
         self._holds = 0  # `held()` blocks under way
-        self._failing = False
         logs = self._logs()
-        self._done_logs: list[str] = [str(p) for _, p in logs]  # logs whose changes SQLite may lack
+        self._done_logs: list[str] = []  # logs whose changes SQLite may lack
         self._number = logs[-1][0] + 1 if logs else 0
         if logs:
             self._replay([p for _, p in logs])
@@ -135,9 +134,8 @@ class Journal:
         _apply_ops(self._writer, ops)
         for path in paths:
             os.unlink(path)
-        self._done_logs = []
 
-    def _append(self, op: tuple, size: int) -> int:
+    def _append(self, op: tuple) -> int:
         """Log one change (caller holds _lock); its sequence number. A failed write leaves no part of it."""
         payload = marshal.dumps(op)
         record = _RECORD.pack(len(payload), zlib.crc32(payload)) + payload
@@ -153,7 +151,7 @@ class Journal:
             raise
         self._log_size += len(record)
         self._pending.append(op)
-        self._pending_bytes += size
+        self._pending_bytes += _op_bytes(op)
         self._seq += 1
         self._last_change = time.monotonic()
         if len(self._pending) in (1, APPLY_OPS) or self._pending_bytes >= APPLY_BYTES:
@@ -170,7 +168,7 @@ class Journal:
         puts = [(b, bytes(data), mtime) for b, (data, mtime) in put.items()] if put else []
         drops = list(drop)
         with self._lock:
-            seq = self._append(("w", rows, metas, puts, drops), sum(len(p[1]) for p in puts))
+            seq = self._append(("w", rows, metas, puts, drops))
             for key, value in metas:
                 self._metas[key] = (seq, value)
             for blob, data, mtime in puts:
@@ -185,7 +183,7 @@ class Journal:
         """Replace an inline blob's content."""
         content = bytes(content)
         with self._lock:
-            seq = self._append(("i", blob, content, mtime), len(content))
+            seq = self._append(("i", blob, content, mtime))
             if (found := self._blobs.get(blob)) is None or found[1] is not None:
                 self._blobs[blob] = (seq, (content, mtime))
 
@@ -319,6 +317,7 @@ class Journal:
                 log.warning("checkpoint of %s failed: %s", self.dir, e)
 
     def _applies(self) -> None:
+        failing = False
         while True:
             with self._lock:
                 if not self._closing:
@@ -331,11 +330,11 @@ class Journal:
                     continue
             try:
                 self.apply()
-                self._failing = False
+                failing = False
             except (sqlite3.Error, OSError) as e:  # (a full disk: the changes stay logged)
-                if not self._failing:
+                if not failing:
                     log.warning("staging journal %s: cannot move changes into SQLite yet: %s", self.dir, e)
-                self._failing = True
+                failing = True
                 time.sleep(1)
 
     # --- blob files -----------------------------------------------------------------------------
