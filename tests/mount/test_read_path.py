@@ -1,7 +1,7 @@
 """The read path of ro mounts (mount/reader.py, mount/replies.py): reads answered through libfuse's
 read_buf from chunks in memory and from the disk cache, one GetFile call per sequential read,
 no call left open by a closed reader, and a disk slower than the download holding the download,
-not the daemon's memory."""
+not the daemon's memory, and written through the page cache once it fell behind."""
 
 from __future__ import annotations
 
@@ -86,10 +86,12 @@ class SlowDisk(ChunkCache):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.gate = threading.Event()
+        self.direct: list[bool] = []  # how each chunk was asked to be written
 
-    def put(self, key, index, data):
+    def put(self, key, index, data, direct=True):
+        self.direct.append(direct)
         self.gate.wait(30)
-        super().put(key, index, data)
+        super().put(key, index, data, direct)
 
 
 def test_a_disk_slower_than_the_download_holds_the_download_not_the_memory(client, pclient, tmp_path,
@@ -120,6 +122,10 @@ def test_a_disk_slower_than_the_download_holds_the_download_not_the_memory(clien
     r.flush()
     key = content_key("default", repo, head, "/f.bin")
     assert all(disk.contains(key, i) for i in range(size // cs))
+    # Past the page cache until the download had to wait, then through it for a while: a disk
+    # slower than the download is not made slower still by direct writes.
+    after = reader.BUFFERED_AFTER_WAIT
+    assert disk.direct[0] and disk.direct[1:1 + after] == [False] * after, disk.direct
     # Idle with every chunk on disk: no copy is kept in memory (the daemon's RSS after a big read),
     # and a read again comes from the disk cache, right.
     wait_for(lambda: not r._hot, 10, what="the chunks held in memory to be dropped")

@@ -7,17 +7,24 @@ it is keyed by (project, repo, commit id, path) and chunk index. Eviction is LRU
 from __future__ import annotations
 
 import collections
+import ctypes
 import errno
 import hashlib
 import itertools
 import logging
+import mmap
 import os
 import threading
 from pathlib import Path
 
+from pachtray.mount.replies import address
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
+DIRECT_BYTES = 4 * 1024**2  # chunks up to this size are written past the page cache
+DIRECT_ALIGN = 4096  # what direct writes need of memory, offset and length on common disks
+DIRECT_WRITES = hasattr(os, "O_DIRECT") and os.environ.get("PACHTRAY_CACHE_DIRECT", "1") != "0"
 
 
 def content_key(project: str, repo: str, commit_id: str, path: str) -> str:
@@ -27,7 +34,8 @@ def content_key(project: str, repo: str, commit_id: str, path: str) -> str:
 class ChunkCache:
     """Chunks as files `<dir>/<key[:2]>/<key>.<index>`; the index survives restarts."""
 
-    def __init__(self, directory: str | os.PathLike, max_bytes: int = DEFAULT_CACHE_BYTES):
+    def __init__(self, directory: str | os.PathLike, max_bytes: int = DEFAULT_CACHE_BYTES,
+                 direct_bytes: int = DIRECT_BYTES):
         self.dir = Path(directory)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -39,6 +47,9 @@ class ChunkCache:
         self._gone: collections.deque[Path] = collections.deque()
         self._deleter: threading.Thread | None = None
         self._tombstones = itertools.count()
+        self._direct_bytes = direct_bytes if DIRECT_WRITES else 0  # 0: every write buffered
+        self._direct: mmap.mmap | None = None  # the aligned buffer a chunk is copied into for a direct write
+        self._direct_lock = threading.Lock()
         self.dir.mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -100,8 +111,9 @@ class ChunkCache:
         with self._lock:
             return self._name(key, index) in self._lru
 
-    def put(self, key: str, index: int, data: bytes) -> None:
-        """Store a chunk; a full or failing cache disk only means the chunk is not cached."""
+    def put(self, key: str, index: int, data: bytes | memoryview, direct: bool = True) -> None:
+        """Store a chunk; a full or failing cache disk only means the chunk is not cached.
+        `direct`: past the page cache if the file system allows (see `_write_file`)."""
         name = self._name(key, index)
         if len(data) > self.max_bytes:
             return
@@ -109,8 +121,7 @@ class ChunkCache:
         tmp = path.with_name(name + f".{threading.get_ident()}.tmp")
         try:
             path.parent.mkdir(exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
+            self._write_file(tmp, data, direct)
             os.replace(tmp, path)
         except OSError as e:
             tmp.unlink(missing_ok=True)
@@ -121,6 +132,53 @@ class ChunkCache:
             self.total += len(data) - self._lru.pop(name, 0)
             self._lru[name] = len(data)
             self._evict()
+
+    def _write_file(self, path: Path, data: bytes | memoryview, direct: bool) -> None:
+        """Write a chunk's file, if `direct` past the page cache where the file system allows
+        (O_DIRECT from an aligned copy): a buffered write cost ~0.45 ms of CPU a MiB with its
+        writeback, against ~0.1 for the copy and a direct write, and a cold read through the mount
+        is short of CPU."""
+        if direct and len(data) <= self._direct_bytes:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+            except OSError as e:
+                if e.errno != errno.EINVAL:
+                    raise
+                fd = None
+            if fd is not None:
+                try:
+                    with self._direct_lock:
+                        self._direct_write(fd, data)
+                    return
+                except OSError as e:
+                    if e.errno != errno.EINVAL:
+                        raise
+                finally:
+                    os.close(fd)
+            log.info("chunk cache: %s takes no direct writes; writing through the page cache", self.dir)
+            self._direct_bytes = 0
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def _direct_write(self, fd: int, data: bytes | memoryview) -> None:
+        n = len(data)
+        whole = -(-n // DIRECT_ALIGN) * DIRECT_ALIGN  # direct writes are whole blocks
+        if self._direct is None:
+            self._direct = mmap.mmap(-1, self._direct_bytes)  # page-aligned
+            self._direct_at = ctypes.addressof(ctypes.c_char.from_buffer(self._direct))
+        buf = self._direct
+        ctypes.memmove(self._direct_at, address(data), n)  # without the GIL
+        if whole > n:
+            buf[n:whole] = bytes(whole - n)
+        view = memoryview(buf)[:whole]
+        try:
+            done = 0
+            while done < whole:
+                done += os.write(fd, view[done:])
+        finally:
+            view.release()
+        if whole > n:
+            os.ftruncate(fd, n)
 
     def _forget(self, name: str) -> None:
         with self._lock:

@@ -39,11 +39,13 @@ LISTINGS_KEPT = 4096
 LISTED = ("file.path", "file_type", "size_bytes", "committed")  # what a listing reads of each FileInfo
 PROBES_BEFORE_LISTING = 16  # single-name lookups in a folder before its first page is listed instead
 HOT_CHUNKS = 8  # fetched chunks kept in memory (32 MiB) while reads go on, besides the disk cache
-UNWRITTEN_MAX = 4  # fetched chunks not yet in the disk cache; past this the download waits for the disk
+UNWRITTEN_MAX = 8  # fetched chunks not yet in the disk cache; past this the download waits for the disk
+BUFFERED_AFTER_WAIT = 32  # chunks written through the page cache after the download waited for the disk
 PARK_SECONDS = 2.0  # how long the rest of a read-ahead's GetFile call waits for the next run
 PARKED_MAX = 8
 
 ClientFn = Callable[[], Client | None]
+Buffer = bytes | memoryview  # a chunk: a view into a GetFile message, or bytes
 _PREFETCH = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pfs-list-ahead")
 
 
@@ -131,14 +133,18 @@ class ChunkReader:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pfs-readahead")
         # Chunks just fetched stay in memory while a single writer puts them in the disk cache, so
         # neither the download nor the reader waits for the disk.
-        self._hot: collections.OrderedDict[tuple[str, int], bytes] = collections.OrderedDict()
+        self._hot: collections.OrderedDict[tuple[str, int], Buffer] = collections.OrderedDict()
         self._unwritten: set[tuple[str, int]] = set()
+        # Chunks go to the disk cache past the page cache (less CPU) while the disk keeps up; once
+        # the download had to wait for the disk, the next BUFFERED_AFTER_WAIT go through the page
+        # cache, so a slow disk holds a read back little more than a buffered write would.
+        self._buffered_next = 0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pfs-cache-writer")
         # A read-ahead run asks GetFile for the rest of the file and, when its chunks are in,
         # parks the call where the next run of the same reader will start: one call per
         # sequential read, not one per run (a new call cost the server ~0.3 ms of CPU per MiB
         # and cut the stream's speed by a third: set-up, flow-control ramp, data sent past the run).
-        self._parked: dict[tuple[str, int], tuple[Iterator[bytes], float]] = {}
+        self._parked: dict[tuple[str, int], tuple[Iterator[Buffer], float]] = {}
         self._janitor: threading.Thread | None = None
         self._runs: dict[str, _Run] = {}  # the read-ahead run of a file that later runs join
 
@@ -168,7 +174,7 @@ class ChunkReader:
         return b"".join(parts)
 
     def sources(self, client_fn: ClientFn, commit: pfs.Commit, path: str, size: int, offset: int, length: int,
-                state: ReadState | None = None) -> list[tuple[bytes | int, int, int]]:
+                state: ReadState | None = None) -> list[tuple[Buffer | int, int, int]]:
         """What `read` would join, without copying it: in order, (chunk, start, n) for a chunk in
         memory, (descriptor of its cache file, start, n) for one already in the disk cache (the
         caller closes the descriptor)."""
@@ -179,21 +185,21 @@ class ChunkReader:
         cs = self.chunk_size
         if state is not None:
             self._maybe_readahead(client_fn, commit, path, key, size, offset, length, state)
-        out: list[tuple[bytes | int, int, int]] = []
+        out: list[tuple[Buffer | int, int, int]] = []
         pos, end = offset, offset + length
         try:
             while pos < end:
                 idx, within = divmod(pos, cs)
                 n = min(end - pos, cs - within)
-                with self._lock:
-                    unwritten = (key, idx) in self._unwritten
-                fd = None if unwritten else self.cache.open_chunk(key, idx, within + n)
-                if fd is not None:
-                    out.append((fd, within, n))
-                    pos += n
-                    continue
+                # memory first: the disk cache is written past the page cache (ChunkCache.put), so
+                # its descriptor means a disk read
                 data = self._hot_get(key, idx)
                 if data is None or len(data) < within + n:
+                    fd = self.cache.open_chunk(key, idx, within + n)
+                    if fd is not None:
+                        out.append((fd, within, n))
+                        pos += n
+                        continue
                     data = self._chunk(client_fn, commit, path, key, idx, size)
                 n = min(n, len(data) - within)
                 if n <= 0:
@@ -266,26 +272,31 @@ class ChunkReader:
                 return True
         return self.cache.contains(key, idx)
 
-    def _hot_get(self, key: str, idx: int) -> bytes | None:
+    def _hot_get(self, key: str, idx: int) -> Buffer | None:
         with self._lock:
             data = self._hot.get((key, idx))
             if data is not None:
                 self._hot.move_to_end((key, idx))
             return data
 
-    def _store(self, key: str, idx: int, data: bytes) -> None:
+    def _store(self, key: str, idx: int, data: Buffer) -> None:
         with self._lock:
             # A download faster than the disk waits for the cache writer, so the chunks held in
             # memory stay bounded (a 1 GiB read left the daemon at ~380 MiB otherwise).
-            self._written.wait_for(lambda: len(self._unwritten) < UNWRITTEN_MAX, timeout=30)
+            if len(self._unwritten) >= UNWRITTEN_MAX:
+                self._buffered_next = BUFFERED_AFTER_WAIT
+                self._written.wait_for(lambda: len(self._unwritten) < UNWRITTEN_MAX, timeout=30)
             self._hot[(key, idx)] = data
             self._unwritten.add((key, idx))
             self._trim_hot()
         self._writer.submit(self._write, key, idx, data)
 
-    def _write(self, key: str, idx: int, data: bytes) -> None:
+    def _write(self, key: str, idx: int, data: Buffer) -> None:
+        with self._lock:
+            direct = self._buffered_next == 0
+            self._buffered_next = max(0, self._buffered_next - 1)
         try:
-            self.cache.put(key, idx, data)
+            self.cache.put(key, idx, data, direct=direct)
         finally:
             with self._lock:
                 self._unwritten.discard((key, idx))
@@ -322,7 +333,7 @@ class ChunkReader:
             fut = self._inflight[(key, idx)] = Future()
             return fut, True
 
-    def _chunk(self, client_fn: ClientFn, commit: pfs.Commit, path: str, key: str, idx: int, size: int) -> bytes:
+    def _chunk(self, client_fn: ClientFn, commit: pfs.Commit, path: str, key: str, idx: int, size: int) -> Buffer:
         fut, owner = self._claim(key, idx)
         if owner and not self._join(key, [(idx, fut)]):
             self._fill_run([(idx, fut)], client_fn, commit, path, key, size)
@@ -336,7 +347,7 @@ class ChunkReader:
         after its chunks."""
         cs = self.chunk_size
         pending = collections.deque(run)
-        pieces: Iterator[bytes] | None = None
+        pieces: Iterator[Buffer] | None = None
         active: _Run | None = None
         try:
             while pending and self._has(key, pending[0][0]):  # cached while queued
@@ -357,7 +368,7 @@ class ChunkReader:
             if pieces is None:
                 end = size if follow else min(size, (pending[-1][0] + 1) * cs)
                 pieces = self._fetch(client_fn, commit, path, start, end - start, cs)
-            stale: list[Iterator[bytes]] = []
+            stale: list[Iterator[Buffer]] = []
             for data in pieces:
                 with self._lock:
                     idx, fut = pending.popleft()
@@ -400,7 +411,7 @@ class ChunkReader:
             if idle:  # the end of a burst of 1-4 MiB buffers: hand their memory back
                 malloc.trim()
 
-    def _park(self, key: str, offset: int, pieces: Iterator[bytes]) -> list[Iterator[bytes]]:
+    def _park(self, key: str, offset: int, pieces: Iterator[Buffer]) -> list[Iterator[Buffer]]:
         """Keep a call for the run that starts at `offset` (caller holds the lock); returns the
         calls it displaced, for the caller to close outside the lock."""
         done = [self._parked.pop((key, offset))[0]] if (key, offset) in self._parked else []
@@ -412,7 +423,7 @@ class ChunkReader:
             self._janitor.start()
         return done
 
-    def _unpark(self, key: str, offset: int) -> Iterator[bytes] | None:
+    def _unpark(self, key: str, offset: int) -> Iterator[Buffer] | None:
         with self._lock:
             found = self._parked.pop((key, offset), None)
         return None if found is None else found[0]
@@ -445,7 +456,7 @@ class ChunkReader:
         for p in done:
             p.close()
 
-    def _done(self, key: str, idx: int, fut: Future, result: bytes | None = None,
+    def _done(self, key: str, idx: int, fut: Future, result: Buffer | None = None,
               error: BaseException | None = None) -> None:
         with self._lock:
             self._inflight.pop((key, idx), None)
@@ -462,7 +473,7 @@ class ChunkReader:
         client = require_client(client_fn, what)
         STATS.add(requests=1)
         stream = get_file(client, file=pfs.File(commit=commit, path=path), offset=offset)
-        parts: list[bytes] = []
+        parts: list[Buffer] = []
         held = got = 0
         try:
             for msg in stream:
@@ -474,7 +485,7 @@ class ChunkReader:
                 while held + len(value) >= piece:  # complete a piece, keep the rest
                     cut = piece - held
                     parts.append(value[:cut])
-                    yield b"".join(parts)
+                    yield _piece(parts)
                     parts, held, value = [], 0, value[cut:]
                 if value:
                     parts.append(value)
@@ -486,7 +497,15 @@ class ChunkReader:
         finally:
             stream.cancel()
         if parts:
-            yield b"".join(parts)
+            yield _piece(parts)
+
+
+def _piece(parts: list) -> Buffer:
+    """The bytes of `parts` (memoryviews into GetFile messages, see `get_file`): the one view itself
+    when it is most of its message (no copy, and it keeps little else alive), else a copy."""
+    if len(parts) == 1 and isinstance(parts[0], memoryview) and 2 * len(parts[0]) >= len(parts[0].obj):
+        return parts[0]
+    return b"".join(parts)
 
 
 _readers: "weakref.WeakKeyDictionary[ChunkCache, ChunkReader]" = weakref.WeakKeyDictionary()
@@ -738,7 +757,7 @@ class CommitTree:
         return self.reader.read(self.client_fn, self.commit, norm(path), size, offset, length, state)
 
     def sources(self, path: str, size: int, offset: int, length: int,
-                state: ReadState | None = None) -> list[tuple[bytes | int, int, int]]:
+                state: ReadState | None = None) -> list[tuple[Buffer | int, int, int]]:
         """`read` as `ChunkReader.sources` gives it (nothing copied)."""
         if self.commit is None:
             return []

@@ -38,6 +38,36 @@ class _Buf(ctypes.Structure):
                 ("fd", ctypes.c_int), ("pos", ctypes.c_int64)]
 
 
+class _PyBuffer(ctypes.Structure):
+    """Py_buffer (the buffer protocol's view of an object's memory)."""
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
+                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
+
+
+_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+_get_buffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+_get_buffer.restype = ctypes.c_int
+_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer.argtypes = [ctypes.POINTER(_PyBuffer)]
+_release_buffer.restype = None
+
+
+def address(data: bytes | memoryview) -> int:
+    """Where `data`'s bytes start in memory; valid while the caller holds `data` (bytes and views
+    of bytes never move or change)."""
+    if type(data) is bytes:
+        return ctypes.cast(data, ctypes.c_void_p).value
+    view = _PyBuffer()
+    if _get_buffer(data, ctypes.byref(view), 0):  # PyBUF_SIMPLE: contiguous bytes
+        raise BufferError("not a contiguous buffer")
+    try:
+        return view.buf
+    finally:
+        _release_buffer(ctypes.byref(view))
+
+
 _vec_types: dict[int, type] = {}
 
 
@@ -63,8 +93,8 @@ def _close(fds: list[int]) -> None:
             pass
 
 
-def reply(bufpp, pieces: list[tuple[bytes | int, int, int]]) -> None:
-    """Point `*bufpp` (read_buf's `struct fuse_bufvec **`) at `pieces`, in order: (bytes, start, n)
+def reply(bufpp, pieces: list[tuple[bytes | memoryview | int, int, int]]) -> None:
+    """Point `*bufpp` (read_buf's `struct fuse_bufvec **`) at `pieces`, in order: (bytes or a view, start, n)
     is copied into a buffer libfuse frees; (descriptor, position, n) is read by libfuse, and the
     descriptor is closed after this thread's next reply."""
     me = threading.get_ident()
@@ -91,7 +121,7 @@ def reply(bufpp, pieces: list[tuple[bytes | int, int, int]]) -> None:
             if not mem:
                 raise MemoryError("read reply")
             b.flags, b.mem, b.fd, b.pos = 0, mem, -1, 0
-            ctypes.memmove(mem, ctypes.cast(src, ctypes.c_void_p).value + start, n)
+            ctypes.memmove(mem, address(src) + start, n)
     except BaseException:
         for j in range(len(pieces)):
             if not v.buf[j].flags & IS_FD and v.buf[j].mem:

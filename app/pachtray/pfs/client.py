@@ -385,8 +385,15 @@ def get_file(client: Client, *, file: pfs.File, offset: int = 0):
     and until then the server keeps a thread busy pushing the rest of the file."""
     request = pfs.GetFileRequest(file=file, offset=offset)
     call = client._channel.unary_stream(_GET_FILE, request_serializer=pfs.GetFileRequest.SerializeToString,
-                                        response_deserializer=BytesValue.FromString)
+                                        response_deserializer=_bytes_value_view)
     return call(request)
+
+
+def _bytes_value_view(raw: bytes) -> BytesValue:
+    """A GetFile message whose `value` is a memoryview into the message's bytes: betterproto slices
+    what it is given, so parsing a view skips the copy of every 4 MiB of content (~0.1 ms of CPU a
+    MiB, the SDK's `get_file` pays it)."""
+    return BytesValue().parse(memoryview(raw))
 
 
 _LIST_BRANCH = f"/{pfs.ApiBase.__proto_path__}/ListBranch"
