@@ -7,6 +7,7 @@ import ctypes
 import errno
 import mmap
 import os
+import subprocess
 
 import pytest
 
@@ -171,3 +172,31 @@ def test_a_file_system_without_direct_writes_gets_buffered_ones(tmp_path, monkey
     monkeypatch.undo()
     assert [c.read("k", i, 0, 5000) for i in range(3)] == [bytes([i]) * 5000 for i in range(3)]
     assert not [p for p in (tmp_path / "c").rglob("*.tmp")]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_full_cache_disk_only_means_a_chunk_is_not_cached(tiny_disk, direct):
+    c = ChunkCache(tiny_disk / "c", 1 << 30)
+    small, big = os.urandom(300 * 1024), os.urandom(900 * 1024)
+    c.put("k", 0, small, direct=direct)
+    c.put("k", 1, big, direct=direct)  # does not fit beside the first
+    assert c.read("k", 0, 0, len(small)) == small
+    assert c.read("k", 1, 0, 1) is None and c.total == len(small)
+    assert not [p for p in (tiny_disk / "c").rglob("*.tmp")]  # the half-written file is gone
+    c.clear()
+    c.flush()
+    c.put("k", 1, big, direct=direct)  # room again
+    assert c.read("k", 1, 0, len(big)) == big
