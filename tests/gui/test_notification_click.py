@@ -1,0 +1,158 @@
+"""A real click on a real notification: the tray app on an X server (Xvfb) with a tray host
+(trayer), its notification shown as the tray's balloon, clicked with XTEST as a mouse would. The
+upstream move of a read-only mount's branch is announced, and the click moves the mount to the new
+head through the daemon."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import queue
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from guihelpers import make_repo, sdk, shared_daemon, unmount_all  # noqa: F401 - fixtures
+from pachyderm_sdk.api import pfs
+
+from conftest import stop_process, wait_for
+from pachtray.gui.client import EXTRAS
+
+XCB_APP = Path(__file__).with_name("xcb_app.py")
+ARTIFACTS = Path(os.environ.get("PACHTRAY_TEST_ARTIFACTS", Path(__file__).parents[2] / ".test-artifacts"))
+
+
+class XServer:
+    """Xlib through ctypes: a tray host's presence and XTEST input."""
+
+    def __init__(self, display: str):
+        self.x11 = ctypes.CDLL("libX11.so.6")
+        self.xtst = ctypes.CDLL("libXtst.so.6")
+        self.x11.XOpenDisplay.restype = ctypes.c_void_p
+        self.x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        self.x11.XInternAtom.restype = ctypes.c_ulong
+        self.x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        self.x11.XGetSelectionOwner.restype = ctypes.c_ulong
+        self.x11.XGetSelectionOwner.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+        self.x11.XFlush.argtypes = self.x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        self.xtst.XTestFakeMotionEvent.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                                   ctypes.c_ulong]
+        self.xtst.XTestFakeButtonEvent.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_ulong]
+        self.d = self.x11.XOpenDisplay(display.encode())
+        assert self.d, f"cannot open X display {display}"
+
+    def has_tray(self) -> bool:
+        return bool(self.x11.XGetSelectionOwner(self.d, self.x11.XInternAtom(self.d, b"_NET_SYSTEM_TRAY_S0", 0)))
+
+    def click(self, x: int, y: int) -> None:
+        self.xtst.XTestFakeMotionEvent(self.d, -1, x, y, 0)
+        self.xtst.XTestFakeButtonEvent(self.d, 1, 1, 0)
+        self.xtst.XTestFakeButtonEvent(self.d, 1, 0, 0)
+        self.x11.XFlush(self.d)
+
+    def close(self) -> None:
+        self.x11.XCloseDisplay(self.d)
+
+
+@pytest.fixture
+def x_display(tmp_path):
+    """Xvfb on a display number of its choosing, with trayer as the tray host."""
+    missing = [tool for tool in ("Xvfb", "trayer") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (scripts/setup.sh installs them)")
+    r, w = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(w)
+    tray = None
+    try:
+        ready, _, _ = select.select([r], [], [], 30)
+        assert ready, "Xvfb did not start"
+        display = ":" + os.read(r, 64).decode().strip()
+        tray = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+                                 "--height", "24"], env=dict(os.environ, DISPLAY=display),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        x = XServer(display)
+        try:
+            wait_for(x.has_tray, 20, what="trayer to own the system tray")
+            yield display, x
+        finally:
+            x.close()
+    finally:
+        os.close(r)
+        for proc in (tray, xvfb):
+            if proc is not None:
+                stop_process(proc)
+
+
+def _events(proc: subprocess.Popen) -> queue.Queue:
+    q: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            if line.startswith("{"):
+                q.put(json.loads(line))
+    threading.Thread(target=pump, daemon=True).start()
+    return q
+
+
+def _next(q: queue.Queue, want, timeout: float, seen: list) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            event = q.get(timeout=max(0.01, end - time.monotonic()))
+        except queue.Empty:
+            break
+        seen.append(event)
+        if want(event):
+            return event
+    raise AssertionError(f"no such event in {timeout:g} s; events: {seen}")
+
+
+def _behind(daemon, name: str) -> int:
+    mounts = daemon.get(EXTRAS + "/mounts").json()["mounted"]
+    return next(m for m in mounts if m["name"] == name)["how_many_commits_behind"]
+
+
+def test_clicking_the_upstream_notification_moves_the_mount_to_the_new_head(x_display, shared_daemon, sdk,
+                                                                             unique_name, tmp_path):
+    display, x = x_display
+    repo = unique_name("click")
+    make_repo(sdk, repo, {"/v": b"1"})
+    name = f"ck_{repo}"
+    assert shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
+    log = open(tmp_path / "app.log", "w")
+    app = subprocess.Popen([sys.executable, str(XCB_APP), str(shared_daemon.port), str(shared_daemon.sock_path),
+                            str(shared_daemon.mount_dir)], env=dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb"),
+                           stdout=subprocess.PIPE, stderr=log, text=True)
+    events, seen = _events(app), []
+    try:
+        started = _next(events, lambda e: "started" in e, 60, seen)
+        assert started["tray"], "the app did not put its icon in the tray"
+        _next(events, lambda e: "activity" in e, 60, seen)  # attached; what was before is listed, not announced
+        with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
+            c.put_file_from_bytes("/v", b"2")
+        title = "New commits upstream"
+        told = _next(events, lambda e: e.get("told") == title, 60, seen)
+        assert told["how"] == "notification" and f"on {repo}@master" in told["message"], told
+        assert "click to update the mount" in told["message"]
+        where = _next(events, lambda e: e.get("balloon") == title, 20, seen)
+        assert _behind(shared_daemon, name) == 1  # nothing but the click moves a read-only mount
+        if shutil.which("import"):  # what the user sees, kept for a look (imagemagick)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["import", "-window", "root", str(ARTIFACTS / "notification.png")],
+                           env=dict(os.environ, DISPLAY=display), timeout=30, check=False)
+        x.click(where["x"] + where["w"] // 2, where["y"] + where["h"] // 2)
+        _next(events, lambda e: e.get("told") == "Refreshed", 30, seen)
+        assert _behind(shared_daemon, name) == 0
+        assert (shared_daemon.mount_dir / name / "v").read_bytes() == b"2"
+    finally:
+        stop_process(app)
+        log.close()
+        unmount_all(shared_daemon)
