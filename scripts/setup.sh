@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up shared by the README's two commands: system packages (FUSE 3, Qt's xcb
 # libraries, Xvfb; for the tests fio, debootstrap, appstream's validator, desktop-file-utils,
-# Debian's chromium for the JupyterLab browser test, trayer and libxtst6 for the real click on a
-# notification) via apt-get when root, then the virtualenv .venv with pinned Python deps
+# Debian's chromium for the JupyterLab browser test, trayer, dbus-daemon, dunst and libxtst6 for the
+# real click on a notification) via apt-get when root, then the virtualenv .venv with pinned Python deps
 # (Playwright drives that chromium; it downloads no browser). The tests make Pachtray's JupyterLab
 # environment themselves (scripts/jlab-venv.sh).
 # Quick the second time: each step is skipped when what it makes is already there.
@@ -13,7 +13,7 @@ cd "$here"
 sys_pkgs=(fuse3 libfuse3-3 libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1
   libxcb-shape0 libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libegl1 libgl1
   libfontconfig1 libdbus-1-3 xvfb xauth debootstrap zstd appstream desktop-file-utils fio chromium
-  fonts-dejavu-core trayer libxtst6)
+  fonts-dejavu-core trayer libxtst6 dbus-daemon dunst)
 missing=()
 for p in "${sys_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
-"""A real click on a real notification: the tray app on an X server (Xvfb) with a tray host
-(trayer), its notification shown as the tray's balloon, clicked with XTEST as a mouse would. The
-upstream move of a read-only mount's branch is announced, and the click moves the mount to the new
-head through the daemon."""
+"""A real click on a real notification: the tray app on an X server (Xvfb), the upstream move of a
+read-only mount's branch announced, and a mouse click (XTEST) on the notification moves the mount
+to the new head through the daemon. Two desktops: an XEmbed tray (trayer), where Qt shows its own
+balloon, and a D-Bus one (a session bus, a StatusNotifierWatcher, dunst as the notification
+server), where Qt's own notification could not be clicked (gui.desktop_notifications)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,46 @@ def x_display(tmp_path):
                 stop_process(proc)
 
 
+@pytest.fixture
+def dbus_desktop(x_display, tmp_path):
+    """A session bus with what makes Qt's tray speak D-Bus (a StatusNotifierWatcher's name) and dunst
+    as the notification server, drawn at the top left, a left click choosing the default action."""
+    missing = [tool for tool in ("dbus-daemon", "dunst") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {' and '.join(missing)} (scripts/setup.sh installs them)")
+    from jeepney.bus_messages import message_bus
+    from jeepney.io.blocking import open_dbus_connection
+
+    display, x = x_display
+    out = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout.split()
+    address, bus_pid = out[0], int(out[1])
+    env = dict(os.environ, DISPLAY=display, DBUS_SESSION_BUS_ADDRESS=address)
+    config = tmp_path / "dunstrc"
+    config.write_text("[global]\n    origin = top-left\n    offset = 0x0\n    width = 400\n"
+                      "    mouse_left_click = do_action, close_current\n")
+    dunst = subprocess.Popen(["dunst", "-config", str(config)], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    watcher = None
+    try:
+        watcher = open_dbus_connection(bus=address)
+        assert watcher.send_and_get_reply(message_bus.RequestName("org.kde.StatusNotifierWatcher"), timeout=10).body == (1,)
+
+        def served() -> bool:
+            reply = watcher.send_and_get_reply(message_bus.NameHasOwner("org.freedesktop.Notifications"), timeout=10)
+            return bool(reply.body[0])
+        wait_for(served, 20, what="dunst to serve notifications")
+        yield display, x, address, watcher
+    finally:
+        if watcher is not None:
+            watcher.close()
+        stop_process(dunst)
+        try:
+            os.kill(bus_pid, 15)
+        except ProcessLookupError:
+            pass
+
+
 def _events(proc: subprocess.Popen) -> queue.Queue:
     q: queue.Queue = queue.Queue()
 
@@ -156,3 +197,59 @@ def test_clicking_the_upstream_notification_moves_the_mount_to_the_new_head(x_di
         stop_process(app)
         log.close()
         unmount_all(shared_daemon)
+
+
+def test_clicking_the_upstream_notification_on_a_dbus_desktop_moves_the_mount(dbus_desktop, shared_daemon, sdk,
+                                                                              unique_name, tmp_path):
+    display, x, address, _ = dbus_desktop
+    repo = unique_name("dclick")
+    make_repo(sdk, repo, {"/v": b"1"})
+    name = f"dk_{repo}"
+    assert shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
+    log = open(tmp_path / "app.log", "w")
+    app = subprocess.Popen([sys.executable, str(XCB_APP), str(shared_daemon.port), str(shared_daemon.sock_path),
+                            str(shared_daemon.mount_dir)],
+                           env=dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", DBUS_SESSION_BUS_ADDRESS=address),
+                           stdout=subprocess.PIPE, stderr=log, text=True)
+    events, seen = _events(app), []
+    try:
+        assert _next(events, lambda e: "started" in e, 60, seen)["tray"]
+        _next(events, lambda e: "activity" in e, 60, seen)
+        with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
+            c.put_file_from_bytes("/v", b"2")
+        told = _next(events, lambda e: e.get("told") == "New commits upstream", 60, seen)
+        assert told["how"] == "notification" and f"on {repo}@master" in told["message"], told
+        time.sleep(1)  # dunst draws it at the top left
+        if shutil.which("import"):
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["import", "-window", "root", str(ARTIFACTS / "notification-dbus.png")],
+                           env=dict(os.environ, DISPLAY=display), timeout=30, check=False)
+        assert _behind(shared_daemon, name) == 1
+        x.click(150, 20)
+        _next(events, lambda e: e.get("told") == "Refreshed", 30, seen)
+        assert _behind(shared_daemon, name) == 0
+        assert (shared_daemon.mount_dir / name / "v").read_bytes() == b"2"
+    finally:
+        stop_process(app)
+        log.close()
+        unmount_all(shared_daemon)
+
+
+def test_notifications_go_over_dbus_only_where_the_tray_does(dbus_desktop, monkeypatch, qapp):
+    from jeepney.bus_messages import message_bus
+
+    from pachtray.gui.desktop_notifications import WATCHER, DesktopNotifications
+
+    _, _, address, watcher = dbus_desktop
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+    notifier = DesktopNotifications.for_session("Pachtray tests")
+    assert notifier is not None
+    try:
+        first, second = (notifier.notify("Title", "Body", "Go", 2000) for _ in range(2))
+        assert isinstance(first, int) and isinstance(second, int) and first != second
+    finally:
+        notifier.close()
+    assert watcher.send_and_get_reply(message_bus.ReleaseName(WATCHER), timeout=10).body == (1,)
+    assert DesktopNotifications.for_session("Pachtray tests") is None  # an XEmbed tray: Qt's balloon is clickable
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
+    assert DesktopNotifications.for_session("Pachtray tests") is None

@@ -92,7 +92,7 @@ class Activity(QObject):
         mount = self.controller.status.mount(entry["mount"])
         if mount is not None and mount.mode == "ro" and mount.branch:
             self.notices.tell(entry["title"], entry["message"] + " — click to update the mount",
-                              on_click=lambda n=mount.name: self.controller.refresh_mount(n))
+                              on_click=lambda n=mount.name: self.controller.refresh_mount(n), action="Update the mount")
         else:
             self.notices.tell(entry["title"], entry["message"])
 

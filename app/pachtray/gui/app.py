@@ -24,6 +24,7 @@ from pachtray.gui.activity import Activity, ActivityPanel
 from pachtray.gui.client import DaemonClient
 from pachtray.gui.controller import Controller
 from pachtray.gui.daemon_process import FOREIGN, OURS
+from pachtray.gui.desktop_notifications import DesktopNotifications
 from pachtray.gui.jupyter import JupyterOpener
 from pachtray.gui.login import LoginFlow, open_in_browser
 from pachtray.gui.notices import Notices
@@ -65,7 +66,8 @@ class PachtrayApp(QObject):
             "window": self.show_window, "jupyter": self.open_jupyterlab, "login": self.start_login,
             "settings": self.open_settings, "quit": self.request_quit,
         }, self, jupyter=self.jupyter, notebooks=self.notebooks)
-        self.notices = Notices(self.tray.icon, self._visible_window, self)
+        self.desktop_notifications = DesktopNotifications.for_session("Pachtray", self)
+        self.notices = Notices(self.tray.icon, self._visible_window, self, desktop=self.desktop_notifications)
         self.activity = Activity(self.controller, self.notices, self)
         self.controller.notify.connect(self._on_notify)
         self.controller.status_changed.connect(self._sync_login_action)
@@ -285,6 +287,8 @@ class PachtrayApp(QObject):
         self.controller.tasks.close(20000)
         self.tray.hide()
         self.tray.dispose()
+        if self.desktop_notifications is not None:
+            self.desktop_notifications.close()
         for widget in (self.window, self.settings_dialog):
             if widget is not None:
                 widget.close()
