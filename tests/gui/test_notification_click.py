@@ -132,28 +132,40 @@ def dbus_desktop(x_display, tmp_path):
             pass
 
 
-def _events(proc: subprocess.Popen) -> queue.Queue:
-    q: queue.Queue = queue.Queue()
+class TrayApp:
+    """xcb_app.py in a subprocess, and the events it prints."""
 
-    def pump():
-        for line in proc.stdout:
+    def __init__(self, daemon, display: str, log: Path, **env: str):
+        self._log = open(log, "w")
+        self.proc = subprocess.Popen([sys.executable, str(XCB_APP), str(daemon.port), str(daemon.sock_path),
+                                      str(daemon.mount_dir)],
+                                     env=dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", **env),
+                                     stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self._events: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self.proc.stdout:
             if line.startswith("{"):
-                q.put(json.loads(line))
-    threading.Thread(target=pump, daemon=True).start()
-    return q
+                self._events.put(json.loads(line))
 
+    def next(self, want, timeout: float) -> dict:
+        """The next event `want` accepts, within `timeout` seconds."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                event = self._events.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(event)
+            if want(event):
+                return event
+        raise AssertionError(f"no such event in {timeout:g} s; events: {self.seen}")
 
-def _next(q: queue.Queue, want, timeout: float, seen: list) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            event = q.get(timeout=max(0.01, end - time.monotonic()))
-        except queue.Empty:
-            break
-        seen.append(event)
-        if want(event):
-            return event
-    raise AssertionError(f"no such event in {timeout:g} s; events: {seen}")
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self._log.close()
 
 
 def _behind(daemon, name: str) -> int:
@@ -161,78 +173,67 @@ def _behind(daemon, name: str) -> int:
     return next(m for m in mounts if m["name"] == name)["how_many_commits_behind"]
 
 
+def _screenshot(display: str, name: str) -> None:
+    """What the user sees, kept for a look (imagemagick's import, where it is installed)."""
+    if shutil.which("import"):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["import", "-window", "root", str(ARTIFACTS / name)], env=dict(os.environ, DISPLAY=display),
+                       timeout=30, check=False)
+
+
+def _click_moves_the_mount(daemon, sdk, repo: str, app: TrayApp, click) -> None:
+    """The app announces a new commit on the read-only mount's branch; `click(app)` clicks the
+    notification; the mount then shows the new head, and not before."""
+    name = f"ck_{repo}"
+    try:
+        assert app.next(lambda e: "started" in e, 60)["tray"], "the app did not put its icon in the tray"
+        app.next(lambda e: "activity" in e, 60)  # attached; what was before is listed, not announced
+        with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
+            c.put_file_from_bytes("/v", b"2")
+        told = app.next(lambda e: e.get("told") == "New commits upstream", 60)
+        assert told["how"] == "notification" and f"on {repo}@master" in told["message"], told
+        assert "click to update the mount" in told["message"]
+        click(app)
+        app.next(lambda e: e.get("told") == "Refreshed", 30)
+        assert _behind(daemon, name) == 0
+        assert (daemon.mount_dir / name / "v").read_bytes() == b"2"
+    finally:
+        app.stop()
+        unmount_all(daemon)
+
+
+def _mounted(daemon, sdk, repo: str) -> None:
+    make_repo(sdk, repo, {"/v": b"1"})
+    assert daemon.put("/_mount", {"mounts": [{"name": f"ck_{repo}", "repo": repo}]}).ok
+
+
 def test_clicking_the_upstream_notification_moves_the_mount_to_the_new_head(x_display, shared_daemon, sdk,
                                                                              unique_name, tmp_path):
     display, x = x_display
     repo = unique_name("click")
-    make_repo(sdk, repo, {"/v": b"1"})
-    name = f"ck_{repo}"
-    assert shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
-    log = open(tmp_path / "app.log", "w")
-    app = subprocess.Popen([sys.executable, str(XCB_APP), str(shared_daemon.port), str(shared_daemon.sock_path),
-                            str(shared_daemon.mount_dir)], env=dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb"),
-                           stdout=subprocess.PIPE, stderr=log, text=True)
-    events, seen = _events(app), []
-    try:
-        started = _next(events, lambda e: "started" in e, 60, seen)
-        assert started["tray"], "the app did not put its icon in the tray"
-        _next(events, lambda e: "activity" in e, 60, seen)  # attached; what was before is listed, not announced
-        with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
-            c.put_file_from_bytes("/v", b"2")
-        title = "New commits upstream"
-        told = _next(events, lambda e: e.get("told") == title, 60, seen)
-        assert told["how"] == "notification" and f"on {repo}@master" in told["message"], told
-        assert "click to update the mount" in told["message"]
-        where = _next(events, lambda e: e.get("balloon") == title, 20, seen)
-        assert _behind(shared_daemon, name) == 1  # nothing but the click moves a read-only mount
-        if shutil.which("import"):  # what the user sees, kept for a look (imagemagick)
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["import", "-window", "root", str(ARTIFACTS / "notification.png")],
-                           env=dict(os.environ, DISPLAY=display), timeout=30, check=False)
+    _mounted(shared_daemon, sdk, repo)
+
+    def click(app: TrayApp) -> None:
+        where = app.next(lambda e: e.get("balloon") == "New commits upstream", 20)
+        assert _behind(shared_daemon, f"ck_{repo}") == 1  # nothing but the click moves a read-only mount
+        _screenshot(display, "notification.png")
         x.click(where["x"] + where["w"] // 2, where["y"] + where["h"] // 2)
-        _next(events, lambda e: e.get("told") == "Refreshed", 30, seen)
-        assert _behind(shared_daemon, name) == 0
-        assert (shared_daemon.mount_dir / name / "v").read_bytes() == b"2"
-    finally:
-        stop_process(app)
-        log.close()
-        unmount_all(shared_daemon)
+    _click_moves_the_mount(shared_daemon, sdk, repo, TrayApp(shared_daemon, display, tmp_path / "app.log"), click)
 
 
 def test_clicking_the_upstream_notification_on_a_dbus_desktop_moves_the_mount(dbus_desktop, shared_daemon, sdk,
                                                                               unique_name, tmp_path):
     display, x, address, _ = dbus_desktop
     repo = unique_name("dclick")
-    make_repo(sdk, repo, {"/v": b"1"})
-    name = f"dk_{repo}"
-    assert shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo}]}).ok
-    log = open(tmp_path / "app.log", "w")
-    app = subprocess.Popen([sys.executable, str(XCB_APP), str(shared_daemon.port), str(shared_daemon.sock_path),
-                            str(shared_daemon.mount_dir)],
-                           env=dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", DBUS_SESSION_BUS_ADDRESS=address),
-                           stdout=subprocess.PIPE, stderr=log, text=True)
-    events, seen = _events(app), []
-    try:
-        assert _next(events, lambda e: "started" in e, 60, seen)["tray"]
-        _next(events, lambda e: "activity" in e, 60, seen)
-        with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
-            c.put_file_from_bytes("/v", b"2")
-        told = _next(events, lambda e: e.get("told") == "New commits upstream", 60, seen)
-        assert told["how"] == "notification" and f"on {repo}@master" in told["message"], told
+    _mounted(shared_daemon, sdk, repo)
+
+    def click(app: TrayApp) -> None:
         time.sleep(1)  # dunst draws it at the top left
-        if shutil.which("import"):
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["import", "-window", "root", str(ARTIFACTS / "notification-dbus.png")],
-                           env=dict(os.environ, DISPLAY=display), timeout=30, check=False)
-        assert _behind(shared_daemon, name) == 1
+        assert _behind(shared_daemon, f"ck_{repo}") == 1
+        _screenshot(display, "notification-dbus.png")
         x.click(150, 20)
-        _next(events, lambda e: e.get("told") == "Refreshed", 30, seen)
-        assert _behind(shared_daemon, name) == 0
-        assert (shared_daemon.mount_dir / name / "v").read_bytes() == b"2"
-    finally:
-        stop_process(app)
-        log.close()
-        unmount_all(shared_daemon)
+    app = TrayApp(shared_daemon, display, tmp_path / "app.log", DBUS_SESSION_BUS_ADDRESS=address)
+    _click_moves_the_mount(shared_daemon, sdk, repo, app, click)
 
 
 def test_notifications_go_over_dbus_only_where_the_tray_does(dbus_desktop, monkeypatch, qapp):

@@ -3,6 +3,7 @@ folder (always unmounted), and a Pachtray client of the session's embedded serve
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -39,6 +40,21 @@ def pclient(pachd):
     c = connect(pachd.address, rpc_timeout=10)
     yield c
     c.close()
+
+
+@contextlib.contextmanager
+def small_tmpfs(path, size: str):
+    """A tmpfs of `size` (mount's `size=` option) at the new folder `path`, unmounted after: a disk
+    that fills up. Skips the test where mounting is not allowed."""
+    path.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def put_commit(client, repo: str, files: dict[str, bytes], branch: str = "master") -> str:

@@ -7,10 +7,10 @@ import ctypes
 import errno
 import mmap
 import os
-import subprocess
 
 import pytest
 
+from mounthelpers import small_tmpfs
 from pachtray.mount.cache import DIRECT_BYTES, ChunkCache, content_key
 
 pytestmark = pytest.mark.fast
@@ -176,15 +176,8 @@ def test_a_file_system_without_direct_writes_gets_buffered_ones(tmp_path, monkey
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    d = tmp_path / "tiny"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tiny", "1m") as d:
         yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
 @pytest.mark.parametrize("direct", [True, False])

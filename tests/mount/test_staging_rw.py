@@ -8,7 +8,6 @@ import errno
 import os
 import shutil
 import signal
-import subprocess
 import threading
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from pachtray.mount import reader
 from pachtray.mount.staging import CommitFailed, RwView
 from pachtray.pfs.client import connect
 
-from mounthelpers import cache, head_of, mount, pclient, put_commit, rw_mount_child, rw_view, tree  # noqa: F401 - fixtures
+from mounthelpers import (cache, head_of, mount, pclient, put_commit, rw_mount_child, rw_view, small_tmpfs,  # noqa: F401
+                          tree)
 
 MiB = 1024 * 1024
 
@@ -195,15 +195,8 @@ def test_failed_commit_keeps_everything(local_pachd_factory, mount, cache, tmp_p
 
 @pytest.fixture
 def tiny_tmpfs(tmp_path):
-    d = tmp_path / "tiny"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(d)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tiny", "2m") as d:
         yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
 def test_full_staging_disk_gives_enospc_and_loses_nothing(client, pclient, mount, cache, tiny_tmpfs, unique_name):
