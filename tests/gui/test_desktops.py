@@ -1,8 +1,10 @@
-"""A real click on a real notification: the tray app on an X server (Xvfb), the upstream move of a
-read-only mount's branch announced, and a mouse click (XTEST) on the notification moves the mount
-to the new head through the daemon. Two desktops: an XEmbed tray (trayer), where Qt shows its own
-balloon, and a D-Bus one (a session bus, a StatusNotifierWatcher, dunst as the notification
-server), where Qt's own notification could not be clicked (gui.desktop_notifications)."""
+"""The tray app on real desktops, driven as a user would: an X server (Xvfb) and either an XEmbed
+tray (trayer), where Qt shows its own balloon, or a D-Bus panel (a session bus, a
+StatusNotifierWatcher and host stand-in reading the menu over com.canonical.dbusmenu, dunst as the
+notification server), where Qt's own notification could not be clicked (gui.desktop_notifications).
+An upstream move of a read-only mount's branch is announced, and a mouse click (XTEST) on the
+notification moves the mount to the new head through the daemon; the panel opens the tray menu and
+mounts a repo from it."""
 
 from __future__ import annotations
 
@@ -92,16 +94,92 @@ def x_display(tmp_path):
                 stop_process(proc)
 
 
+class StatusNotifierHost:
+    """What a D-Bus desktop's panel does for tray icons (KDE Plasma, GNOME's AppIndicator): owns
+    org.kde.StatusNotifierWatcher, records the items that register, and reads and clicks an item's
+    menu over com.canonical.dbusmenu, as the panel does when the user opens it."""
+
+    def __init__(self, address: str):
+        from jeepney import MatchRule
+        from jeepney.bus_messages import message_bus
+        from jeepney.io.threading import DBusRouter, open_dbus_connection
+
+        self._conn = open_dbus_connection(bus=address)
+        self.router = DBusRouter(self._conn)
+        self.items: list[str] = []  # bus names of registered items
+        self._calls = self.router.filter(MatchRule(type="method_call"), bufsize=100)
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+        owned = self.router.send_and_get_reply(message_bus.RequestName("org.kde.StatusNotifierWatcher"), timeout=10)
+        assert owned.body == (1,), owned.body
+
+    def _serve(self) -> None:
+        from jeepney import new_method_return
+
+        while not self._stop.is_set():
+            try:
+                call = self._calls.queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            member = call.header.fields.get(HEADER_MEMBER)
+            if member == "RegisterStatusNotifierItem":
+                self.items.append(call.header.fields[HEADER_SENDER])
+                self.router.send(new_method_return(call))
+            elif member == "Get":  # the watcher's properties
+                value = {"IsStatusNotifierHostRegistered": ("b", True), "ProtocolVersion": ("i", 0),
+                         "RegisteredStatusNotifierItems": ("as", list(self.items))}.get(call.body[1], ("b", False))
+                self.router.send(new_method_return(call, "v", (value,)))
+            else:
+                self.router.send(new_method_return(call))
+
+    def release_watcher(self) -> None:
+        from jeepney.bus_messages import message_bus
+
+        from pachtray.gui.desktop_notifications import WATCHER
+
+        assert self.router.send_and_get_reply(message_bus.ReleaseName(WATCHER), timeout=10).body == (1,)
+
+    def _call(self, address, method: str, signature: str, body: tuple):
+        from jeepney import new_method_call
+
+        reply = self.router.send_and_get_reply(new_method_call(address, method, signature, body), timeout=10)
+        assert reply.header.message_type.name == "method_return", reply.body
+        return reply.body
+
+    def menu_of(self, item: str):
+        from jeepney import DBusAddress
+
+        props = DBusAddress("/StatusNotifierItem", bus_name=item, interface="org.freedesktop.DBus.Properties")
+        (_, path), = self._call(props, "Get", "ss", ("org.kde.StatusNotifierItem", "Menu"))
+        return DBusAddress(path, bus_name=item, interface="com.canonical.dbusmenu")
+
+    def open(self, menu, node: int = 0) -> dict[str, int]:
+        """AboutToShow then GetLayout of a menu node, as a panel opening it: {label: id} of its entries."""
+        self._call(menu, "AboutToShow", "i", (node,))
+        _, (_, _, children) = self._call(menu, "GetLayout", "iias", (node, 1, ["label"]))
+        return {child[1]["label"][1].replace("_", ""): child[0] for _, child in children if "label" in child[1]}
+
+    def click(self, menu, node: int) -> None:
+        self._call(menu, "Event", "isvu", (node, "clicked", ("i", 0), 0))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._calls.close()
+        self.router.close()
+        self._conn.close()
+
+
+HEADER_MEMBER, HEADER_SENDER = 3, 7  # jeepney's HeaderFields
+
+
 @pytest.fixture
 def dbus_desktop(x_display, tmp_path):
-    """A session bus with what makes Qt's tray speak D-Bus (a StatusNotifierWatcher's name) and dunst
-    as the notification server, drawn at the top left, a left click choosing the default action."""
+    """A session bus with a panel's StatusNotifierWatcher (what makes Qt's tray speak D-Bus) and
+    dunst as the notification server, drawn at the top left, a left click choosing the default
+    action."""
     missing = [tool for tool in ("dbus-daemon", "dunst") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"needs {' and '.join(missing)} (scripts/setup.sh installs them)")
-    from jeepney.bus_messages import message_bus
-    from jeepney.io.blocking import open_dbus_connection
-
     display, x = x_display
     out = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
                          capture_output=True, text=True, check=True, timeout=30).stdout.split()
@@ -112,19 +190,20 @@ def dbus_desktop(x_display, tmp_path):
                       "    mouse_left_click = do_action, close_current\n")
     dunst = subprocess.Popen(["dunst", "-config", str(config)], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    watcher = None
+    host = None
     try:
-        watcher = open_dbus_connection(bus=address)
-        assert watcher.send_and_get_reply(message_bus.RequestName("org.kde.StatusNotifierWatcher"), timeout=10).body == (1,)
+        host = StatusNotifierHost(address)
+        from jeepney.bus_messages import message_bus
 
         def served() -> bool:
-            reply = watcher.send_and_get_reply(message_bus.NameHasOwner("org.freedesktop.Notifications"), timeout=10)
+            reply = host.router.send_and_get_reply(message_bus.NameHasOwner("org.freedesktop.Notifications"),
+                                                   timeout=10)
             return bool(reply.body[0])
         wait_for(served, 20, what="dunst to serve notifications")
-        yield display, x, address, watcher
+        yield display, x, address, host
     finally:
-        if watcher is not None:
-            watcher.close()
+        if host is not None:
+            host.close()
         stop_process(dunst)
         try:
             os.kill(bus_pid, 15)
@@ -237,11 +316,9 @@ def test_clicking_the_upstream_notification_on_a_dbus_desktop_moves_the_mount(db
 
 
 def test_notifications_go_over_dbus_only_where_the_tray_does(dbus_desktop, monkeypatch, qapp):
-    from jeepney.bus_messages import message_bus
+    from pachtray.gui.desktop_notifications import DesktopNotifications
 
-    from pachtray.gui.desktop_notifications import WATCHER, DesktopNotifications
-
-    _, _, address, watcher = dbus_desktop
+    _, _, address, host = dbus_desktop
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
     notifier = DesktopNotifications.for_session("Pachtray tests")
     assert notifier is not None
@@ -250,7 +327,39 @@ def test_notifications_go_over_dbus_only_where_the_tray_does(dbus_desktop, monke
         assert isinstance(first, int) and isinstance(second, int) and first != second
     finally:
         notifier.close()
-    assert watcher.send_and_get_reply(message_bus.ReleaseName(WATCHER), timeout=10).body == (1,)
+    host.release_watcher()
     assert DesktopNotifications.for_session("Pachtray tests") is None  # an XEmbed tray: Qt's balloon is clickable
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS")
     assert DesktopNotifications.for_session("Pachtray tests") is None
+
+
+def test_the_tray_menu_mounts_a_repo_on_a_dbus_desktop(dbus_desktop, shared_daemon, sdk, unique_name, tmp_path):
+    """The panel opens the tray menu over D-Bus (AboutToShow, GetLayout), opens Mount ▸ project ▸
+    repo ▸ branch and clicks Read-only: the repo is mounted."""
+    display, _, address, host = dbus_desktop
+    repo = unique_name("0menu")  # sorts first: the menu lists the first MENU_LIMIT repos of a project
+    make_repo(sdk, repo, {"/v": b"1"})
+    app = TrayApp(shared_daemon, display, tmp_path / "app.log", DBUS_SESSION_BUS_ADDRESS=address)
+    try:
+        assert app.next(lambda e: "started" in e, 60)["tray"]
+        wait_for(lambda: host.items, 30, what="the app's tray item to register with the panel")
+        menu = host.menu_of(host.items[0])
+        wait_for(lambda: any(label.endswith("— connected") for label in host.open(menu)), 30,
+                 what="the menu to show the cluster connected")
+        top = host.open(menu)
+        assert {"Mount", "Open window", "Open JupyterLab", "Quit"} <= set(top), top
+        entries = wait_for(lambda: (found := host.open(menu, top["Mount"])) and "Loading…" not in found and found,
+                           30, what="the Mount menu to list the projects")
+        repos = host.open(menu, entries["default"])
+        branches = host.open(menu, repos[repo])
+        modes = host.open(menu, branches["master"])
+        assert all(m["repo"] != repo for m in shared_daemon.get(EXTRAS + "/mounts").json()["mounted"])
+        host.click(menu, modes["Read-only"])
+        mounted = wait_for(lambda: [m for m in shared_daemon.get(EXTRAS + "/mounts").json()["mounted"]
+                                    if m["repo"] == repo], 30, what="the mount the menu asked for")
+        assert mounted[0]["mode"] == "ro" and mounted[0]["branch"] == "master"
+        wait_for(lambda: (shared_daemon.mount_dir / mounted[0]["name"] / "v").exists(), 20, what="the mounted file")
+        assert (shared_daemon.mount_dir / mounted[0]["name"] / "v").read_bytes() == b"1"
+    finally:
+        app.stop()
+        unmount_all(shared_daemon)
