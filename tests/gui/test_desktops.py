@@ -4,7 +4,7 @@ StatusNotifierWatcher and host stand-in reading the menu over com.canonical.dbus
 notification server), where Qt's own notification could not be clicked (gui.desktop_notifications).
 An upstream move of a read-only mount's branch is announced, and a mouse click (XTEST) on the
 notification moves the mount to the new head through the daemon; the panel opens the tray menu and
-mounts a repo from it."""
+mounts a repo from it, and a click on the icon opens the window."""
 
 from __future__ import annotations
 
@@ -158,6 +158,13 @@ class StatusNotifierHost:
         self._call(menu, "AboutToShow", "i", (node,))
         _, (_, _, children) = self._call(menu, "GetLayout", "iias", (node, 1, ["label"]))
         return {child[1]["label"][1].replace("_", ""): child[0] for _, child in children if "label" in child[1]}
+
+    def activate(self, item: str) -> None:
+        """A left click on the item's icon in the panel."""
+        from jeepney import DBusAddress
+
+        self._call(DBusAddress("/StatusNotifierItem", bus_name=item, interface="org.kde.StatusNotifierItem"),
+                   "Activate", "ii", (10, 10))
 
     def click(self, menu, node: int) -> None:
         self._call(menu, "Event", "isvu", (node, "clicked", ("i", 0), 0))
@@ -335,7 +342,7 @@ def test_notifications_go_over_dbus_only_where_the_tray_does(dbus_desktop, monke
 
 def test_the_tray_menu_mounts_a_repo_on_a_dbus_desktop(dbus_desktop, shared_daemon, sdk, unique_name, tmp_path):
     """The panel opens the tray menu over D-Bus (AboutToShow, GetLayout), opens Mount ▸ project ▸
-    repo ▸ branch and clicks Read-only: the repo is mounted."""
+    repo ▸ branch and clicks Read-only: the repo is mounted. A click on the icon opens the window."""
     display, _, address, host = dbus_desktop
     repo = unique_name("0menu")  # sorts first: the menu lists the first MENU_LIMIT repos of a project
     make_repo(sdk, repo, {"/v": b"1"})
@@ -358,6 +365,9 @@ def test_the_tray_menu_mounts_a_repo_on_a_dbus_desktop(dbus_desktop, shared_daem
         mounted = wait_for(lambda: [m for m in shared_daemon.get(EXTRAS + "/mounts").json()["mounted"]
                                     if m["repo"] == repo], 30, what="the mount the menu asked for")
         assert mounted[0]["mode"] == "ro" and mounted[0]["branch"] == "master"
+        assert not any("window" in e for e in app.seen)
+        host.activate(host.items[0])  # a left click on the icon opens the window
+        app.next(lambda e: "window" in e, 20)
         wait_for(lambda: (shared_daemon.mount_dir / mounted[0]["name"] / "v").exists(), 20, what="the mounted file")
         assert (shared_daemon.mount_dir / mounted[0]["name"] / "v").read_bytes() == b"1"
     finally:

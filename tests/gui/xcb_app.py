@@ -1,7 +1,7 @@
 """The real tray app on an X display, for tests that drive it with real input (an X server, a tray
 host, XTEST clicks): `python xcb_app.py API_PORT SOCK_PATH MOUNT_DIR`. Prints one JSON line per
-event: `started`, each change of the Activity entries, each notice (`told`), and where each
-notification balloon is on the screen."""
+event: `started`, each change of the Activity entries, each notice (`told`), where each
+notification balloon is on the screen, and the main window's first showing (`window`)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,15 @@ def main() -> int:
     app.notices.told.connect(told)
     app.activity.changed.connect(lambda: say(activity=len(app.activity.entries())))
     app.quit_requested.connect(qapp.exit)
+    shown = [False]
+
+    def window_shown() -> None:  # told once, when the main window first shows
+        if not shown[0] and app.window is not None and app.window.isVisible():
+            shown[0] = True
+            say(window=app.window.windowTitle())
+    watch = QTimer(qapp)
+    watch.timeout.connect(window_shown)
+    watch.start(100)
     app.start(show_window=False)
     QTimer.singleShot(0, lambda: say(started=True, tray=app.tray.icon.isVisible()))
     code = qapp.exec()
