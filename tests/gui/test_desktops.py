@@ -156,6 +156,10 @@ class StatusNotifierHost:
     def open(self, menu, node: int = 0) -> dict[str, int]:
         """AboutToShow then GetLayout of a menu node, as a panel opening it: {label: id} of its entries."""
         self._call(menu, "AboutToShow", "i", (node,))
+        return self.entries(menu, node)
+
+    def entries(self, menu, node: int = 0) -> dict[str, int]:
+        """GetLayout alone, as a panel that keeps a menu open reads it again: {label: id}."""
         _, (_, _, children) = self._call(menu, "GetLayout", "iias", (node, 1, ["label"]))
         return {child[1]["label"][1].replace("_", ""): child[0] for _, child in children if "label" in child[1]}
 
@@ -373,3 +377,25 @@ def test_the_tray_menu_mounts_a_repo_on_a_dbus_desktop(dbus_desktop, shared_daem
     finally:
         app.stop()
         unmount_all(shared_daemon)
+
+
+def test_an_open_mount_menu_fills_in_when_the_repos_arrive_on_a_dbus_desktop(dbus_desktop, shared_daemon, sdk,
+                                                                             unique_name, tmp_path):
+    """A panel's menu is not a visible QMenu: the Mount menu opened while the repos are on their way
+    says "Loading…", and is filled in when they arrive, while it stays open."""
+    display, _, address, host = dbus_desktop
+    repo = unique_name("0slow")
+    make_repo(sdk, repo, {"/v": b"1"})
+    app = TrayApp(shared_daemon, display, tmp_path / "app.log", DBUS_SESSION_BUS_ADDRESS=address,
+                  PACHTRAY_TEST_SLOW_REPOS="6")
+    try:
+        assert app.next(lambda e: "started" in e, 60)["tray"]
+        wait_for(lambda: host.items, 30, what="the app's tray item to register with the panel")
+        menu = host.menu_of(host.items[0])
+        wait_for(lambda: any(label.endswith("— connected") for label in host.open(menu)), 30,
+                 what="the menu to show the cluster connected")
+        mount = host.open(menu)["Mount"]
+        assert list(host.open(menu, mount)) == ["Loading…"]
+        wait_for(lambda: "default" in host.entries(menu, mount), 30, what="the open Mount menu to list the projects")
+    finally:
+        app.stop()

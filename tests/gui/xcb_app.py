@@ -6,7 +6,9 @@ notification balloon is on the screen, and the main window's first showing (`win
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
@@ -20,8 +22,23 @@ def say(**event) -> None:
     print(json.dumps(event), flush=True)
 
 
+def slow_repo_listings(seconds: float) -> None:
+    """PACHTRAY_TEST_SLOW_REPOS: the daemon's repo listing answers `seconds` late (a slow cluster)."""
+    from pachtray.gui.client import EXTRAS, DaemonClient
+
+    get = DaemonClient.get
+
+    def slow(self, route, timeout=None, **params):
+        if route == EXTRAS + "/repos":
+            time.sleep(seconds)
+        return get(self, route, timeout=timeout, **params)
+    DaemonClient.get = slow
+
+
 def main() -> int:
     port, sock, mount_dir = sys.argv[1:4]
+    if os.environ.get("PACHTRAY_TEST_SLOW_REPOS"):
+        slow_repo_listings(float(os.environ["PACHTRAY_TEST_SLOW_REPOS"]))
     qapp = QApplication(sys.argv[:1])
     qapp.setQuitOnLastWindowClosed(False)
     app = PachtrayApp(config.Settings(api_port=int(port), sock_path=sock, mount_dir=mount_dir, restore_mounts=False))

@@ -178,12 +178,15 @@ class Tray(QObject):
             mount_menu.setEnabled(False)
             return
         mount_menu.aboutToShow.connect(lambda: self._fill_mount_menu(mount_menu))
+        # Opened and closed as its signals say: a menu a D-Bus panel draws is never a visible QMenu.
+        mount_menu.aboutToShow.connect(lambda: mount_menu.setProperty("open", True))
+        mount_menu.aboutToHide.connect(lambda: mount_menu.setProperty("open", False))
         self._fill_mount_menu(mount_menu)
 
     def _repos_arrived(self) -> None:
         """New repos while the Mount menu is open (it said "Loading…"): show them there now."""
         menu = self.mount_menu
-        if menu is not None and menu.isEnabled() and menu.isVisible():
+        if menu is not None and menu.isEnabled() and (menu.isVisible() or menu.property("open")):
             self._fill_mount_menu(menu)
 
     def _fill_mount_menu(self, mount_menu: QMenu) -> None:
