@@ -344,6 +344,16 @@ def test_notifications_go_over_dbus_only_where_the_tray_does(dbus_desktop, monke
     assert DesktopNotifications.for_session("Pachtray tests") is None
 
 
+def _panel_menu(app: TrayApp, host: StatusNotifierHost):
+    """The app's tray menu as the panel reaches it, once the app is connected to the daemon."""
+    assert app.next(lambda e: "started" in e, 60)["tray"]
+    wait_for(lambda: host.items, 30, what="the app's tray item to register with the panel")
+    menu = host.menu_of(host.items[0])
+    wait_for(lambda: any(label.endswith("— connected") for label in host.open(menu)), 30,
+             what="the menu to show the cluster connected")
+    return menu
+
+
 def test_the_tray_menu_mounts_a_repo_on_a_dbus_desktop(dbus_desktop, shared_daemon, sdk, unique_name, tmp_path):
     """The panel opens the tray menu over D-Bus (AboutToShow, GetLayout), opens Mount ▸ project ▸
     repo ▸ branch and clicks Read-only: the repo is mounted. A click on the icon opens the window."""
@@ -352,11 +362,7 @@ def test_the_tray_menu_mounts_a_repo_on_a_dbus_desktop(dbus_desktop, shared_daem
     make_repo(sdk, repo, {"/v": b"1"})
     app = TrayApp(shared_daemon, display, tmp_path / "app.log", DBUS_SESSION_BUS_ADDRESS=address)
     try:
-        assert app.next(lambda e: "started" in e, 60)["tray"]
-        wait_for(lambda: host.items, 30, what="the app's tray item to register with the panel")
-        menu = host.menu_of(host.items[0])
-        wait_for(lambda: any(label.endswith("— connected") for label in host.open(menu)), 30,
-                 what="the menu to show the cluster connected")
+        menu = _panel_menu(app, host)
         top = host.open(menu)
         assert {"Mount", "Open window", "Open JupyterLab", "Quit"} <= set(top), top
         entries = wait_for(lambda: (found := host.open(menu, top["Mount"])) and "Loading…" not in found and found,
@@ -389,11 +395,7 @@ def test_an_open_mount_menu_fills_in_when_the_repos_arrive_on_a_dbus_desktop(dbu
     app = TrayApp(shared_daemon, display, tmp_path / "app.log", DBUS_SESSION_BUS_ADDRESS=address,
                   PACHTRAY_TEST_SLOW_REPOS="6")
     try:
-        assert app.next(lambda e: "started" in e, 60)["tray"]
-        wait_for(lambda: host.items, 30, what="the app's tray item to register with the panel")
-        menu = host.menu_of(host.items[0])
-        wait_for(lambda: any(label.endswith("— connected") for label in host.open(menu)), 30,
-                 what="the menu to show the cluster connected")
+        menu = _panel_menu(app, host)
         mount = host.open(menu)["Mount"]
         assert list(host.open(menu, mount)) == ["Loading…"]
         wait_for(lambda: "default" in host.entries(menu, mount), 30, what="the open Mount menu to list the projects")
