@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 SERVICE = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
 WATCHER = "org.kde.StatusNotifierWatcher"  # its presence is what makes Qt's tray use D-Bus
-CALL_TIMEOUT = 2.0
+CALL_TIMEOUT = 1.0  # seconds; a local bus answers in milliseconds, and Notify is called on the GUI thread
 
 
 class DesktopNotifications(QObject):
