@@ -20,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-from pachtray import __version__, config, frozen, tokens
+from pachtray import __version__, config, frozen, malloc, tokens
 from pachtray.api.server import ApiServer, BindError
 from pachtray.daemon.app import DaemonApp
 from pachtray.daemon.local_server import LOCAL_PACHD_PORT
@@ -106,6 +106,7 @@ def _setup_logging(log_file: str | None) -> None:
 
 
 def _run(argv: list[str], mode: str) -> int:
+    malloc.limit_arenas()  # before the threads: FUSE workers each made an arena that kept freed reads
     settings, settings_problem = config.Settings.load_or_default()
     args = _parser(mode, settings).parse_args(argv)
     _setup_logging(args.log_file)

@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pachyderm_sdk.api import admin, auth, pfs, pps, version
 
+from pachtray import malloc
 from pachtray.local.auth_service import AuthOff, AuthOn
 from pachtray.local.pfs_service import PfsService
 from pachtray.local.pps_service import PpsService
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--auth", action="store_true", help="activate auth (needs --root-token)")
     parser.add_argument("--root-token", help="the root user's session token in auth mode")
     args = parser.parse_args(argv)
+    malloc.limit_arenas()  # before the threads (see pachtray.malloc)
     if args.auth and not args.root_token:
         parser.error("--auth needs --root-token")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
