@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from desktophelpers import HEADER_MEMBER, HEADER_SENDER, NotificationServer, session_bus  # noqa: F401 - fixture
 from guihelpers import make_repo, sdk, shared_daemon, unmount_all  # noqa: F401 - fixtures
 from pachyderm_sdk.api import pfs
 
@@ -180,21 +181,15 @@ class StatusNotifierHost:
         self._conn.close()
 
 
-HEADER_MEMBER, HEADER_SENDER = 3, 7  # jeepney's HeaderFields
-
-
 @pytest.fixture
-def dbus_desktop(x_display, tmp_path):
+def dbus_desktop(x_display, session_bus, tmp_path):
     """A session bus with a panel's StatusNotifierWatcher (what makes Qt's tray speak D-Bus) and
     dunst as the notification server, drawn at the top left, a left click choosing the default
     action."""
-    missing = [tool for tool in ("dbus-daemon", "dunst") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"needs {' and '.join(missing)} (scripts/setup.sh installs them)")
+    if shutil.which("dunst") is None:
+        pytest.skip("needs dunst (scripts/setup.sh installs it)")
     display, x = x_display
-    out = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
-                         capture_output=True, text=True, check=True, timeout=30).stdout.split()
-    address, bus_pid = out[0], int(out[1])
+    address = session_bus
     env = dict(os.environ, DISPLAY=display, DBUS_SESSION_BUS_ADDRESS=address)
     config = tmp_path / "dunstrc"
     config.write_text("[global]\n    origin = top-left\n    offset = 0x0\n    width = 400\n"
@@ -216,10 +211,6 @@ def dbus_desktop(x_display, tmp_path):
         if host is not None:
             host.close()
         stop_process(dunst)
-        try:
-            os.kill(bus_pid, 15)
-        except ProcessLookupError:
-            pass
 
 
 class TrayApp:
@@ -401,3 +392,36 @@ def test_an_open_mount_menu_fills_in_when_the_repos_arrive_on_a_dbus_desktop(dbu
         wait_for(lambda: "default" in host.entries(menu, mount), 30, what="the open Mount menu to list the projects")
     finally:
         app.stop()
+
+
+def test_a_hung_notification_server_neither_holds_the_app_up_nor_hides_the_news(x_display, session_bus, shared_daemon,
+                                                                               sdk, unique_name, tmp_path):
+    """A D-Bus desktop whose notification server takes calls and never answers: the app sends its
+    clickable notification and goes on at once (the panel's menu answers while the call waits), and
+    when the call times out the news is shown the other way, as Qt's own notification."""
+    display, _ = x_display
+    host = StatusNotifierHost(session_bus)
+    server = NotificationServer(session_bus, "silent")
+    repo = unique_name("hung")
+    _mounted(shared_daemon, sdk, repo)
+    app = TrayApp(shared_daemon, display, tmp_path / "app.log", DBUS_SESSION_BUS_ADDRESS=session_bus)
+    try:
+        menu = _panel_menu(app, host)
+        app.next(lambda e: "activity" in e, 60)
+        with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
+            c.put_file_from_bytes("/v", b"2")
+        ours = server.next_call(60)
+        assert ours[3] == "New commits upstream" and ours[5] == ["default", "Update the mount"], ours
+        started = time.monotonic()
+        host.entries(menu)  # the GUI thread serves the panel's menu
+        assert time.monotonic() - started < 0.5, "the app waited for the notification server"
+        told = app.next(lambda e: e.get("told") == "New commits upstream", 10)
+        assert told["how"] == "notification"
+        qts = server.next_call(10)  # after the call to the hung server timed out
+        assert qts[3] == "New commits upstream" and "default" not in qts[5], qts
+        assert time.monotonic() - started >= 0.5
+    finally:
+        app.stop()
+        unmount_all(shared_daemon)
+        server.close()
+        host.close()

@@ -7,15 +7,22 @@ with dunst: the click is answered by nothing). A notice that carries an action i
 instead, with the "default" action (what a click on the notification invokes) and a named one;
 the server's ActionInvoked signal comes back on a listener thread and is handed to the GUI thread
 as `invoked`. Linux only; everywhere else Qt's own notifications are clickable.
+
+`notify` returns at once: the call goes out on a sender thread, so a notification server that
+does not answer never holds the GUI up; what it refuses or leaves unanswered comes back as `failed`
+(the caller then shows Qt's own notification).
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import logging
 import os
 import queue
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from PySide6.QtCore import QObject, Signal
 
@@ -24,14 +31,16 @@ log = logging.getLogger(__name__)
 SERVICE = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
 WATCHER = "org.kde.StatusNotifierWatcher"  # its presence is what makes Qt's tray use D-Bus
-CALL_TIMEOUT = 1.0  # seconds; a local bus answers in milliseconds, and Notify is called on the GUI thread
+CALL_TIMEOUT = 1.0  # seconds; a local bus answers in milliseconds
+KEPT_IDS = 64  # the newest notifications whose click is still reported
 
 
 class DesktopNotifications(QObject):
     """One session-bus connection: servers may send ActionInvoked only to the connection that
     asked for the notification (dunst does), so the same one sends and listens."""
 
-    invoked = Signal(int)  # the id of a notification whose action the user chose
+    invoked = Signal(int)  # the token (from `notify`) of a notification whose action the user chose
+    failed = Signal(int)  # the token of a notification the server refused or did not answer
 
     def __init__(self, app_name: str, parent: QObject | None = None):
         super().__init__(parent)
@@ -48,6 +57,10 @@ class DesktopNotifications(QObject):
         self._router.send_and_get_reply(message_bus.AddMatch(bus_rule), timeout=CALL_TIMEOUT)
         self._actions = self._router.filter(MatchRule(type="signal", interface=SERVICE, member="ActionInvoked",
                                                       path=PATH), bufsize=64)
+        self._tokens = itertools.count(1)
+        self._lock = threading.Lock()
+        self._ids: collections.OrderedDict[int, int] = collections.OrderedDict()  # server's id -> token
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifications")
         self._stop = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="notification-actions", daemon=True)
         self._listener.start()
@@ -70,23 +83,33 @@ class DesktopNotifications(QObject):
             log.info("desktop notifications over D-Bus not used: %s", e)
             return None
 
-    def notify(self, title: str, message: str, action: str, timeout_ms: int, critical: bool = False) -> int | None:
-        """Show a notification whose click (and whose button `action`) is reported by `invoked`;
-        its id, or None if the server refused it."""
+    def notify(self, title: str, message: str, action: str, timeout_ms: int, critical: bool = False) -> int:
+        """Send a notification whose click (and whose button `action`) is reported by `invoked`;
+        returns its token at once (`failed` reports it if the server does not take it)."""
         from jeepney import new_method_call
 
+        token = next(self._tokens)
         call = new_method_call(self._address, "Notify", "susssasa{sv}i", (
             self.app_name, 0, "dialog-error" if critical else "dialog-information", title, message,
             ["default", action], {}, timeout_ms))
+        self._sender.submit(self._send, token, call)
+        return token
+
+    def _send(self, token: int, call) -> None:
         try:
             reply = self._router.send_and_get_reply(call, timeout=CALL_TIMEOUT)
-        except Exception as e:
+        except Exception as e:  # no answer in time, or the bus went away
             log.warning("notification over D-Bus failed: %s", e)
-            return None
+            self.failed.emit(token)
+            return
         if reply.header.message_type.name != "method_return":
             log.warning("notification over D-Bus refused: %s", reply.body)
-            return None
-        return int(reply.body[0])
+            self.failed.emit(token)
+            return
+        with self._lock:
+            self._ids[int(reply.body[0])] = token
+            while len(self._ids) > KEPT_IDS:
+                self._ids.popitem(last=False)
 
     def _listen(self) -> None:
         while not self._stop.is_set():
@@ -94,10 +117,14 @@ class DesktopNotifications(QObject):
                 signal = self._actions.queue.get(timeout=0.5)
             except queue.Empty:
                 continue
-            self.invoked.emit(int(signal.body[0]))
+            with self._lock:
+                token = self._ids.pop(int(signal.body[0]), None)
+            if token is not None:  # (other clients' notifications and old ones are not ours to report)
+                self.invoked.emit(token)
 
     def close(self) -> None:
         self._stop.set()
+        self._sender.shutdown(wait=True, cancel_futures=True)
         self._listener.join(2)
         self._actions.close()
         self._router.close()

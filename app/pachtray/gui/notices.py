@@ -31,10 +31,13 @@ class Notices(QObject):
         self.window = window
         self.desktop = desktop  # notices with an action go there: Qt's D-Bus tray drops their click
         self._on_click: Callable[[], None] | None = None
-        self._on_desktop_click: dict[int, Callable[[], None]] = {}  # notification id -> action
+        # notifications sent over D-Bus, by token: what a click runs, and what Qt shows if the
+        # server does not take them
+        self._sent: dict[int, tuple[Callable[[], None], str, str, bool, int]] = {}
         icon.messageClicked.connect(self._clicked)
         if desktop is not None:
             desktop.invoked.connect(self._desktop_clicked)
+            desktop.failed.connect(self._desktop_failed)
 
     def can_notify(self) -> bool:
         return self.icon.isVisible() and QSystemTrayIcon.supportsMessages()
@@ -49,29 +52,38 @@ class Notices(QObject):
             how = DIALOG
         elif self.can_notify():
             shown_ms = 8000 if is_error or on_click else 4000
-            sent = None
             if on_click is not None and self.desktop is not None:
-                sent = self.desktop.notify(title, message, action, shown_ms, critical=is_error)
-            if sent is not None:
-                self._on_desktop_click[sent] = on_click
-                while len(self._on_desktop_click) > KEPT_ACTIONS:
-                    del self._on_desktop_click[next(iter(self._on_desktop_click))]
+                token = self.desktop.notify(title, message, action, shown_ms, critical=is_error)
+                self._sent[token] = (on_click, title, message, is_error, shown_ms)
+                while len(self._sent) > KEPT_ACTIONS:
+                    del self._sent[next(iter(self._sent))]
             else:
-                icon = QSystemTrayIcon.MessageIcon.Critical if is_error else QSystemTrayIcon.MessageIcon.Information
-                self._on_click = on_click
-                self.icon.showMessage(title, message, icon, shown_ms)
+                self._show(title, message, is_error, shown_ms, on_click)
             how = NOTIFICATION
         else:
             how = NOWHERE
         self.told.emit(title, message, is_error, how)
         return how
 
+    def _show(self, title: str, message: str, is_error: bool, shown_ms: int,
+              on_click: Callable[[], None] | None) -> None:
+        """Qt's own notification (clickable except on D-Bus trays: see gui.desktop_notifications)."""
+        icon = QSystemTrayIcon.MessageIcon.Critical if is_error else QSystemTrayIcon.MessageIcon.Information
+        self._on_click = on_click
+        self.icon.showMessage(title, message, icon, shown_ms)
+
     def _clicked(self) -> None:
         action, self._on_click = self._on_click, None
         if action is not None:
             action()
 
-    def _desktop_clicked(self, notification: int) -> None:
-        action = self._on_desktop_click.pop(notification, None)
-        if action is not None:
-            action()
+    def _desktop_clicked(self, token: int) -> None:
+        sent = self._sent.pop(token, None)
+        if sent is not None:
+            sent[0]()
+
+    def _desktop_failed(self, token: int) -> None:
+        sent = self._sent.pop(token, None)
+        if sent is not None:  # the server did not take it: Qt's, which is seen at least
+            on_click, title, message, is_error, shown_ms = sent
+            self._show(title, message, is_error, shown_ms, on_click)
