@@ -33,46 +33,66 @@ def session_bus():
             pass
 
 
-class NotificationServer:
-    """Owns org.freedesktop.Notifications. `mode`: "answer" (ids from 100 up), "refuse" (an error
-    reply) or "silent" (no reply at all, as a hung server). `calls` holds each Notify's body."""
+class BusService:
+    """A program on the bus that owns `name` and answers each method call sent to it with
+    `answer(call, member)` on a thread of its own."""
 
-    def __init__(self, address: str, mode: str = "answer"):
+    def __init__(self, address: str, name: str):
         from jeepney import MatchRule
         from jeepney.bus_messages import message_bus
         from jeepney.io.threading import DBusRouter, open_dbus_connection
 
-        self.mode = mode
-        self.calls: queue.Queue = queue.Queue()
-        self._next_id = 100
         self._conn = open_dbus_connection(bus=address)
         self.router = DBusRouter(self._conn)
         self._incoming = self.router.filter(MatchRule(type="method_call"), bufsize=100)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
-        owned = self.router.send_and_get_reply(message_bus.RequestName(NOTIFICATIONS), timeout=10)
+        owned = self.router.send_and_get_reply(message_bus.RequestName(name), timeout=10)
         assert owned.body == (1,), owned.body
 
-    def _serve(self) -> None:
-        from jeepney import new_error, new_method_return
+    def answer(self, call, member: str) -> None:
+        raise NotImplementedError
 
+    def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 call = self._incoming.queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            member = call.header.fields.get(HEADER_MEMBER)
-            if member != "Notify":
-                self.router.send(new_method_return(call, "as", ([],)) if member == "GetCapabilities"
-                                 else new_method_return(call))
-                continue
-            self.calls.put(call.body)
-            if self.mode == "answer":
-                self._next_id += 1
-                self.router.send(new_method_return(call, "u", (self._next_id,)))
-            elif self.mode == "refuse":
-                self.router.send(new_error(call, "org.freedesktop.DBus.Error.Failed", "s", ("no",)))
+            self.answer(call, call.header.fields.get(HEADER_MEMBER))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._incoming.close()
+        self.router.close()
+        self._conn.close()
+
+
+class NotificationServer(BusService):
+    """Owns org.freedesktop.Notifications. `mode`: "answer" (ids from 101 up), "refuse" (an error
+    reply) or "silent" (no reply at all, as a hung server). `calls` holds each Notify's body."""
+
+    def __init__(self, address: str, mode: str = "answer"):
+        self.mode = mode
+        self.calls: queue.Queue = queue.Queue()
+        self._next_id = 100
+        super().__init__(address, NOTIFICATIONS)
+
+    def answer(self, call, member: str) -> None:
+        from jeepney import new_error, new_method_return
+
+        if member != "Notify":
+            self.router.send(new_method_return(call, "as", ([],)) if member == "GetCapabilities"
+                             else new_method_return(call))
+            return
+        self.calls.put(call.body)
+        if self.mode == "answer":
+            self._next_id += 1
+            self.router.send(new_method_return(call, "u", (self._next_id,)))
+        elif self.mode == "refuse":
+            self.router.send(new_error(call, "org.freedesktop.DBus.Error.Failed", "s", ("no",)))
 
     def next_call(self, timeout: float) -> tuple:
         """The body of the next Notify (app, replaces, icon, title, message, actions, hints, timeout)."""
@@ -84,10 +104,3 @@ class NotificationServer:
 
         emitter = DBusAddress("/org/freedesktop/Notifications", interface=NOTIFICATIONS)
         self.router.send(new_signal(emitter, "ActionInvoked", "us", (notification, action)))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._incoming.close()
-        self.router.close()
-        self._conn.close()

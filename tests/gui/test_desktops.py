@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from desktophelpers import HEADER_MEMBER, HEADER_SENDER, NotificationServer, session_bus  # noqa: F401 - fixture
+from desktophelpers import HEADER_SENDER, BusService, NotificationServer, session_bus  # noqa: F401 - fixture
 from guihelpers import make_repo, sdk, shared_daemon, unmount_all  # noqa: F401 - fixtures
 from pachyderm_sdk.api import pfs
 
@@ -95,43 +95,27 @@ def x_display(tmp_path):
                 stop_process(proc)
 
 
-class StatusNotifierHost:
+class StatusNotifierHost(BusService):
     """What a D-Bus desktop's panel does for tray icons (KDE Plasma, GNOME's AppIndicator): owns
     org.kde.StatusNotifierWatcher, records the items that register, and reads and clicks an item's
     menu over com.canonical.dbusmenu, as the panel does when the user opens it."""
 
     def __init__(self, address: str):
-        from jeepney import MatchRule
-        from jeepney.bus_messages import message_bus
-        from jeepney.io.threading import DBusRouter, open_dbus_connection
-
-        self._conn = open_dbus_connection(bus=address)
-        self.router = DBusRouter(self._conn)
         self.items: list[str] = []  # bus names of registered items
-        self._calls = self.router.filter(MatchRule(type="method_call"), bufsize=100)
-        self._stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-        owned = self.router.send_and_get_reply(message_bus.RequestName("org.kde.StatusNotifierWatcher"), timeout=10)
-        assert owned.body == (1,), owned.body
+        super().__init__(address, "org.kde.StatusNotifierWatcher")
 
-    def _serve(self) -> None:
+    def answer(self, call, member: str) -> None:
         from jeepney import new_method_return
 
-        while not self._stop.is_set():
-            try:
-                call = self._calls.queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            member = call.header.fields.get(HEADER_MEMBER)
-            if member == "RegisterStatusNotifierItem":
-                self.items.append(call.header.fields[HEADER_SENDER])
-                self.router.send(new_method_return(call))
-            elif member == "Get":  # the watcher's properties
-                value = {"IsStatusNotifierHostRegistered": ("b", True), "ProtocolVersion": ("i", 0),
-                         "RegisteredStatusNotifierItems": ("as", list(self.items))}.get(call.body[1], ("b", False))
-                self.router.send(new_method_return(call, "v", (value,)))
-            else:
-                self.router.send(new_method_return(call))
+        if member == "RegisterStatusNotifierItem":
+            self.items.append(call.header.fields[HEADER_SENDER])
+            self.router.send(new_method_return(call))
+        elif member == "Get":  # the watcher's properties
+            value = {"IsStatusNotifierHostRegistered": ("b", True), "ProtocolVersion": ("i", 0),
+                     "RegisteredStatusNotifierItems": ("as", list(self.items))}.get(call.body[1], ("b", False))
+            self.router.send(new_method_return(call, "v", (value,)))
+        else:
+            self.router.send(new_method_return(call))
 
     def release_watcher(self) -> None:
         from jeepney.bus_messages import message_bus
@@ -174,11 +158,6 @@ class StatusNotifierHost:
     def click(self, menu, node: int) -> None:
         self._call(menu, "Event", "isvu", (node, "clicked", ("i", 0), 0))
 
-    def close(self) -> None:
-        self._stop.set()
-        self._calls.close()
-        self.router.close()
-        self._conn.close()
 
 
 @pytest.fixture
