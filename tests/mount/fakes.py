@@ -121,7 +121,8 @@ class FakeFs:
 
     def __init__(self):
         self.views: dict[str, object] = {}
-        self.holders: dict[str, list[str]] = {}
+        self.holders: dict[str, list[str]] = {}  # cwd or a file open for reading under a view
+        self.writers: dict[str, list[str]] = {}  # a file open for writing
         self.running = False
 
     def start(self):
@@ -136,8 +137,8 @@ class FakeFs:
     def remove_view(self, name):
         self.views.pop(name, None)
 
-    def busy_holders(self, name):
-        return self.holders.get(name, [])
+    def busy_holders(self, name, writing=False):
+        return self.writers.get(name, []) + ([] if writing else self.holders.get(name, []))
 
 
 class FakeRoView:

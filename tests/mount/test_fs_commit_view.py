@@ -233,6 +233,11 @@ def test_busy_holders_names_processes(pclient, mount, cache, tmp_path):
             holders = mount.busy_holders("busy")
             assert f"sleep (pid {sleeper.pid})" in holders
             assert any(f"(pid {os.getpid()})" in h for h in holders)
+            assert mount.busy_holders("busy", writing=True) == []  # a cwd and a reader write nothing
+            with open(f"{inside}/held.txt", "a") as writer:
+                writer.write("y")
+                assert [h for h in mount.busy_holders("busy", writing=True)] == [
+                    h for h in holders if f"(pid {os.getpid()})" in h]
         finally:
             holder.close()
     finally:

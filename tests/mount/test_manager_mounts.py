@@ -292,18 +292,21 @@ def test_mounted_is_the_reference_shape_and_all_mounts_adds_pachtray_fields(mgr,
 
 # --------------------------------------------------------------------------- busy unmount
 
-def test_busy_unmount_names_the_holder_and_does_not_wedge(mgr, client, unique_name):
+def test_an_unmount_waits_for_no_reader_but_for_a_writer_and_does_not_wedge(mgr, client, unique_name):
     repo = unique_name()
     put_files(client, repo, {"/a.txt": b"a"})
-    mgr.mount([MountRequest(name="busy", repo=repo)])
-    with open(mgr.mount_dir / "busy" / "a.txt", "rb"):
-        e = api_error(mgr.unmount, ["busy"])
+    mgr.mount([MountRequest(name="read", repo=repo), MountRequest(name="write", repo=repo, mode="rw")])
+    with open(mgr.mount_dir / "read" / "a.txt", "rb"), open(mgr.mount_dir / "write" / "b.txt", "wb") as w:
+        mgr.unmount(["read"])  # a reader does not keep a mount (as the reference)
+        assert state(mgr, "read") is None
+        e = api_error(mgr.unmount, ["write"])
         assert e.status == 409 and str(os.getpid()) in e.message
-        assert state(mgr, "busy")["state"] == "mounted"
+        assert state(mgr, "write")["state"] == "mounted"
         mgr.mount([MountRequest(name="other", repo=repo)])  # the manager is not wedged
         e = api_error(mgr.unmount_all)
-        assert e.status == 409 and "'busy'" in e.message and state(mgr, "other") is None
-    mgr.unmount(["busy"])
+        assert e.status == 409 and "'write'" in e.message and state(mgr, "other") is None
+        w.write(b"b")
+    mgr.unmount(["write"])
     assert mgr.mounted() == []
 
 
@@ -353,15 +356,17 @@ def test_datum_mode_mounts_each_datum_with_an_out_folder(mgr, client, unique_nam
     assert api_error(mgr.datums_prev).message == "already at first datum"
     assert mgr.datums_next()["idx"] == 1
     assert (mgr.mount_dir / "lbl" / "2.txt").read_bytes() == b"l2"
-    assert (mgr.mount_dir / "out" / "result.txt").read_text() == "r1"
+    assert os.listdir(mgr.mount_dir / "out") == []  # each datum's out starts empty, as in a pipeline
+    (mgr.mount_dir / "out" / "result.txt").write_text("r2")
     assert api_error(mgr.datums_next).message == "already at last datum"
     assert mgr.datums_prev()["idx"] == 0
+    assert os.listdir(mgr.mount_dir / "out") == []
 
     e = api_error(mgr.mount, [MountRequest(name="x", repo=images)])
     assert e.status == 400 and "datum mode" in e.message
     assert api_error(mgr.unmount, ["img"]).status == 400
     mgr.unmount_all()
-    assert mgr.mounted() == [] and not (mgr.mount_dir / "out").exists()
+    assert mgr.mounted() == [] and not (mgr.mount_dir / "out").exists() and not mgr.out_dir.exists()
     assert mgr.datums_state() == {"num_datums": 0, "input": None, "idx": 0, "all_datums_received": False}
     assert api_error(mgr.datums_next).message == "no datums mounted"
 
@@ -370,7 +375,7 @@ def test_datum_mount_errors(mgr, client, unique_name):
     repo = unique_name()
     put_files(client, repo, {"/a": b"a"})
     e = api_error(mgr.datums_mount, {"input": {"pfs": {"repo": repo, "glob": "/zzz*"}}})
-    assert (e.status, e.message) == (400, "spec produces zero datums; nothing to mount")
+    assert (e.status, e.message) == (500, "error listing spec's datums: no datums to mount")  # the reference's
     e = api_error(mgr.datums_mount, {"input": {"pfs": {"repo": unique_name("missing"), "glob": "/*"}}})
     assert e.status == 400 and e.message.startswith("error converting datum inputs to mounts")
     e = api_error(mgr.datums_mount, {"input": {"pfs": {"repo": repo, "glob": "/*", "commit": "a" * 32}}})

@@ -29,8 +29,9 @@ NO_INPUT_ACTIONS = {("PUT", "/_unmount_all"), ("PUT", "/auth/_logout")}
 # Stops the daemon: an action without input, nothing to fuzz.
 SKIPPED = {("PUT", "/pachtray/v1/_shutdown")}
 # The reference answers these well-formed requests with 500, so Pachtray does too: acting on a
-# mount that is not there (or is read-only), and OIDC login when the cluster has auth off.
-REFERENCE_500 = re.compile(r"not mounted|mounted read-only|auth( service)? is(n't| not) activated")
+# mount that is not there (or is read-only), OIDC login when the cluster has auth off, and a datum
+# spec that matches nothing.
+REFERENCE_500 = re.compile(r"not mounted|mounted read-only|auth( service)? is(n't| not) activated|no datums to mount")
 KNOWN_FIELDS = ["mounts", "mount", "name", "repo", "project", "branch", "commit", "paths", "mode", "input",
                 "oidc", "pachd_address", "server_cas", "files", "since", "timeout", "path", "id"]
 QUERY_KEYS = ["since", "timeout", "repo", "project", "branch", "commit", "path", "after", "limit", "offset", "id"]

@@ -123,7 +123,8 @@ def unmount(req, app):
 
 
 def commit(req, app):
-    app.manager.commit(models.single_mount(req), description=models.commit_description(req))
+    """As the reference: a read-only mount has nothing to commit (200, nothing done)."""
+    app.manager.commit(models.single_mount(req), description=models.commit_description(req), read_only_ok=True)
     return mounts_listing(app)
 
 

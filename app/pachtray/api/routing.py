@@ -61,8 +61,8 @@ class Response:
 
 
 def encode_json(value: Any) -> bytes:
-    """JSON as Go's encoder with SetEscapeHTML(false) writes it: no HTML escaping, trailing newline."""
-    return (json.dumps(value, ensure_ascii=False) + "\n").encode()
+    """JSON as Go's encoder with SetEscapeHTML(false) writes it: compact, no HTML escaping, trailing newline."""
+    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
 def _json_type(value: Any) -> str:

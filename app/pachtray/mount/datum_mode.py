@@ -1,5 +1,7 @@
 """Datum mode (PUT /datums/_mount, _next, _prev): the mounts show one datum of a pipeline's input
-at a time, read-only, with a local `out` folder; the datums themselves come from mount.datums."""
+at a time, read-only, with a local `out` folder that each datum gets empty, as a pipeline's datum
+does (and as the reference, which also removes it when datum mode ends); the datums themselves come
+from mount.datums."""
 
 from __future__ import annotations
 
@@ -46,8 +48,8 @@ class DatumMode:
             if errors.is_not_found(e):
                 raise ApiError(400, f"error converting datum inputs to mounts: {errors.details(e)}") from None
             raise errors.to_api_error(e, "error listing spec's datums", reference=True) from None
-        if not found:
-            raise ApiError(400, "spec produces zero datums; nothing to mount")
+        if not found:  # the reference's words and status (its listing fails before its own 400 is reached)
+            raise ApiError(500, "error listing spec's datums: no datums to mount")
         return _Datums(inp, found)
 
     def enter(self, datums: _Datums) -> dict:
@@ -55,10 +57,6 @@ class DatumMode:
         m = self.manager
         m.unmount_all()
         self._current = datums
-        # A fresh `out` for a fresh run; it persists across next/prev and after leaving datum mode.
-        shutil.rmtree(m.out_dir, ignore_errors=True)
-        m.out_dir.mkdir(parents=True)
-        m.fs.add_view(datum_mod.OUT_NAME, m.parts.local_view(m.out_dir))
         try:
             self._show()
         except ApiError:
@@ -90,9 +88,14 @@ class DatumMode:
         if self._current is None:
             return
         self._hide()
-        self.manager.fs.remove_view(datum_mod.OUT_NAME)
+        self._drop_out()
         self._current = None
         self.manager.table.bump()
+
+    def _drop_out(self) -> None:
+        m = self.manager
+        m.fs.remove_view(datum_mod.OUT_NAME)  # (the kernel forgets what it cached there)
+        shutil.rmtree(m.out_dir, ignore_errors=True)
 
     def _answer(self) -> dict:
         d = self._current
@@ -100,6 +103,9 @@ class DatumMode:
 
     def _show(self) -> None:
         d, m = self._current, self.manager
+        self._drop_out()
+        m.out_dir.mkdir(parents=True)
+        m.fs.add_view(datum_mod.OUT_NAME, m.parts.local_view(m.out_dir))
         for spec in datum_mod.datum_mounts(d.datums[d.idx]):
             mount = Mount(name=spec["name"], project=spec["project"], repo=spec["repo"], branch=spec["branch"],
                           commit=spec["commit"], paths=spec["paths"], mode="ro", view=None, pinned=True, datum=True)

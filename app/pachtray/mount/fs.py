@@ -669,12 +669,13 @@ class FuseMount:
             raw = name.encode("utf-8", "surrogateescape")
             _libfuse.fuse_lowlevel_notify_inval_entry(_libfuse.fuse_get_session(ptr), ROOT_NODE_ID, raw, len(raw))
 
-    def busy_holders(self, name: str) -> list[str]:
-        """Processes with an open file or their cwd under the view, as 'bash (pid 123)'."""
+    def busy_holders(self, name: str, writing: bool = False) -> list[str]:
+        """Processes with an open file or their cwd under the view, as 'bash (pid 123)'; with
+        `writing`, only those with a file open for writing there."""
         top = os.path.join(self.mount_dir, name)
         found = []
         for pid in filter(str.isdigit, os.listdir("/proc")):
-            if self._holds(pid, top):
+            if self._holds(pid, top, writing):
                 try:
                     with open(f"/proc/{pid}/comm") as f:
                         comm = f.read().strip()
@@ -684,7 +685,7 @@ class FuseMount:
         return found
 
     @staticmethod
-    def _holds(pid: str, top: str) -> bool:
+    def _holds(pid: str, top: str, writing: bool) -> bool:
         def inside(link: str) -> bool:
             try:
                 target = os.readlink(link)
@@ -692,10 +693,18 @@ class FuseMount:
                 return False
             return target == top or target.startswith(top + "/")
 
-        if inside(f"/proc/{pid}/cwd") or inside(f"/proc/{pid}/root"):
+        def for_writing(fd: str) -> bool:
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags:"))
+            except (OSError, StopIteration, ValueError):
+                return False
+            return flags & os.O_ACCMODE != os.O_RDONLY
+
+        if not writing and (inside(f"/proc/{pid}/cwd") or inside(f"/proc/{pid}/root")):
             return True
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             return False
-        return any(inside(f"/proc/{pid}/fd/{fd}") for fd in fds)
+        return any(inside(f"/proc/{pid}/fd/{fd}") and (not writing or for_writing(fd)) for fd in fds)

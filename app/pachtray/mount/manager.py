@@ -176,7 +176,7 @@ class MountManager:
     def mounted(self) -> list[dict]:
         """GET /mounts's `mounted`: the reference's MountState (MOUNT_STATE_FIELDS) of each mount in
         the mount dir, as last refreshed (call `refresh()` first for the reference's GET /mounts)."""
-        return [m.reference_state(self.mount_dir) for m in self.table.mounts() if not m.recovered]
+        return [m.reference_state() for m in self.table.mounts() if not m.recovered]
 
     def all_mounts(self) -> list[dict]:
         """Pachtray's view (/pachtray/v1/mounts): every mount and every set of recovered changes
@@ -347,12 +347,16 @@ class MountManager:
             raise ApiError(500, f"can't {action} {name!r}: not mounted")
         return m
 
-    def commit(self, name: str, *, recovered: bool = False, description: str = "") -> None:
+    def commit(self, name: str, *, recovered: bool = False, description: str = "",
+               read_only_ok: bool = False) -> None:
         """Upload every staged change of rw mount ``name`` as one commit (all-or-nothing) with
         ``description``; with ``recovered``, also changes recovered from an earlier run (which then
-        leave the table)."""
+        leave the table). A read-only mount is an error, or with ``read_only_ok`` nothing to do (the
+        reference's /_commit answers it as a commit of no changes)."""
         m = self._get(name, "commit", recovered=recovered)
         if m.mode != "rw":
+            if read_only_ok:
+                return
             raise ApiError(500, f"can't commit {name!r}: it is mounted read-only")
         with m.op:
             self._commit_locked(m, description)
@@ -439,7 +443,9 @@ class MountManager:
     # ------------------------------------------------------------------ unmount
 
     def unmount(self, names: list[str]) -> None:
-        """Commit pending rw changes, then remove each mount; a busy mount answers 409 naming its holders."""
+        """Commit pending rw changes, then remove each mount. As the reference, a mount that processes
+        use (their cwd, files open for reading) is removed from under them; only an rw mount with a
+        file open for writing answers 409 naming its holders, since what they write next would be lost."""
         with self._mode_lock:
             if self.datums.active:
                 raise ApiError(400, "can't unmount repos while in mounted datum mode")
@@ -448,10 +454,10 @@ class MountManager:
 
     def _unmount_one(self, m: Mount) -> None:
         with m.op:
-            holders = self.fs.busy_holders(m.name)
+            holders = self.fs.busy_holders(m.name, writing=True) if m.mode == "rw" else []
             if holders:
-                raise ApiError(409, f"can't unmount {m.name!r}: it is in use by {', '.join(holders)}; "
-                                    "close those files or leave that folder, then retry")
+                raise ApiError(409, f"can't unmount {m.name!r}: files in it are open for writing by "
+                                    f"{', '.join(holders)}; close them, then retry")
             if m.mode == "rw" and self._update_pending(m) > 0:
                 self._commit_locked(m)
             self.table.set(m, state=MountState.UNMOUNTING)

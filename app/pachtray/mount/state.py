@@ -104,16 +104,18 @@ class Mount:
         return {"name": self.name, "project": self.project, "repo": self.repo, "branch": self.branch,
                 "base": self.commit, "paths": list(self.paths)}
 
-    def reference_state(self, mount_dir: Path) -> dict:
-        """The reference's MountState (MOUNT_STATE_FIELDS)."""
+    def reference_state(self) -> dict:
+        """The reference's MountState (MOUNT_STATE_FIELDS); its `mountpoint` is always "" (declared, never set)."""
         return {"name": self.name, "project": self.project, "repo": self.repo, "branch": self.branch,
                 "commit": self.commit, "paths": list(self.paths), "mode": self.mode, "state": self.state.value,
-                "status": self.status, "mountpoint": str(mount_dir / self.name),
+                "status": self.status, "mountpoint": "",
                 "latest_commit": self.latest_commit, "how_many_commits_behind": self.behind}
 
     def pachtray_state(self, mount_dir: Path, pending: int) -> dict:
-        """Pachtray's view: the reference's fields, `pending_changes` and `error` ("" when nothing is wrong)."""
-        out = self.reference_state(mount_dir)
+        """Pachtray's view: the reference's fields with `mountpoint` the mount's folder, `pending_changes`
+        and `error` ("" when nothing is wrong)."""
+        out = self.reference_state()
+        out["mountpoint"] = str(mount_dir / self.name)
         if self.recovered:
             out["status"] = f"{pending} uncommitted changes recovered from an earlier run: commit or discard them"
         out["pending_changes"] = pending

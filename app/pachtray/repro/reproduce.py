@@ -68,7 +68,8 @@ def reproduce(app, lock, rename: dict | None = None, check: bool = False) -> dic
         _mount(app, [p for p in plan if not p.reuse])
     if not check:
         app.manager.refresh([p.name for p in plan])
-        states = {m["name"]: m for m in app.manager.mounted()}
+        in_dir = {m["name"] for m in app.manager.mounted()}  # (recovered changes share names, not the mount dir)
+        states = {m["name"]: m for m in app.manager.all_mounts() if m["name"] in in_dir}
     mounts = [_result(p, states.get(p.name) if p.reuse or not check else None, check) for p in plan]
     return {"mounts": mounts, "conflicts": conflicts, "verified_files": verified, "warnings": warnings}
 
