@@ -132,3 +132,37 @@ def test_a_dead_cluster_does_not_hang_the_feed(local_pachd_factory, daemon_facto
         assert time.monotonic() - started < 6, "the feed waited on the dead cluster"
         state = answer
     assert d.get("/health").ok
+
+
+def test_a_branch_move_is_recorded_once_and_never_for_a_pinned_mount(shared_daemon, client, unique_name):
+    """Two mounts of a branch and one of its commit: a new commit is one `upstream` entry (it names a
+    mount that follows the branch); the commit's mount is pinned, and is not moved by /_refresh."""
+    d = shared_daemon
+    name = unique_name("once")
+    repo = _repo(client, name)
+    first = _commit(client, repo, {"/a.txt": b"a"})
+    mounts = {f"a_{name}": {"repo": name}, f"b_{name}": {"repo": name, "paths": ["/a.txt"]},
+              f"pin_{name}": {"repo": name, "commit": first}}
+    assert d.put("/_mount", {"mounts": [{"name": k, **v} for k, v in mounts.items()]}).ok
+    try:
+        last = d.get("/pachtray/v1/activity").json()["last"]
+        _commit(client, repo, {"/b.txt": b"b"})
+
+        def moves():
+            entries = d.get("/pachtray/v1/activity", params={"after": last}).json()["entries"]
+            return [e for e in entries if e["kind"] == "upstream" and e["mount"] in mounts]
+
+        deadline = time.monotonic() + 30
+        while not moves():
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        time.sleep(6)  # another refresh round of the daemon: every mount has seen the move by now
+        assert len(moves()) == 1 and moves()[0]["mount"] != f"pin_{name}", moves()
+        states = {m["name"]: m for m in d.get("/pachtray/v1/mounts").json()["mounted"] if m["name"] in mounts}
+        assert {k: (s["pinned"], s["how_many_commits_behind"]) for k, s in states.items()} == {
+            f"a_{name}": (False, 1), f"b_{name}": (False, 1), f"pin_{name}": (True, 1)}
+        refused = d.put("/pachtray/v1/_refresh", {"mount": f"pin_{name}"})
+        assert refused.status_code == 400 and "is pinned to commit" in refused.text
+        assert (d.mount_dir / f"pin_{name}" / "a.txt").exists() and not (d.mount_dir / f"pin_{name}" / "b.txt").exists()
+    finally:
+        d.put("/_unmount", {"mounts": list(mounts)})

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pachtray.gui.client import MountInfo
+from pachtray.gui.controller import NAME_MAX, mount_name
+from pachtray.pfs import names
 
 pytestmark = pytest.mark.fast
 
@@ -33,6 +35,7 @@ RULES = [
     ("ro, up to date", entry(), False, False, False, True, True),
     ("ro, behind its branch", entry(how_many_commits_behind=2), False, False, True, True, True),
     ("ro commit, no branch", entry(branch="", how_many_commits_behind=2), False, False, False, True, True),
+    ("ro commit of a branch (pinned)", entry(pinned=True, how_many_commits_behind=2), False, False, False, True, True),
     ("rw, clean", entry(mode="rw"), False, False, False, True, True),
     ("rw, changes", entry(mode="rw", pending_changes=3), True, True, False, True, True),
     ("rw, committing", entry(mode="rw", pending_changes=3, state="committing"), True, True, False, True, False),
@@ -54,3 +57,16 @@ def test_what_can_be_done(what, raw, commit, discard, refresh, unmount, open_):
 def test_busy_states():
     assert [MountInfo.from_json(entry(state=s)).busy for s in ("mounting", "committing", "unmounting")] == [True] * 3
     assert not MountInfo.from_json(entry()).busy and not MountInfo.from_json(entry(state="pending")).busy
+
+
+def test_mount_names_follow_the_extension_and_fit_a_file_name():
+    assert mount_name("default", "images") == "default_images"
+    assert mount_name("default", "images", branch="dev") == "default_images_dev"
+    assert mount_name("p", "images", commit="0123456789abcdef") == "p_images_01234567"
+    long_repo, long_branch = "r" * 255, "b" * 255
+    made = {mount_name("default", long_repo), mount_name("default", long_repo, branch=long_branch),
+            mount_name("default", long_repo, branch="c" * 255),
+            mount_name("default", long_repo, commit="f" * 32)}
+    assert len(made) == 4  # cut names stay distinct: they end with a digest of the whole
+    for name in made:
+        assert len(name.encode()) == NAME_MAX and names.is_mount_name(name), name

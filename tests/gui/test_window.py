@@ -214,3 +214,44 @@ def test_repo_tree_reveals_ten_thousand_repos_lazily(qapp):
     assert model.rowCount(parent) == 10000
     model.set_filter("r0999")
     assert model.total_repos() == 10
+
+
+def test_a_new_branch_keeps_the_selection_and_long_names_do_not_widen_the_window(make_app, shared_daemon, sdk,
+                                                                                 unique_name, qtbot):
+    """A branch made elsewhere is listed at a refresh and the branch the user had selected stays
+    selected (actions still name it); a 200-character branch shown above the files is cut to the window, which does not grow;
+    choosing another repo clears the folder shown."""
+    from pachyderm_sdk.api import pfs
+
+    repo, other = unique_name("keep"), unique_name("keep2")
+    make_repo(sdk, repo, {"/a.txt": b"a"})
+    make_repo(sdk, other, {"/b.txt": b"b"})
+    long_branch = "b" * 200
+    sdk.pfs.create_branch(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name=long_branch),
+                          head=pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")))
+    app = make_app(shared_daemon)
+    window, browser = app.window, app.window.browser
+    window.resize(1000, 700)
+    app.controller.refresh_repos()
+    qtbot.waitUntil(lambda: browser.select_repo("default", repo), timeout=20000)
+    _select_row(qtbot, browser.branch_table, browser.branches_model, lambda r: r["name"] == "master")
+    qtbot.waitUntil(lambda: browser.folder_label.full_text().startswith(f"{repo}@master"), timeout=20000)
+
+    def selected_branch() -> str | None:
+        rows = browser.branch_table.selectionModel().selectedRows()
+        return browser.branches_model.row(rows[0].row())["name"] if rows else None
+
+    sdk.pfs.create_branch(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="dev"),
+                          head=pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")))
+    browser.reload()  # Refresh (as after New branch, Delete branch or an upload)
+    qtbot.waitUntil(lambda: browser.branches_model.find("name", "dev") >= 0, timeout=20000)
+    assert selected_branch() == "master" and browser._branch == "master"
+
+    _select_row(qtbot, browser.branch_table, browser.branches_model, lambda r: r["name"] == long_branch)
+    qtbot.waitUntil(lambda: long_branch in browser.folder_label.full_text(), timeout=20000)
+    qtbot.wait(200)
+    assert window.width() <= 1000 and window.minimumSizeHint().width() < 1000
+    assert browser.folder_label.text() != browser.folder_label.full_text() and "…" in browser.folder_label.text()
+
+    qtbot.waitUntil(lambda: browser.select_repo("default", other), timeout=20000)
+    qtbot.waitUntil(lambda: browser.folder_label.full_text() == "", timeout=20000)

@@ -134,3 +134,21 @@ def test_a_name_held_by_recovered_rw_changes_is_a_conflict_with_a_suggestion(dae
                                       "by": f"default/{other}@master (rw)"}]
     assert mounted(daemon)["data"]["pending_changes"] == 1  # the recovered changes are untouched
     assert daemon.put("/pachtray/v1/_discard", {"mount": "data"}).status_code == 200
+
+
+def test_reproducing_on_the_branch_mount_it_came_from_pins_it_there(daemon, client, unique_name):
+    """The lock was made from `data`, a mount of the branch, still at the lock's commit: it is used as
+    is, and pinned there (a later commit on the branch neither moves it nor offers to)."""
+    lock, repo, old = _lock_of_a_read(daemon, client, unique_name)
+    state = next(m for m in daemon.get("/pachtray/v1/mounts").json()["mounted"] if m["name"] == "data")
+    assert state["pinned"] is False and state["commit"] == old
+    r = daemon.put("/pachtray/v1/_reproduce", {"lock": lock})
+    assert r.status_code == 200, r.text
+    assert [(m["name"], m["reused"]) for m in r.json()["mounts"]] == [("data", True)]
+    state = next(m for m in daemon.get("/pachtray/v1/mounts").json()["mounted"] if m["name"] == "data")
+    assert state["pinned"] is True
+    put_commit(client, repo, {"a.txt": b"new\n"})
+    refused = daemon.put("/pachtray/v1/_refresh", {"mount": "data"})
+    assert refused.status_code == 400 and "is pinned to commit" in refused.text
+    assert (daemon.mount_dir / "data" / "a.txt").read_bytes() == FILES["a.txt"]
+    unmount(daemon, "data")

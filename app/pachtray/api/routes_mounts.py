@@ -156,9 +156,12 @@ def refresh_mount(req, app):
     name = data.get("mount")
     if not isinstance(name, str) or not name:
         raise ApiError(400, "missing mount name: expected {\"mount\": NAME}")
-    state = next((m for m in app.manager.mounted() if m["name"] == name), None)
+    state = next((m for m in app.manager.all_mounts() if m["name"] == name and m["state"] == "mounted"), None)
     if state is None:
         raise ApiError(404, f"{name} is not mounted")
+    if state["pinned"]:
+        raise ApiError(400, f"{name} is pinned to commit {state['commit'][:12]}: it does not follow "
+                            f"{state.get('branch') or 'a branch'}; nothing to refresh")
     if state["mode"] != "ro" or not state.get("branch"):
         raise ApiError(400, f"{name} is not a read-only branch mount; nothing to refresh")
     request = MountRequest(name=name, project=state["project"], repo=state["repo"], branch=state["branch"],

@@ -89,10 +89,22 @@ class Activity(QObject):
             self.fetch()
 
     def _announce(self, entry: dict) -> None:
+        """The daemon records a branch's move once, naming one of its mounts; a click updates every
+        read-only mount that follows that branch (not those pinned to a commit)."""
         mount = self.controller.status.mount(entry["mount"])
-        if mount is not None and mount.mode == "ro" and mount.branch:
-            self.notices.tell(entry["title"], entry["message"] + " — click to update the mount",
-                              on_click=lambda n=mount.name: self.controller.refresh_mount(n), action="Update the mount")
+        # (not `can_refresh`: the status polled last may not know yet that they are behind)
+        following = [] if mount is None else [
+            m for m in self.controller.status.mounted
+            if (m.project, m.repo, m.branch) == (mount.project, mount.repo, mount.branch) and m.mode == "ro"
+            and m.branch and not m.pinned and m.mounted]
+        if following:
+            what = "the mount" if len(following) == 1 else f"its {len(following)} mounts"
+
+            def update(names=tuple(m.name for m in following)) -> None:
+                for name in names:
+                    self.controller.refresh_mount(name)
+            self.notices.tell(entry["title"], f"{entry['message']} — click to update {what}", on_click=update,
+                              action="Update the mount" if len(following) == 1 else "Update the mounts")
         else:
             self.notices.tell(entry["title"], entry["message"])
 

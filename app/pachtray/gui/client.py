@@ -39,6 +39,7 @@ class MountInfo:
     behind: int = 0
     pending: int = 0
     error: str = ""
+    pinned: bool = False  # shows one commit (mounted by commit, or from a lock): never moved to a head
 
     @classmethod
     def from_json(cls, d: dict) -> "MountInfo":
@@ -47,7 +48,7 @@ class MountInfo:
                    mode=d.get("mode") or "ro", state=d.get("state") or "", status=d.get("status") or "",
                    mountpoint=d.get("mountpoint") or "", latest_commit=d.get("latest_commit") or "",
                    behind=int(d.get("how_many_commits_behind") or 0), pending=int(d.get("pending_changes") or 0),
-                   error=d.get("error") or "")
+                   error=d.get("error") or "", pinned=bool(d.get("pinned")))
 
     @property
     def recovered(self) -> bool:
@@ -76,8 +77,8 @@ class MountInfo:
 
     @property
     def can_refresh(self) -> bool:
-        """A read-only mount of a branch that moved on: remount it at the head."""
-        return self.mode == "ro" and bool(self.branch) and self.behind > 0 and self.mounted
+        """A read-only mount that follows a branch that moved on: remount it at the head."""
+        return self.mode == "ro" and bool(self.branch) and not self.pinned and self.behind > 0 and self.mounted
 
     @property
     def can_unmount(self) -> bool:

@@ -12,6 +12,8 @@ the daemon's watcher makes RPCs for it.
 
 from __future__ import annotations
 
+import hashlib
+
 import logging
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -80,13 +82,21 @@ class Status:
         return next((m for m in self.mounted if m.name == name), None)
 
 
+NAME_MAX = 255  # bytes of one file name (a mount is a folder of the mount dir)
+
+
 def mount_name(project: str, repo: str, branch: str | None = None, commit: str | None = None) -> str:
-    """The jupyterlab-pachyderm naming: `<project>_<repo>`, `_<branch>` unless master."""
+    """The jupyterlab-pachyderm naming: `<project>_<repo>`, `_<branch>` unless master; a name longer
+    than a file name may be (255 bytes; repo and branch names may be that long each) is cut and ends
+    with a digest of the whole, so it stays distinct."""
     name = f"{project}_{repo}"
     if commit:
-        return f"{name}_{commit[:8]}"
-    if branch and branch != "master":
+        name += f"_{commit[:8]}"
+    elif branch and branch != "master":
         name += f"_{branch}"
+    if len(name.encode()) > NAME_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = name.encode()[:NAME_MAX - len(digest) - 1].decode(errors="ignore") + "_" + digest
     return name
 
 

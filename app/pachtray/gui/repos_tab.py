@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSplitter, QTableView,
-    QTreeView, QVBoxLayout, QWidget,
+    QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSizePolicy, QSplitter,
+    QTableView, QTreeView, QVBoxLayout, QWidget,
 )
 
 from pachtray.gui import dialogs
@@ -24,6 +24,31 @@ def _name_problem(value: str, what: str) -> str | None:
         return f"A {what} name uses letters, digits, '_' or '-'."
     return None
 
+
+
+class ElidedLabel(QLabel):
+    """One line that fits the width it is given, cut in the middle with "…" (the whole text is its
+    tooltip): a 255-character repo or branch name must not widen the window past the screen."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._full = text
+        self.setToolTip(text)
+        self._fit()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(self.width(), 40)))
 
 class BranchTable(QTableView):
     """The branch list; dropping local files or folders on a branch uploads them there."""
@@ -104,6 +129,7 @@ class ReposTab(QWidget):
         self._commit: str | None = None
         self._folder = "/"
         self._reselecting = False
+        self._branches_of: tuple[str, str] | None = None  # the repo whose branches the model lists
         split = QSplitter(Qt.Orientation.Horizontal, self)
         outer = QVBoxLayout(self)
         outer.addWidget(split)
@@ -185,7 +211,7 @@ class ReposTab(QWidget):
         row = QHBoxLayout()
         self.up_button = QPushButton("Up", box)
         self.up_button.clicked.connect(self.folder_up)
-        self.folder_label = QLabel("", box)
+        self.folder_label = ElidedLabel(box)
         row.addWidget(self.up_button)
         row.addWidget(self.folder_label, 1)
         fv.addLayout(row)
@@ -278,16 +304,19 @@ class ReposTab(QWidget):
         self._branch = self._commit = None
         self._load_branches()
         self.commits_model.reset(None)
-        self.files_model.reset(None)
-        self._folder = "/"
+        self._show_files(None, "/")  # (also clears the folder shown above the files)
         self._update_buttons()
 
     def _load_branches(self) -> None:
+        """The selected repo's branches: read again, keeping the selected one, when they are the ones
+        shown (a refresh, a new or deleted branch, an upload); else listed anew."""
         repo = self._repo
-        if repo is None:
-            self.branches_model.reset(None)
+        key = None if repo is None else (repo["project"], repo["repo"])
+        if key is not None and key == self._branches_of:
+            self.branches_model.reload()  # `reloaded` selects the same branch again (_branches_reloaded)
             return
-        self.branches_model.reset(self.controller.branches_loader(repo["project"], repo["repo"]))
+        self._branches_of = key
+        self.branches_model.reset(None if repo is None else self.controller.branches_loader(*key))
 
     def follow_cluster(self) -> None:
         """Someone changed the cluster: read the shown branches, commits and files again (on

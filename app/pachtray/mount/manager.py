@@ -68,6 +68,7 @@ class MountManager:
         self.reads = ReadTracker()  # which files each process read (reproducible notebooks)
         # The drop-in mount-server leaves the workspace alone unless asked to restore it: it starts
         # empty like the reference, and must not overwrite the tray daemon's saved mounts.
+        self._moves_told: dict[tuple[str, str, str], str] = {}  # (project, repo, branch) -> head announced
         self.restorer = Restorer(Workspace(self.data_dir / "workspace.json"), self.mount,
                                  lambda: self._client is not None, self._workspace_entries) if keep_workspace else None
         self._auth_state = auth_state
@@ -216,7 +217,13 @@ class MountManager:
             before, behind = m.latest_commit, m.behind
             self.table.set(m, status=found.status, latest_commit=found.latest_commit, behind=found.behind)
         new = found.behind - behind
-        if before and found.latest_commit != before and new > 0:
+        if before and found.latest_commit != before and new > 0 and not m.pinned:
+            with self.table.lock:  # one entry per move of a branch, however many mounts show it
+                key = (m.project, m.repo, m.branch)
+                told = self._moves_told.get(key) == found.latest_commit
+                self._moves_told[key] = found.latest_commit
+            if told:
+                return
             where = f"{m.repo}@{m.branch}" if m.project == "default" else f"{m.project}/{m.repo}@{m.branch}"
             self.record("upstream", "New commits upstream",
                         f"{new} new commit{'s' if new != 1 else ''} on {where}", mount=m.name)
@@ -336,6 +343,13 @@ class MountManager:
             log.info("recovered %d uncommitted changes of mount %s", m.pending, m.name)
             self.table.put(m)
         self.table.bump()
+
+    def pin(self, name: str) -> None:
+        """Keep read-only mount ``name`` at the commit it shows (a lock was reproduced on it): it no
+        longer follows its branch, and the workspace restores it at that commit."""
+        m = self.table.get(name)
+        if m is not None and m.mode == "ro" and not m.recovered and self.table.set(m, pinned=True):
+            self._changed_set()
 
     # ------------------------------------------------------------------ commit / discard
 

@@ -112,10 +112,11 @@ class Mount:
                 "latest_commit": self.latest_commit, "how_many_commits_behind": self.behind}
 
     def pachtray_state(self, mount_dir: Path, pending: int) -> dict:
-        """Pachtray's view: the reference's fields with `mountpoint` the mount's folder, `pending_changes`
-        and `error` ("" when nothing is wrong)."""
+        """Pachtray's view: the reference's fields with `mountpoint` the mount's folder, `pending_changes`,
+        `error` ("" when nothing is wrong) and `pinned` (shows one commit: never moved to a branch's head)."""
         out = self.reference_state()
         out["mountpoint"] = str(mount_dir / self.name)
+        out["pinned"] = self.pinned
         if self.recovered:
             out["status"] = f"{pending} uncommitted changes recovered from an earlier run: commit or discard them"
         out["pending_changes"] = pending

@@ -66,6 +66,9 @@ def reproduce(app, lock, rename: dict | None = None, check: bool = False) -> dic
                             f"name (e.g. --rename {c['name']}={c['suggestion']}) or unmount {c['taken']!r} first")
     if not check:
         _mount(app, [p for p in plan if not p.reuse])
+        for p in plan:
+            if p.reuse:  # a branch's mount at the lock's commit: it stays there now
+                app.manager.pin(p.name)
     if not check:
         app.manager.refresh([p.name for p in plan])
         in_dir = {m["name"] for m in app.manager.mounted()}  # (recovered changes share names, not the mount dir)
