@@ -191,6 +191,7 @@ def test_access_column_and_greyed_rows_follow_authorization(qapp):
         {"project": "default", "repo": "secret", "authorization": "none",
          "access_reason": "no access: ask the repo owner for the repoReader role"}]})
     parent = model.index(0, 0)
+    assert model.data(parent.siblingAtColumn(1)) == "2 repos"
     model.fetchMore(parent)
     secret = model.index(1, 0, parent)
     assert model.data(secret) == "secret"
@@ -204,8 +205,10 @@ def test_repo_tree_reveals_ten_thousand_repos_lazily(qapp):
     from pachtray.gui.models import RepoTreeModel
 
     model = RepoTreeModel()
-    model.set_listing({"projects": [{"name": "default", "description": ""}],
-                       "repos": [{"project": "default", "repo": f"r{i:05d}", "size_bytes": i} for i in range(10000)]})
+    model.set_listing({"projects": [{"name": "default", "description": ""}, {"name": "one", "description": ""}],
+                       "repos": [{"project": "default", "repo": f"r{i:05d}", "size_bytes": i} for i in range(10000)]
+                       + [{"project": "one", "repo": "only"}]})
+    assert model.data(model.index(1, 1)) == "1 repo"
     parent = model.index(0, 0)
     assert model.rowCount(parent) == 0 and model.canFetchMore(parent)
     model.fetchMore(parent)

@@ -183,7 +183,8 @@ class RepoTreeModel(QAbstractItemModel):
                 if col == 0:
                     return project["name"]
                 if col == 1:
-                    return f"{len(self._repos[project['name']])} repos"
+                    count = len(self._repos[project["name"]])
+                    return f"{count} repo{'' if count == 1 else 's'}"
                 if col == 3:
                     return project.get("description", "")
             return None
