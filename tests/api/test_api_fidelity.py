@@ -111,7 +111,7 @@ def test_every_mounts_answer_has_exactly_the_reference_keys(shared_daemon, clien
     check(d.put("/_commit", json={"mount": rw}).json(), {name, rw}, "PUT /_commit")
     check(d.put("/_unmount", json={"mounts": [rw]}).json(), {name}, "PUT /_unmount")
     extras = _extras(d)[name]
-    assert set(extras) == {*MOUNT_STATE_FIELDS, "pending_changes", "error"}
+    assert set(extras) == {*MOUNT_STATE_FIELDS, "pending_changes", "error", "pinned"}
     check(d.put("/_unmount_all").json(), set(), "PUT /_unmount_all")
 
     assert d.get("/repos").json() and all(set(r) == REPO_KEYS for r in d.get("/repos").json())

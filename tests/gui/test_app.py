@@ -15,6 +15,7 @@ import requests
 from PySide6.QtCore import QTimer
 
 from conftest import PY, force_unmount, free_port, stop_process, wait_for
+from guihelpers import find_action
 from pachtray import config
 from pachtray.gui import daemon_process, dialogs
 
@@ -295,6 +296,18 @@ def test_starts_daemon_when_none_is_running_and_stops_it_on_quit(qapp, qtbot, pa
         assert daemon_process.probe(old_port).state == daemon_process.ABSENT
         assert not any(d.windowTitle() == "Pachtray daemon unreachable" for d in dialogs.open_dialogs())
         settings = app.settings
+
+        # the daemon goes away (it crashed, or something stopped it): the tray and the window offer
+        # to start it again, and that brings everything back
+        assert not app.window_actions["start"].isVisible()
+        requests.put(f"http://127.0.0.1:{new_port}/pachtray/v1/_shutdown", json={}, timeout=30)
+        assert daemon_process.wait_stopped(new_port)
+        qtbot.waitUntil(lambda: not app.controller.status.reachable, timeout=30000)
+        assert app.window_actions["start"].isVisible() and app.window_actions["start"].isEnabled()
+        app.tray.rebuild()
+        find_action(app.tray.menu, ["Start the daemon"]).trigger()
+        qtbot.waitUntil(lambda: app.controller.status.connection == "connected", timeout=90000)
+        assert not app.window_actions["start"].isVisible() and os.path.ismount(tmp_path / "pfs")
 
         box = app.request_quit()
         assert box.informativeText() == "No mounts are active."

@@ -286,7 +286,7 @@ def test_mounted_is_the_reference_shape_and_all_mounts_adds_pachtray_fields(mgr,
     (mgr.mount_dir / "w" / "x").write_bytes(b"x")
     assert [tuple(s) for s in mgr.mounted()] == [MOUNT_STATE_FIELDS] * 2
     extras = {s["name"]: s for s in mgr.all_mounts()}
-    assert set(extras["w"]) == {*MOUNT_STATE_FIELDS, "pending_changes", "error"}
+    assert set(extras["w"]) == {*MOUNT_STATE_FIELDS, "pending_changes", "error", "pinned"}
     assert extras["w"]["pending_changes"] == 1 and extras["r"]["pending_changes"] == 0
 
 

@@ -38,14 +38,18 @@ MOUNTS_SCHEMA = {
                    "unmounted": {"type": "array", "items": REPO_SCHEMA}},
 }
 PACHTRAY_MOUNT_SCHEMA = {
-    "type": "object", "required": [*MOUNT_STATE_FIELDS, "pending_changes", "error"],
+    "type": "object", "required": [*MOUNT_STATE_FIELDS, "pending_changes", "error", "pinned"],
     "properties": MOUNT_STATE_SCHEMA["properties"] | {
         "state": {"type": "string", "description": "the reference's states, and `pending`: rw changes kept "
                                                    "outside the mount dir (an earlier run's, or a repo deleted "
                                                    "upstream) to commit or discard"},
         "pending_changes": {"type": "integer", "description": "staged, uncommitted changes of a rw mount"},
         "error": {"type": "string", "description": "why the last commit failed or why changes were kept; "
-                                                   "empty when nothing is wrong"}},
+                                                   "empty when nothing is wrong"},
+        "pinned": {"type": "boolean", "description": "shows one commit (mounted by commit, or a lock was reproduced "
+                                                     "on it): never moved to its branch's head"},
+        "mountpoint": {"type": "string", "description": "the mount's folder (the reference's field is always "
+                                                        "empty)"}},
 }
 PACHTRAY_MOUNTS_SCHEMA = {"type": "object",
                           "properties": {"mounted": {"type": "array", "items": PACHTRAY_MOUNT_SCHEMA}}}

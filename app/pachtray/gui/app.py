@@ -60,17 +60,21 @@ class PachtrayApp(QObject):
             "jupyter": self._qaction("Open JupyterLab", self.open_jupyterlab),
             "settings": self._qaction("Settings…", self.open_settings),
             "login": self._qaction("Log in…", self.start_login),
+            "start": self._qaction("Start the daemon", self.start_daemon),
         }
+        self._starting = False  # a find-or-start of the daemon is on its way
         self.notebooks = Notebooks(self.controller, self)
         self.tray = Tray(self.controller, icons.tray_icons(), {
             "window": self.show_window, "jupyter": self.open_jupyterlab, "login": self.start_login,
-            "settings": self.open_settings, "quit": self.request_quit,
+            "settings": self.open_settings, "quit": self.request_quit, "start": self.start_daemon,
         }, self, jupyter=self.jupyter, notebooks=self.notebooks)
         self.desktop_notifications = DesktopNotifications.for_session("Pachtray", self)
         self.notices = Notices(self.tray.icon, self._visible_window, self, desktop=self.desktop_notifications)
         self.activity = Activity(self.controller, self.notices, self)
         self.controller.notify.connect(self._on_notify)
         self.controller.status_changed.connect(self._sync_login_action)
+        self.controller.status_changed.connect(self._sync_start_action)
+        self._sync_start_action()
 
     def _qaction(self, text: str, slot) -> QAction:
         action = QAction(text, self)
@@ -90,6 +94,14 @@ class PachtrayApp(QObject):
             show_window = True  # no tray host: the window is the only way in
         if show_window:
             self.show_window()
+        self.start_daemon()
+
+    def start_daemon(self) -> None:
+        """Attach to the daemon, or start it (at start, and from "Start the daemon" once it is gone)."""
+        if self._starting:
+            return
+        self._starting = True
+        self._sync_start_action()
         self.controller.tasks.run(self._find_or_start_daemon, self._daemon_ready, self._daemon_failed, busy=True)
 
     def _find_or_start_daemon(self) -> str:
@@ -102,10 +114,13 @@ class PachtrayApp(QObject):
         return "started"
 
     def _daemon_ready(self, how: str) -> None:
+        self._starting = False
         self.attached = how
         self.controller.start()
 
     def _daemon_failed(self, error: Exception) -> None:
+        self._starting = False
+        self._sync_start_action()
         box = dialogs.error(self.window, getattr(error, "title", "Pachtray"), str(error))
         if isinstance(error, ForeignServer):
             box.finished.connect(lambda _r: self.quit_requested.emit(1))
@@ -129,6 +144,17 @@ class PachtrayApp(QObject):
         if is_error:
             self.activity.add_error(title, message)
         self.notices.tell(title, message, is_error)
+
+    def launched_again(self) -> None:
+        """The user launched Pachtray while it runs: show the window, and start the daemon if it is gone."""
+        self.show_window()
+        if not self.controller.status.reachable:
+            self.start_daemon()
+
+    def _sync_start_action(self) -> None:
+        """"Start the daemon" is offered while no daemon answers (it died, or was stopped)."""
+        self.window_actions["start"].setVisible(not self.controller.status.reachable)
+        self.window_actions["start"].setEnabled(not self._starting)
 
     def _sync_login_action(self) -> None:
         status = self.controller.status
@@ -374,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     app = PachtrayApp(settings)
     qapp.setWindowIcon(app.app_icon)
-    instance.activated.connect(app.show_window)
+    instance.activated.connect(app.launched_again)
     app.quit_requested.connect(qapp.exit)
     if not QSystemTrayIcon.isSystemTrayAvailable():
         print("pachtray: no system tray found; showing the window instead (closing it quits the tray app, "

@@ -110,6 +110,8 @@ class Tray(QObject):
         else:
             header = "Pachtray daemon not running"
         m.addAction(header).setEnabled(False)
+        if not status.reachable and "start" in self.actions:
+            self._action(m, "Start the daemon", self.actions["start"])
         if status.auth == "on":
             m.addAction(f"Signed in as {status.user}").setEnabled(False)
         elif status.auth == "unauthenticated":

@@ -49,7 +49,7 @@ class MainWindow(QMainWindow):
         refresh = QAction("Refresh", self)
         refresh.triggered.connect(self.refresh)
         bar.addAction(refresh)
-        for key in ("jupyter", "settings", "login"):
+        for key in ("start", "jupyter", "settings", "login"):
             if key in actions:
                 bar.addAction(actions[key])
         self.addToolBar(bar)
