@@ -63,6 +63,18 @@ def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique
     dialog.edits["branch"].setText("dev")
     dialog._accept()
     qtbot.waitUntil(lambda: any(r["name"] == "dev" for r in window.browser.branches_model.rows()), timeout=20000)
+    assert not any(d.windowTitle() == "New branch" for d in dialogs.open_dialogs())  # closed once it was made
+
+    # a name only the server can refuse (it exists): said in the dialog, which keeps what was typed
+    before = len(dialogs.open_dialogs())
+    dialog = window.browser.new_branch()
+    dialog.edits["branch"].setText("dev")
+    dialog._accept()
+    assert not dialog.buttons.isEnabled()  # waiting for the server
+    qtbot.waitUntil(lambda: "already exists" in dialog.problem.text(), timeout=20000)
+    assert dialog.isVisible() and dialog.buttons.isEnabled() and dialog.edits["branch"].text() == "dev"
+    assert len(dialogs.open_dialogs()) == before + 1  # no second dialog with the same error
+    dialog.reject()
     dev_row = next(i for i, r in enumerate(window.browser.branches_model.rows()) if r["name"] == "dev")
     (tmp_path / "extra.csv").write_text("a,b\n")
     _drop(window.browser.branch_table, dev_row, [str(tmp_path / "extra.csv")])

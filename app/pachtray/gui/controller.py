@@ -341,22 +341,24 @@ class Controller(QObject):
     def unmount_all(self, then=None) -> None:
         self.act(lambda: self.client.put("/_unmount_all", {}), "Everything unmounted", "Unmounted", then=then)
 
-    def create_repo(self, project: str, repo: str, description: str = "") -> None:
+    def create_repo(self, project: str, repo: str, description: str = "", then=None, failed_to=None) -> None:
         body = {"project": project, "repo": repo, "description": description}
         self.act(lambda: self.client.put(EXTRAS + "/_create_repo", body), f"Repo {project}/{repo} created",
-                 "Repo created", refresh_repos=True)
+                 "Repo created", then=then, refresh_repos=True, failed_to=failed_to)
 
     def delete_repo(self, project: str, repo: str) -> None:
         body = {"project": project, "repo": repo}
         self.act(lambda: self.client.put(EXTRAS + "/_delete_repo", body), f"Repo {project}/{repo} deleted",
                  "Repo deleted", refresh_repos=True)
 
-    def create_branch(self, project: str, repo: str, branch: str, from_branch: str = "", then=None) -> None:
+    def create_branch(self, project: str, repo: str, branch: str, from_branch: str = "", then=None,
+                      failed_to=None) -> None:
         body = {"project": project, "repo": repo, "branch": branch}
         if from_branch:
             body["from"] = from_branch
         self.act(lambda: self.client.put(EXTRAS + "/_create_branch", body),
-                 f"Branch {branch} created in {project}/{repo}", "Branch created", then=then, refresh_repos=True)
+                 f"Branch {branch} created in {project}/{repo}", "Branch created", then=then, refresh_repos=True,
+                 failed_to=failed_to)
 
     def delete_branch(self, project: str, repo: str, branch: str, then=None) -> None:
         body = {"project": project, "repo": repo, "branch": branch}

@@ -62,7 +62,11 @@ def error(parent: QWidget | None, title: str, message: str) -> QMessageBox:
 
 
 class FormDialog(QDialog):
-    """A few labelled text fields; `on_accept(values)` may return an error text to stay open."""
+    """A few labelled text fields; `on_accept(values)` may return an error text to stay open, or
+    `WAIT`: the dialog stays open, its buttons off, until `finish(problem)` says how the work it
+    started ended (closed on None, else the problem shown and the fields kept for another try)."""
+
+    WAIT = object()
 
     def __init__(self, parent: QWidget | None, title: str, fields: list[tuple[str, str, str]],
                  on_accept: Callable[[dict], str | None]):
@@ -73,21 +77,39 @@ class FormDialog(QDialog):
         self.edits: dict[str, QLineEdit] = {}
         for key, label, value in fields:
             edit = QLineEdit(value, self)
+            edit.setMinimumWidth(320)
             self.edits[key] = edit
             layout.addRow(label, edit)
         self.problem = QLabel("", self)
         self.problem.setStyleSheet("color: #d93025")
         self.problem.setWordWrap(True)
         layout.addRow(self.problem)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.accepted.connect(self._accept)
-        buttons.rejected.connect(self.reject)
-        layout.addRow(buttons)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
+                                        self)
+        self.buttons.accepted.connect(self._accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addRow(self.buttons)
         keep_until_closed(self)
 
     def _accept(self) -> None:
         problem = self._on_accept({k: e.text().strip() for k, e in self.edits.items()})
+        if problem is FormDialog.WAIT:
+            self.problem.setText("")
+            self.buttons.setEnabled(False)
+            return
         if problem:
-            self.problem.setText(problem)
+            self._show_problem(problem)
             return
         self.accept()
+
+    def finish(self, problem: str | None) -> None:
+        """The work `on_accept` started is over: close, or show why it failed and let the user retry."""
+        self.buttons.setEnabled(True)
+        if problem:
+            self._show_problem(problem)
+        else:
+            self.accept()
+
+    def _show_problem(self, problem: str) -> None:
+        self.problem.setText(problem)
+        self.adjustSize()  # the wrapped lines get their height (they were cut off)

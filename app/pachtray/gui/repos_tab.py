@@ -420,9 +420,12 @@ class ReposTab(QWidget):
 
         def accept(values):
             problem = _name_problem(values["project"], "project") or _name_problem(values["repo"], "repo")
-            if not problem:
-                self.controller.create_repo(values["project"], values["repo"], values["description"])
-            return problem
+            if problem:
+                return problem
+            # the dialog stays until the server says yes: a name it refuses is shown there, typed text kept
+            self.controller.create_repo(values["project"], values["repo"], values["description"],
+                                        then=lambda _: dialog.finish(None), failed_to=lambda e: dialog.finish(str(e)))
+            return dialogs.FormDialog.WAIT
 
         dialog = dialogs.FormDialog(self, "New repo", [("project", "Project", project), ("repo", "Repo name", ""),
                                                        ("description", "Description", "")], accept)
@@ -446,10 +449,12 @@ class ReposTab(QWidget):
             problem = _name_problem(values["branch"], "branch")
             if values["from"]:
                 problem = problem or _name_problem(values["from"], "branch")
-            if not problem:
-                self.controller.create_branch(project, repo, values["branch"], values["from"],
-                                              then=lambda _: self._load_branches())
-            return problem
+            if problem:
+                return problem
+            self.controller.create_branch(project, repo, values["branch"], values["from"],
+                                          then=lambda _: (dialog.finish(None), self._load_branches()),
+                                          failed_to=lambda e: dialog.finish(str(e)))
+            return dialogs.FormDialog.WAIT
 
         dialog = dialogs.FormDialog(self, "New branch", [("branch", "Branch name", ""),
                                                          ("from", "Start at branch", self._branch or "")], accept)
