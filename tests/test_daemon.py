@@ -115,3 +115,15 @@ def test_a_stale_fuse_mount_at_the_mount_dir_is_cleaned_at_start(tmp_path, pachd
             if daemon_proc is not None:
                 stop_process(daemon_proc, 60)
     assert daemon_proc.returncode == 0
+
+
+def test_another_server_on_the_local_port_is_never_taken_for_the_embedded_one(daemon_factory, pachd):
+    """A `pachctl port-forward` to a real cluster listens on 30650 too: the daemon must not use it as
+    its embedded server (Pachtray would create and delete repos there as if they were local)."""
+    d = daemon_factory(None, extra=["--local-pachd-port", str(pachd.port)])
+    wait_for(lambda: "another Pachyderm server answers" in d.log.read_text(errors="replace"), 60,
+             what="the refusal in the daemon's log")
+    info = d.get("/pachtray/v1/info").json()
+    assert info["connection"] != "connected" and info["local"] is False
+    repos = d.get("/repos")  # what the window shows in place of the repos
+    assert repos.status_code == 404 and "another Pachyderm server answers" in repos.text, repos.text

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_PACHD_PORT = 30650
 LOCAL_START_TIMEOUT = 60.0
+CLUSTER_ID_FILE = "cluster-id"  # in its data dir; what its InspectCluster answers (local.server)
 
 
 class LocalPachd:
@@ -33,8 +34,16 @@ class LocalPachd:
     def start(self, stop: threading.Event) -> None:
         """Start and wait until it serves; raises RuntimeError saying why it did not."""
         if probe(self.address, None):
-            log.warning("a local server already answers on 127.0.0.1:%d; using it", self.port)
-            return
+            # Ours from an earlier run (same data), or another server: a `pachctl port-forward` to a
+            # real cluster listens on 30650 too, and must never be taken for the embedded one.
+            theirs = self._cluster_id()
+            if theirs and theirs == self._own_cluster_id():
+                log.warning("the embedded local server already answers on 127.0.0.1:%d; using it", self.port)
+                return
+            raise RuntimeError(
+                f"another Pachyderm server answers on 127.0.0.1:{self.port} (cluster id {theirs or 'unknown'}; a "
+                "`pachctl port-forward` uses that port too), so the embedded local server cannot start there: "
+                "stop that server, or choose it as the cluster in Settings")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             # The child dies with us even on kill -9 (PR_SET_PDEATHSIG, Linux), so no orphan keeps the port.
@@ -53,6 +62,25 @@ class LocalPachd:
                 raise RuntimeError(f"the embedded local server did not answer within {LOCAL_START_TIMEOUT:g}s: "
                                    f"{self._log_tail()}")
             stop.wait(0.2)
+
+    def _own_cluster_id(self) -> str:
+        try:
+            return (self.data_dir / CLUSTER_ID_FILE).read_text().strip()
+        except OSError:
+            return ""
+
+    def _cluster_id(self) -> str:
+        """The id of the cluster answering on the port ("" if it does not say)."""
+        from pachtray.pfs.client import connect
+
+        client = connect(self.address, rpc_timeout=5.0)
+        try:
+            return client.admin.inspect_cluster().id
+        except Exception as e:  # noqa: BLE001 - any failure: it is not known to be ours
+            log.info("asking 127.0.0.1:%d for its cluster id: %s", self.port, e)
+            return ""
+        finally:
+            client.close()
 
     def restart_if_dead(self, stop: threading.Event) -> None:
         """The embedded server is ours to keep alive: start it again if it died (same port, same data).

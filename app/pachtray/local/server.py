@@ -49,7 +49,7 @@ class LocalServer:
     def __init__(self, data_dir: str | Path, host: str, port: int, auth_enabled: bool, root_token: str | None):
         self.store = Store(data_dir)
         self.auth = AuthOn(self.store, root_token, host) if auth_enabled else AuthOff()
-        cluster_id = (Path(data_dir) / "cluster-id")
+        cluster_id = (Path(data_dir) / "cluster-id")  # (daemon.local_server.CLUSTER_ID_FILE)
         if not cluster_id.exists():
             cluster_id.write_text(uuid.uuid4().hex)
         self.server = grpc.server(
