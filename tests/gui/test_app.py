@@ -304,10 +304,12 @@ def test_starts_daemon_when_none_is_running_and_stops_it_on_quit(qapp, qtbot, pa
         assert daemon_process.wait_stopped(new_port)
         qtbot.waitUntil(lambda: not app.controller.status.reachable, timeout=30000)
         assert app.window_actions["start"].isVisible() and app.window_actions["start"].isEnabled()
+        assert (app.window.cluster_label.text(), app.window.user_label.text()) == ("Daemon not running", "")
         app.tray.rebuild()
         find_action(app.tray.menu, ["Start the daemon"]).trigger()
         qtbot.waitUntil(lambda: app.controller.status.connection == "connected", timeout=90000)
         assert not app.window_actions["start"].isVisible() and os.path.ismount(tmp_path / "pfs")
+        assert app.window.user_label.text() == "Auth off"
 
         box = app.request_quit()
         assert box.informativeText() == "No mounts are active."

@@ -75,13 +75,16 @@ class MainWindow(QMainWindow):
         status = self.controller.status
         title = f"Pachtray — {status.cluster}" if status.reachable else "Pachtray — daemon not running"
         self.setWindowTitle(title)
-        self.cluster_label.setText(f"Cluster: {status.cluster} — {status.connection}")
+        self.cluster_label.setText(f"Cluster: {status.cluster} — {status.connection}" if status.reachable
+                                   else "Daemon not running")
         if status.auth == "on":
             self.user_label.setText(f"User: {status.user}")
         elif status.auth == "unauthenticated":
             self.user_label.setText("Not logged in (keychain locked)" if status.token_problem else "Not logged in")
-        else:
+        elif status.connection == "connected":
             self.user_label.setText("Auth off")
+        else:  # nothing is known of the cluster's auth while it does not answer
+            self.user_label.setText("")
         self.user_label.setToolTip(status.token_problem)
         self.mounts_tab.fill(status.mounted)
         self.tabs.setTabText(1, f"Mounts ({len(status.mounted)})" if status.mounted else "Mounts")
