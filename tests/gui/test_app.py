@@ -203,6 +203,9 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
 
     dialog = SettingsDialog(config.Settings(), run_task, lambda old, new: saved.append((old, new)))
     tasks_run.clear()  # the dialog lists the kernels on a worker when it opens
+    dialog.show()
+    for edit in (dialog.cluster_edit, dialog.ca_edit):  # the examples in the empty fields are read whole
+        assert edit.width() > edit.fontMetrics().horizontalAdvance(edit.placeholderText()), edit.placeholderText()
     dialog.port_edit.setText("nine")
     dialog.cluster_radio.setChecked(True)
     dialog.cluster_edit.setText("grpc://bad host:port")

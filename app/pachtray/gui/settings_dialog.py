@@ -82,6 +82,7 @@ class SettingsDialog(QDialog):
         group.addButton(self.cluster_radio)
         self.cluster_edit = QLineEdit(settings.cluster_address, self)
         self.cluster_edit.setPlaceholderText("grpc://pachd.example.com:30650")
+        _fit_placeholder(self.cluster_edit)
         (self.cluster_radio if settings.cluster_address else self.local_radio).setChecked(True)
         self.cluster_radio.toggled.connect(self._sync_enabled)
         row = QHBoxLayout()
@@ -92,6 +93,7 @@ class SettingsDialog(QDialog):
 
         self.ca_edit = QLineEdit(settings.tls_ca_file, self)
         self.ca_edit.setPlaceholderText("PEM file of the cluster's CA (for grpcs:// with a private CA)")
+        _fit_placeholder(self.ca_edit)
         self._add(form, "TLS CA file", self._with_browse(self.ca_edit, file=True), "tls_ca_file")
 
         self.mount_edit = QLineEdit(settings.mount_dir, self)
@@ -310,3 +312,8 @@ TOKEN_STORAGE_LABELS = {
 
 def needs_restart(old: config.Settings, new: config.Settings) -> bool:
     return any(getattr(old, f) != getattr(new, f) for f in RESTART_FIELDS)
+
+
+def _fit_placeholder(edit: QLineEdit) -> None:
+    """Wide enough that the example in an empty field is read whole."""
+    edit.setMinimumWidth(edit.fontMetrics().horizontalAdvance(edit.placeholderText()) + 24)
