@@ -161,9 +161,12 @@ def test_menu_stays_small_with_ten_thousand_repos(qapp):
 
     controller = Controller(DaemonClient(1))
     controller.status = Status(reachable=True, info={"connection": "connected", "local": True})
+    long_name = "L" * 120 + "end"
     controller.repos = {"projects": [{"name": "default", "description": ""}],
-                        "repos": [{"project": "default", "repo": f"r{i:05d}", "branches": ["master"],
-                                   "authorization": "off"} for i in range(10000)]}
+                        "repos": [{"project": "default", "repo": long_name, "branches": ["master"],
+                                   "authorization": "off"}] +
+                                 [{"project": "default", "repo": f"r{i:05d}", "branches": ["master"],
+                                   "authorization": "off"} for i in range(10000 - 1)]}
     controller.repos_loaded = True
     opened = []
     tray = Tray(controller, icons.tray_icons(), {k: (lambda k=k: opened.append(k)) for k in
@@ -173,6 +176,8 @@ def test_menu_stays_small_with_ten_thousand_repos(qapp):
         default = find_action(tray.menu, ["Mount", "default"]).menu()
         texts = [a.text() for a in default.actions()]
         assert len(texts) == MENU_LIMIT + 1 and texts[-1] == f"{10000 - MENU_LIMIT} more… (open window)"
+        # a 123-character repo name is cut in the middle (the menu stays on the screen), whole in its tooltip
+        assert texts[0] == "L" * 29 + "…" + "L" * 27 + "end" and default.actions()[0].toolTip() == long_name
         default.actions()[-1].trigger()
         find_action(tray.menu, ["Settings…"]).trigger()
         assert opened == ["window", "settings"]

@@ -13,6 +13,7 @@ from pachtray.gui.commit_dialog import open_commit_dialog
 from pachtray.gui.controller import Controller
 
 MENU_LIMIT = 50  # projects, and repos per project; the window lists the rest
+MENU_TEXT_MAX = 60  # characters of a submenu's title (names may be 255): the middle is cut, the tooltip whole
 
 
 class Tray(QObject):
@@ -90,7 +91,11 @@ class Tray(QObject):
     # ------------------------------------------------------------- menu
 
     def _submenu(self, parent: QMenu, title: str) -> QMenu:
-        sub = QMenu(title, parent)
+        shown = title if len(title) <= MENU_TEXT_MAX else \
+            title[:MENU_TEXT_MAX // 2 - 1] + "…" + title[-(MENU_TEXT_MAX // 2):]
+        sub = QMenu(shown, parent)
+        if shown != title:
+            sub.menuAction().setToolTip(title)
         parent.addMenu(sub)
         self._submenus.append(sub)
         return sub
