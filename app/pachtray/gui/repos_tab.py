@@ -399,6 +399,9 @@ class ReposTab(QWidget):
             b.setToolTip("" if local else "Only on the embedded local server")
         self.mount_ro_button.setEnabled(has_repo and self._branch is not None)
         self.mount_rw_button.setEnabled(has_repo and writable)
+        # (no branch chosen: an empty repo has none yet; its first commit makes master)
+        self.mount_rw_button.setToolTip("" if self._branch is not None else
+                                        "Mounts master read-write (the first commit makes it if it does not exist)")
         self.new_branch_button.setEnabled(local and has_repo)
         self.delete_branch_button.setEnabled(local and self._branch is not None)
         self.mount_commit_button.setEnabled(self._commit is not None)
