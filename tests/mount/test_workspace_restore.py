@@ -172,3 +172,26 @@ def test_restore_retries_until_the_cluster_comes_back(make_manager, local_pachd_
     local_pachd_factory(port=server.port, data_dir=server.data_dir)
     wait_for(lambda: state(mgr, "cb"), 60, what="restore after the cluster came back")
     assert (mgr.mount_dir / "cb" / "a").read_bytes() == b"back"
+
+
+def test_a_restore_waiting_for_the_cluster_says_so_once_per_reason(tmp_path, caplog):
+    """It retries every few seconds for as long as the cluster is away: the log says why once, not
+    at every retry (a day away was ~29,000 lines)."""
+    import logging
+
+    from pachtray.mount.workspace import Restorer
+    from pachtray.pfs.errors import ClusterUnreachable
+
+    ws = Workspace(tmp_path / "ws.json")
+    ws.save([{"name": "a", "repo": "r", "mode": "ro"}])
+    reasons = iter(["connection refused"] * 5 + ["timed out"] * 3)
+
+    def mount(_requests):
+        raise ClusterUnreachable(f"cannot list default/r@master: {next(reasons)}")
+    restorer = Restorer(ws, mount, lambda: True, lambda: [])
+    restorer._unrestored = ws.load()
+    with caplog.at_level(logging.INFO, logger="pachtray.mount.workspace"):
+        for _ in range(8):
+            assert restorer._try()  # still waiting
+    said = [r.getMessage() for r in caplog.records if "waits for the cluster" in r.getMessage()]
+    assert len(said) == 2 and "connection refused" in said[0] and "timed out" in said[1], said

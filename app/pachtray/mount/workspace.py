@@ -63,6 +63,7 @@ class Restorer:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._waiting_for = ""  # why the last try had to wait (logged once, not at every retry)
 
     def save(self) -> None:
         active = self._active()
@@ -109,8 +110,11 @@ class Restorer:
                 return True
             try:
                 self._mount([MountRequest.from_entry(entry)])
+                self._waiting_for = ""
             except ClusterUnreachable as e:
-                log.info("workspace restore waits for the cluster: %s", e.message)
+                if e.message != self._waiting_for:  # once per reason, not at every retry
+                    log.info("workspace restore waits for the cluster: %s", e.message)
+                    self._waiting_for = e.message
                 return True
             except ApiError as e:
                 if e.status == 404:
