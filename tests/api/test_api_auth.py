@@ -88,7 +88,11 @@ def test_login_access_levels_refused_mounts_and_logout(daemon_factory, auth_pach
     assert access[repos["none"]]["authorization"] == "none" and access[repos["none"]]["branches"] is None
 
     refused = d.put("/_mount", json={"mounts": [{"name": "n", "repo": repos["none"]}]})
-    assert refused.status_code == 500 and "no read access" in refused.text  # as the reference: 500
+    # as the reference: its request check's InspectCommit is denied (400); an rw mount passes that
+    # check (InspectRepo needs no permission) and is refused by its mount step (500)
+    assert refused.status_code == 400 and "no read access" in refused.text
+    refused = d.put("/_mount", json={"mounts": [{"name": "n", "repo": repos["none"], "mode": "rw"}]})
+    assert refused.status_code == 500 and "no read access" in refused.text
     refused = d.put("/_mount", json={"mounts": [{"name": "w", "repo": repos["read"], "mode": "rw"}]})
     assert refused.status_code == 500 and "read-only access" in refused.text
     ok = d.put("/_mount", json={"mounts": [{"name": "r", "repo": repos["read"]},

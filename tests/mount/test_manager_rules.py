@@ -135,7 +135,9 @@ def test_with_auth_on_access_is_checked_once_with_the_references_answers(make, c
     auth = {"state": "on"}
     mgr = make(auth_state=lambda: auth["state"])
     e = error_of(mgr.mount, [MountRequest(name="s", repo="secret")])
-    assert e.status == 500 and e.message.startswith("mount request 's': user doesn't have read permission on repo secret")
+    assert e.status == 400 and e.message.startswith("mount request 's': user doesn't have read permission on repo secret")
+    e = error_of(mgr.mount, [MountRequest(name="s", repo="secret", mode="rw")])
+    assert e.status == 500 and "user doesn't have read permission on repo secret" in e.message
     assert "no read access" in e.message
     e = error_of(mgr.mount, [MountRequest(name="w", repo="shared", mode="rw")])
     assert e.status == 500 and "can't create writable mount since user doesn't have write access" in e.message

@@ -28,8 +28,9 @@ def access_refusal(info, auth_on: bool, mode: str) -> str | None:
 
 
 def resolve(client, r: MountRequest, *, auth_on: bool) -> Mount:
-    """The mount ``r`` asks for (view not built yet). 400 for a bad or missing source, 500 (as the
-    reference's mount step) when the user may not, ClusterUnreachable when pachd does not answer."""
+    """The mount ``r`` asks for (view not built yet). 400 for a bad or missing source or a ro mount
+    the user may not read, 500 (as the reference's mount step) for an rw mount the user may not make,
+    ClusterUnreachable when pachd does not answer."""
     mode = r.mode or "ro"
     if not names.is_mount_name(r.name):
         raise ApiError(400, f"invalid mount name {r.name!r}: a mount name must not be empty, contain '/' "
@@ -49,7 +50,9 @@ def resolve(client, r: MountRequest, *, auth_on: bool) -> Mount:
         info = client.pfs.inspect_repo(repo=names.repo(project, r.repo))
         refusal = access_refusal(info, auth_on, mode)
         if refusal is not None:
-            raise ApiError(500, f"{where}: {refusal}")
+            # The reference: a ro mount fails its request check (InspectCommit is denied: 400), an rw
+            # mount its mount step (500).
+            raise ApiError(400 if mode == "ro" else 500, f"{where}: {refusal}")
         if mode == "rw":
             branch = r.branch or "master"
             return Mount(name=r.name, project=project, repo=r.repo, branch=branch,
