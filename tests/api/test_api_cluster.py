@@ -183,3 +183,27 @@ def test_mount_server_uses_the_active_pachctl_context_and_can_skip_tcp(tmp_path,
             tcp_request(port, "GET", "/health")
     finally:
         stop_process(proc, 60)
+
+
+def test_mount_server_whose_pachctl_context_does_not_answer_starts_unconnected(tmp_path, pachd):
+    """As the reference: it dials the context's cluster for 5 s and, without an answer, starts
+    unconnected (404 everywhere but /health and PUT /config) instead of connected to a dead cluster;
+    PUT /config of that same address then tries again (500 while it still does not answer)."""
+    dead = f"grpc://127.0.0.1:{free_port()}"
+    with open(os.environ["PACH_CONFIG"], "w") as f:
+        json.dump({"v2": {"active_context": "dev", "contexts": {"dev": {"pachd_address": dead}}}}, f)
+    port, sock = free_port(), str(tmp_path / "ms.sock")
+    cmd = [PY, "-m", "pachtray", "mount-server", "--mount-dir", str(tmp_path / "pfs"), "--sock-path", sock,
+           "--port", str(port), "--data-dir", str(tmp_path / "data")]
+    proc = subprocess.Popen(cmd, stdout=open(tmp_path / "ms.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: unix_request(sock, "GET", "/health").status == 200, 60, what="mount-server socket")
+        for path in ("/config", "/mounts"):
+            reply = unix_request(sock, "GET", path)
+            assert reply.status == 404 and reply.text.startswith("not connected to a cluster"), (path, reply.text)
+        reply = unix_request(sock, "PUT", "/config", body={"pachd_address": dead})
+        assert reply.status == 500 and reply.text == f"error creating new client: could not connect to {dead}\n"
+        reply = unix_request(sock, "PUT", "/config", body={"pachd_address": pachd.address})
+        assert reply.status == 200 and reply.json()["cluster_status"] == "AUTH_DISABLED"
+    finally:
+        stop_process(proc, 60)

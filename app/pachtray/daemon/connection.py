@@ -33,6 +33,7 @@ HEALTH_INTERVAL = 2.0  # seconds between connection checks
 UNREACHABLE_AFTER = 2  # failed checks in a row before the mounts stop waiting for pachd
 CONNECT_TIMEOUT = 5.0  # PUT /config: as the reference's dial timeout
 STARTUP_WAIT = 60.0  # how long a request waits for the start-up connection attempt
+CONTEXT_DIAL_TIMEOUT = 5.0  # the reference's dial timeout for the pachctl context's cluster at start
 AUTH_CACHE_SECONDS = 2.0
 CONNECTED, DISCONNECTED, UNCONNECTED = "connected", "disconnected", "unconnected"
 
@@ -228,6 +229,12 @@ class Connection:
                                               self.data_dir / "local-pachd.log")
                 self.local_pachd.start(self.stopping)
                 target = (self.local_pachd.address, None, "")
+            if target is not None and self.mode != "daemon" and not pachd_address:
+                # The reference dials the pachctl context's cluster for 5 s and, if it does not answer,
+                # starts unconnected (404 until PUT /config), rather than connected to a dead cluster.
+                address, certs, _ = target
+                if not probe(address, certs, timeout=CONTEXT_DIAL_TIMEOUT):
+                    raise RuntimeError(f"could not connect to {address.url} (the active pachctl context)")
             if target is not None and not self.stopping.is_set():
                 address, certs, cas = target
                 self.use(address, root_certs=certs, server_cas=cas, token=self.token_for(address))
