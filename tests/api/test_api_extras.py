@@ -125,10 +125,14 @@ def test_refresh_moves_ro_mount_to_branch_head(shared_daemon, sdk, unique_name):
     with mounted_repo(shared_daemon, sdk, repo, {"/v": b"1"}) as name:
         with sdk.pfs.commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master")) as c:
             c.put_file_from_bytes("/v", b"2")
+        last = shared_daemon.get(V1 + "/activity").json()["last"]
         resp = shared_daemon.put(V1 + "/_refresh", {"mount": name})
         assert resp.status_code == 200, resp.text
         state = next(m for m in resp.json()["mounted"] if m["name"] == name)
         assert state["how_many_commits_behind"] == 0
+        entries = shared_daemon.get(V1 + "/activity", params={"after": last}).json()["entries"]
+        mine = [(e["title"], e["message"]) for e in entries if e["mount"] == name and e["kind"] != "upstream"]
+        assert mine == [("Updated", f"{name} now shows {state['commit'][:8]}, the head of {repo}@master")], mine
         assert (shared_daemon.mount_dir / name / "v").read_bytes() == b"2"
         missing = shared_daemon.put(V1 + "/_refresh", {"mount": "nothing-here"})
         assert missing.status_code == 404 and "not mounted" in missing.text

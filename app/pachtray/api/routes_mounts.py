@@ -10,7 +10,7 @@ from pachtray.api import models
 from pachtray.pfs.gojson import go_json
 from pachtray.api.routing import Router
 from pachtray.errors import ApiError
-from pachtray.mount.state import MOUNT_STATE_FIELDS, MountRequest
+from pachtray.mount.state import MOUNT_STATE_FIELDS
 from pachtray.pfs import errors
 from pachtray.pfs.auth import AUTH_OFF
 from pachtray.pfs import repos as pfs_repos
@@ -160,19 +160,7 @@ def refresh_mount(req, app):
     name = data.get("mount")
     if not isinstance(name, str) or not name:
         raise ApiError(400, "missing mount name: expected {\"mount\": NAME}")
-    state = next((m for m in app.manager.all_mounts() if m["name"] == name and m["state"] == "mounted"), None)
-    if state is None:
-        raise ApiError(404, f"{name} is not mounted")
-    if state["pinned"]:
-        raise ApiError(400, f"{name} is pinned to commit {state['commit'][:12]}: it does not follow "
-                            f"{state.get('branch') or 'a branch'}; nothing to refresh")
-    if state["mode"] != "ro" or not state.get("branch"):
-        raise ApiError(400, f"{name} is not a read-only branch mount; nothing to refresh")
-    request = MountRequest(name=name, project=state["project"], repo=state["repo"], branch=state["branch"],
-                           paths=list(state.get("paths") or ["/"]), mode="ro")
-    app.manager.unmount([name])
-    app.manager.mount([request])
-    app.manager.refresh([name])
+    app.manager.update_to_head(name)
     return {"mounted": app.manager.all_mounts()}
 
 

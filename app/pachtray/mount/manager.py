@@ -72,7 +72,8 @@ class MountManager:
         self.restorer = Restorer(Workspace(self.data_dir / "workspace.json"), self.mount,
                                  lambda: self._client is not None, self._workspace_entries) if keep_workspace else None
         self._auth_state = auth_state
-        self.record = record or (lambda *args, **kw: None)
+        self._record_to = record or (lambda *args, **kw: None)  # pachtray.activity
+        self._quiet = threading.local()  # set while one action is recorded as a whole (update_to_head)
         self._mode_lock = threading.RLock()
         self._client = None
         self._reachable = True  # False while the daemon's health checks say pachd does not answer
@@ -343,6 +344,34 @@ class MountManager:
             log.info("recovered %d uncommitted changes of mount %s", m.pending, m.name)
             self.table.put(m)
         self.table.bump()
+
+    def record(self, kind: str, title: str, message: str, **kw) -> None:
+        if not getattr(self._quiet, "on", False):
+            self._record_to(kind, title, message, **kw)
+
+    def update_to_head(self, name: str) -> None:
+        """Show read-only branch mount ``name`` at its branch's head, under the same name: one action,
+        one activity entry (not an unmount and a mount)."""
+        m = self.table.get(name)
+        if m is None or m.recovered:
+            raise ApiError(404, f"{name} is not mounted")
+        if m.pinned:
+            raise ApiError(400, f"{name} is pinned to commit {m.commit[:12]}: it does not follow "
+                                f"{m.branch or 'a branch'}; nothing to refresh")
+        if m.mode != "ro" or not m.branch:
+            raise ApiError(400, f"{name} is not a read-only branch mount; nothing to refresh")
+        request = MountRequest(name=name, project=m.project, repo=m.repo, branch=m.branch, paths=list(m.paths),
+                               mode="ro")
+        self._quiet.on = True
+        try:
+            self.unmount([name])
+            self.mount([request])
+        finally:
+            self._quiet.on = False
+        self.refresh([name])
+        now = self.table.get(name)
+        shown = now.commit[:8] if now is not None else "?"
+        self.record("mount", "Updated", f"{name} now shows {shown}, the head of {m.repo}@{m.branch}", mount=name)
 
     def pin(self, name: str) -> None:
         """Keep read-only mount ``name`` at the commit it shows (a lock was reproduced on it): it no
