@@ -118,3 +118,15 @@ def test_api_messages():
     missing = errors.to_api_error(Rpc(C.UNKNOWN, "repo r not found"), "mount request 'x'", reference=True,
                                   not_found=400)
     assert (missing.status, missing.message) == (400, "mount request 'x': repo r not found")
+
+
+def test_a_failed_connection_is_said_plainly():
+    grpc_words = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:19199: "
+                  "Failed to connect to remote host: Connection refused")
+    down = errors.to_api_error(Rpc(C.UNAVAILABLE, grpc_words), "list repos", reference=False)
+    assert down.message == "list repos: cluster unreachable: connection refused (127.0.0.1:19199)"
+    v6 = "failed to connect to all addresses; last error: UNAVAILABLE: ipv6:[::1]:30650: Socket closed"
+    assert errors.to_api_error(Rpc(C.UNAVAILABLE, v6), reference=False).message == \
+        "cluster unreachable: socket closed ([::1]:30650)"
+    other = errors.to_api_error(Rpc(C.UNAVAILABLE, "DNS resolution failed for nowhere:1"), reference=False)
+    assert other.message == "cluster unreachable: DNS resolution failed for nowhere:1"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 
 import grpc
 
@@ -73,6 +74,19 @@ def details(e: BaseException) -> str:
     return text.strip() or cause.code().name.lower()
 
 
+def _why_unreachable(text: str) -> str:
+    """gRPC's words for a failed connection, as a person says them: "failed to connect to all
+    addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Failed to connect to remote host: Connection
+    refused" is "connection refused (127.0.0.1:1)"."""
+    if not text.startswith("failed to connect to all addresses"):
+        return text
+    where = re.search(r"ipv[46]:(\S+?):\s", text)
+    reason = text.rsplit(": ", 1)[-1].strip()
+    reason = reason[:1].lower() + reason[1:] if reason and not reason.startswith("failed to connect") else \
+        "no connection"
+    return f"{reason} ({where.group(1)})" if where else reason
+
+
 def is_not_found(e: BaseException) -> bool:
     """NOT_FOUND, or pachd's UNKNOWN "... not found"."""
     cause = unwrap(e)
@@ -119,7 +133,8 @@ def to_api_error(e: BaseException, what: str = "", *, reference: bool, not_found
     if is_unauthenticated(e):
         return ApiError(401, UNAUTHENTICATED)
     if is_unreachable(e):
-        return ClusterUnreachable(f"{prefix}cluster unreachable: {details(e)}", 500 if reference else 503)
+        return ClusterUnreachable(f"{prefix}cluster unreachable: {_why_unreachable(details(e))}",
+                                  500 if reference else 503)
     if not_found is not None and is_not_found(e):
         status = not_found
     elif reference:
