@@ -164,5 +164,10 @@ def test_activity_lists_a_mount_a_commit_and_an_error_once(make_app, shared_daem
         assert [(t[0], t[3]) for t in errors] == [("Mount failed", DIALOG)], told
         boxes = [d for d in dialogs.open_dialogs() if d.windowTitle() == "Mount failed"]
         assert len(boxes) == 1 and boxes[0].parent() is window
+        # a message of several lines is one line in its cell (a cell shows only the first), whole in the tooltip
+        app.activity.add_error("Two lines", f"{repo}: first line\n  second line")
+        qtbot.waitUntil(lambda: ("Two lines", f"{repo}: first line second line") in rows(), timeout=5000)
+        row = next(r for r in range(panel.table.rowCount()) if panel.table.item(r, 1).text() == "Two lines")
+        assert panel.table.item(row, 2).toolTip() == f"{repo}: first line\n  second line"
     finally:
         unmount_all(shared_daemon)

@@ -137,7 +137,7 @@ class ActivityPanel(QWidget):
         self.table.setRowCount(len(entries))
         for row, e in enumerate(entries):
             for col, text in enumerate((human_time(e["time"]), e["title"], e["message"])):
-                item = QTableWidgetItem(text)
+                item = QTableWidgetItem(" ".join(text.split()))  # one line: a cell shows only the first
                 item.setToolTip(e["message"])
                 if e["kind"] == "error":
                     item.setForeground(Qt.GlobalColor.darkRed)
