@@ -92,6 +92,10 @@ def test_a_deleted_repo_drops_its_mounts_at_the_refresh_and_keeps_rw_changes(mak
     m = mgr.table.get("w")
     assert m.state is MountState.RECOVERED and m.problem.kind is ProblemKind.DELETED_UPSTREAM
     assert "not mounted" in error_of(mgr.commit, "w").message  # the reference's routes do not see it
+    m.view.fail = "repo default/work not found"  # committed before the repo is back: say what helps
+    e = error_of(lambda: mgr.commit("w", recovered=True))
+    assert e.message.endswith("repo default/work not found (recreate the repo and commit again, or discard the "
+                              "changes)"), e.message
     mgr.discard("w")
     assert mgr.all_mounts() == []
 

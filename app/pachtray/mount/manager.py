@@ -415,6 +415,8 @@ class MountManager:
         except Exception as e:  # noqa: BLE001 - any failure: everything stays staged
             msg = e.message if isinstance(e, CommitFailed) else \
                 f"commit of {m.name!r} failed, changes kept: {errors.details(e)}"
+            if before is MountState.RECOVERED and errors.is_not_found(e):  # kept changes of a repo that is gone
+                msg += " (recreate the repo and commit again, or discard the changes)"
             self.table.set(m, state=before, problem=Problem(ProblemKind.COMMIT_FAILED, msg))
             self._update_pending(m)
             raise ApiError(500, msg) from None
