@@ -66,8 +66,12 @@ def test_browse_and_lazy_file_pages(make_app, shared_daemon, sdk, unique_name, q
     window.browser.filter_edit.setText(repo)
     assert window.browser.repo_model.total_repos() == 1
     assert window.browser.repos_label.text().startswith("1 of ")
+    assert window.browser._repo["repo"] == repo and window.browser._branch == "master"  # still selected
     window.browser.filter_edit.setText("no-such-repo-anywhere")
     assert window.browser.repo_model.total_repos() == 0
+    # the selected repo is filtered out: nothing hangs off it any more (branches, files, buttons)
+    assert window.browser._repo is None and window.browser.branches_model.rowCount() == 0
+    assert window.browser.folder_label.full_text() == "" and not window.browser.mount_ro_button.isEnabled()
 
 
 def test_mount_commit_and_unmount_from_window(make_app, shared_daemon, sdk, unique_name, qtbot):

@@ -248,9 +248,16 @@ class ReposTab(QWidget):
         self._update_buttons()
 
     def _on_repos(self) -> None:
-        listing = self.controller.repos
+        self._relist(lambda: self.repo_model.set_listing(self.controller.repos))
+
+    def _on_filter(self, text: str) -> None:
+        self._relist(lambda: self.repo_model.set_filter(text))
+
+    def _relist(self, change) -> None:
+        """Change what the repo tree lists, keeping the selected repo selected, or letting it go
+        (and what hangs off it) when it is no longer listed (deleted, or filtered out)."""
         keep = (self._repo["project"], self._repo["repo"]) if self._repo else None
-        self.repo_model.set_listing(listing)
+        change()
         if self.repo_model.rowCount() <= 20:
             self.repo_tree.expandAll()
         self._show_repo_count()
@@ -261,12 +268,6 @@ class ReposTab(QWidget):
                     index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
             else:
                 self._select_repo(None)
-
-    def _on_filter(self, text: str) -> None:
-        self.repo_model.set_filter(text)
-        if self.repo_model.rowCount() <= 20:
-            self.repo_tree.expandAll()
-        self._show_repo_count()
 
     def _show_repo_count(self) -> None:
         if self.controller.repos_error:
