@@ -28,6 +28,11 @@ def test_parsed_from_the_daemons_answer():
     assert MountInfo.from_json({"name": "x", "branch": None, "commit": None}).source == "default/@"
     assert MountInfo.from_json(entry(error="commit failed")).message == "commit failed"
     assert MountInfo.from_json(entry()).message.startswith("up to date")
+    behind = entry(how_many_commits_behind=1, latest_commit="d" * 32,
+                   status=f"1 commits behind latest; current = {'c' * 8} (2'th), latest = {'d' * 8} (3'th)")
+    assert MountInfo.from_json(behind).message == f"at {'c' * 8}, 1 commit behind the head of master ({'d' * 8})"
+    assert MountInfo.from_json(behind | {"how_many_commits_behind": 3, "pinned": True}).message == \
+        f"pinned to {'c' * 8}, 3 commits behind the head of master ({'d' * 8})"
 
 
 # (entry, can_commit, can_discard, can_refresh, can_unmount, can_open)

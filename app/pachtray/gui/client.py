@@ -96,8 +96,14 @@ class MountInfo:
 
     @property
     def message(self) -> str:
-        """What to tell about it: why something failed or changes were kept, else its status."""
-        return self.error or self.status
+        """What to tell about it: why something failed or changes were kept, else its status (in words
+        for people where the reference's status reads "1 commits behind latest; current = … (2'th)")."""
+        if self.error:
+            return self.error
+        if self.mounted and self.behind > 0 and self.branch:
+            return (f"{'pinned to' if self.pinned else 'at'} {self.commit[:8]}, {self.behind} "
+                    f"commit{'s' if self.behind != 1 else ''} behind the head of {self.branch} ({self.latest_commit[:8]})")
+        return self.status
 
 
 class DaemonUnavailable(PachtrayError):
