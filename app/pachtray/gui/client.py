@@ -178,8 +178,8 @@ def _title(method: str, route: str, status: int) -> str:
         "/_unmount_all": "Unmount failed", "/config": "Cluster connection failed", EXTRAS + "/_commit": "Commit failed",
         "/auth/_login": "Login failed", "/auth/_login_token": "Login failed", "/auth/_logout": "Logout failed",
         EXTRAS + "/_discard": "Discard failed", EXTRAS + "/_upload": "Upload failed",
-        EXTRAS + "/_create_repo": "Could not create repo", EXTRAS + "/_delete_repo": "Could not delete repo",
-        EXTRAS + "/_create_branch": "Could not create branch", EXTRAS + "/_delete_branch": "Could not delete branch",
+        EXTRAS + "/_create_repo": "Create repo failed", EXTRAS + "/_delete_repo": "Delete repo failed",
+        EXTRAS + "/_create_branch": "Create branch failed", EXTRAS + "/_delete_branch": "Delete branch failed",
         EXTRAS + "/_refresh": "Refresh failed",
     }.get(route)
     return action or ("Request failed" if method == "GET" else "Action failed")
