@@ -151,3 +151,24 @@ def test_datum_mode_over_the_api(shared_daemon, client, unique_name):
     assert d.put("/datums/_next").text == "no datums mounted\n"
     empty = d.put("/datums/_mount", json={"input": {"pfs": {"repo": name, "glob": "/nothing-*"}}})
     assert (empty.status_code, empty.text) == (500, "error listing spec's datums: no datums to mount\n")
+
+
+def test_a_bad_datum_spec_leaves_nothing_mounted_as_the_reference(shared_daemon, client, unique_name):
+    """The reference unmounts everything and leaves datum mode before it reads the spec;
+    jupyterlab-pachyderm relies on it (after an error it hides the datums: they must be gone)."""
+    d = shared_daemon
+    name = unique_name("bad")
+    repo = _repo(client, name)
+    _commit(client, repo, {"/1.txt": b"one", "/2.txt": b"two"})
+    assert d.put("/_mount", json={"mounts": [{"name": f"plain_{name}", "repo": name}]}).status_code == 200
+    try:
+        assert d.put("/datums/_mount", json={"input": {"pfs": {"repo": name, "glob": "/*"}}}).status_code == 200
+        assert d.put("/datums/_next").json()["idx"] == 1
+        for bad in ({"input": {"pfs": {"repo": unique_name("nosuch"), "glob": "/*"}}}, {}):
+            assert d.put("/datums/_mount", json={"input": {"pfs": {"repo": name, "glob": "/*"}}}).status_code == 200
+            reply = d.put("/datums/_mount", json=bad)
+            assert reply.status_code == 400, reply.text
+            assert d.get("/mounts").json()["mounted"] == [] and not (d.mount_dir / "out").exists()
+            assert d.get("/datums").json() == {"num_datums": 0, "input": None, "idx": 0, "all_datums_received": False}
+    finally:
+        d.put("/_unmount_all")

@@ -18,6 +18,10 @@ DATUMS_STATE_SCHEMA = {
 
 
 def mount_datums(req, app):
+    """As the reference: everything is unmounted and datum mode left first, then the spec is read, so
+    after a bad spec nothing is mounted (jupyterlab-pachyderm's view assumes so: it hides the datums,
+    and a reload showed the previous datums again)."""
+    app.manager.unmount_all()
     return app.manager.datums_mount(models.datum_spec(req))
 
 
