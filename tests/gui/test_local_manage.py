@@ -88,12 +88,26 @@ def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique
     qtbot.waitUntil(lambda: any(r["name"] == "dev" for r in window.browser.branches_model.rows()), timeout=20000)
     dev_row = next(i for i, r in enumerate(window.browser.branches_model.rows()) if r["name"] == "dev")
     window.browser.branch_table.setCurrentIndex(window.browser.branches_model.index(dev_row, 0))
-    box = window.browser.delete_branch()
-    assert box in dialogs.open_dialogs()
-    box.buttons()[0].click()
+    def confirmation(title: str):
+        qtbot.waitUntil(lambda: any(d.windowTitle() == title for d in dialogs.open_dialogs()), timeout=20000)
+        return next(d for d in dialogs.open_dialogs() if d.windowTitle() == title)
+
+    # a mounted branch: the daemon's refusal comes first, not after a confirmation
+    name = controller.mount("default", repo, branch="dev", mode="ro")
+    qtbot.waitUntil(lambda: (m := controller.status.mount(name)) is not None and m.mounted, timeout=20000)
+    window.browser.delete_branch()
+    refusal = confirmation("Delete branch failed")
+    assert "is mounted; unmount it first" in refusal.text()
+    assert not any(d.windowTitle() == "Delete branch" for d in dialogs.open_dialogs())
+    refusal.done(0)
+    local_daemon.put("/_unmount", json={"mounts": [name]})
+    qtbot.waitUntil(lambda: controller.status.mount(name) is None, timeout=20000)
+
+    window.browser.delete_branch()
+    confirmation("Delete branch").buttons()[0].click()
     qtbot.waitUntil(lambda: [r["name"] for r in window.browser.branches_model.rows()] == ["master"], timeout=20000)
-    box = window.browser.delete_repo()
-    box.buttons()[0].click()
+    window.browser.delete_repo()
+    confirmation("Delete repo").buttons()[0].click()
     qtbot.waitUntil(lambda: not any(r["repo"] == repo for r in controller.repos["repos"]), timeout=20000)
     assert not window.browser.select_repo("default", repo)
 
@@ -124,6 +138,14 @@ def test_local_repo_branch_lifecycle_and_upload(local_daemon, unique_name, tmp_p
     assert bad.status_code == 400 and "invalid head commit id" in bad.text
     heads = {b["name"]: b["head"] for b in local_daemon.get(V1 + "/branches", params={"repo": repo}).json()["branches"]}
     assert heads["dev"] == heads["master"] == done["commit"]
+    # `check` says whether it would be deleted, and deletes nothing
+    assert local_daemon.put(V1 + "/_delete_branch", json={"repo": repo, "branch": "dev", "check": True}).ok
+    assert local_daemon.put(V1 + "/_delete_repo", json={"repo": repo, "check": True}).ok
+    missing = local_daemon.put(V1 + "/_delete_branch", json={"repo": repo, "branch": "nope", "check": True})
+    assert missing.status_code == 404, missing.text
+    assert local_daemon.put(V1 + "/_delete_repo", json={"repo": repo, "check": "yes"}).status_code == 400
+    assert {b["name"] for b in local_daemon.get(V1 + "/branches", params={"repo": repo}).json()["branches"]} == {
+        "dev", "master"}
     assert local_daemon.put(V1 + "/_delete_branch", json={"repo": repo, "branch": "dev"}).ok
     assert local_daemon.put(V1 + "/_delete_repo", json={"repo": repo}).ok
     gone = local_daemon.get(V1 + "/branches", params={"repo": repo})

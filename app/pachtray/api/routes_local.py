@@ -30,13 +30,25 @@ def create_repo(req, app):
     return {"project": repo.project.name, "repo": repo.name}
 
 
+def _check_only(data: dict) -> bool:
+    """`"check": true`: answer whether the deletion would be refused (the GUI asks before it asks the
+    user to confirm), deleting nothing."""
+    check = data.get("check", False)
+    if not isinstance(check, bool):
+        raise ApiError(400, f"check must be true or false, got {check!r}")
+    return check
+
+
 def delete_repo(req, app):
     _require_local(app)
     data = req.json_object()
     repo = models.repo_of(data)
     if _mounted(app, repo):
         raise ApiError(400, f"repo {repo.project.name}/{repo.name} is mounted; unmount it first")
-    app.client().pfs.delete_repo(repo=repo, force=bool(data.get("force", False)))
+    if _check_only(data):
+        app.client().pfs.inspect_repo(repo=repo)  # (not found: 404)
+    else:
+        app.client().pfs.delete_repo(repo=repo, force=bool(data.get("force", False)))
     return {"project": repo.project.name, "repo": repo.name}
 
 
@@ -65,12 +77,16 @@ def delete_branch(req, app):
     name = models.pach_name(data.get("branch"), "branch")
     if _mounted(app, repo, name):
         raise ApiError(400, f"branch {name} of {repo.project.name}/{repo.name} is mounted; unmount it first")
-    app.client().pfs.delete_branch(branch=pfs.Branch(repo=repo, name=name), force=bool(data.get("force", False)))
+    if _check_only(data):
+        app.client().pfs.inspect_branch(branch=pfs.Branch(repo=repo, name=name))  # (not found: 404)
+    else:
+        app.client().pfs.delete_branch(branch=pfs.Branch(repo=repo, name=name), force=bool(data.get("force", False)))
     return {"project": repo.project.name, "repo": repo.name, "branch": name}
 
 
 def body_schema(required: list[str], **props: str) -> dict:
-    types = {"paths": {"type": "array", "items": {"type": "string"}}, "force": {"type": "boolean"}}
+    types = {"paths": {"type": "array", "items": {"type": "string"}}, "force": {"type": "boolean"},
+             "check": {"type": "boolean", "description": "only say whether it would be refused; delete nothing"}}
     return {"type": "object", "required": required,
             "properties": {k: types.get(k, {"type": "string", "description": v}) for k, v in props.items()}}
 
@@ -82,10 +98,11 @@ def register(router) -> None:
     router.add("PUT", PREFIX + "/_create_repo", create_repo, "Create a repo (embedded local server only)",
                body_schema=body_schema(["repo"], **REPO_FIELDS, description="repo description"), requires="auth")
     router.add("PUT", PREFIX + "/_delete_repo", delete_repo, "Delete a repo (embedded local server only)",
-               body_schema=body_schema(["repo"], **REPO_FIELDS, force="delete even if used"), requires="auth")
+               body_schema=body_schema(["repo"], **REPO_FIELDS, force="delete even if used", check=""), requires="auth")
     router.add("PUT", PREFIX + "/_create_branch", create_branch, "Create a branch (embedded local server only)",
                body_schema=body_schema(["repo", "branch"], **REPO_FIELDS, branch="new branch",
                                        head="commit id to start at", **{"from": "branch whose head to start at"}),
                requires="auth")
     router.add("PUT", PREFIX + "/_delete_branch", delete_branch, "Delete a branch (embedded local server only)",
-               body_schema=body_schema(["repo", "branch"], **REPO_FIELDS, branch="branch"), requires="auth")
+               body_schema=body_schema(["repo", "branch"], **REPO_FIELDS, branch="branch", check=""),
+               requires="auth")

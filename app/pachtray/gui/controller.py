@@ -346,6 +346,16 @@ class Controller(QObject):
         self.act(lambda: self.client.put(EXTRAS + "/_create_repo", body), f"Repo {project}/{repo} created",
                  "Repo created", then=then, refresh_repos=True, failed_to=failed_to)
 
+    def may_delete(self, project: str, repo: str, branch: str | None, then) -> None:
+        """Ask the daemon whether it would delete the repo (or branch) — it refuses a mounted one —
+        and call `then()` if so; else its reason is shown, before the user is asked to confirm."""
+        body = {"project": project, "repo": repo, "check": True}
+        route = EXTRAS + ("/_delete_branch" if branch else "/_delete_repo")
+        if branch:
+            body["branch"] = branch
+        self.act(lambda: self.client.put(route, body), None, "Delete branch" if branch else "Delete repo",
+                 then=lambda _: then())
+
     def delete_repo(self, project: str, repo: str) -> None:
         body = {"project": project, "repo": repo}
         self.act(lambda: self.client.put(EXTRAS + "/_delete_repo", body), f"Repo {project}/{repo} deleted",

@@ -440,9 +440,10 @@ class ReposTab(QWidget):
         if self._repo is None:
             return None
         project, repo = self._repo["project"], self._repo["repo"]
-        return dialogs.confirm(self, "Delete repo", f"Delete {project}/{repo} and all its commits?",
-                               lambda: self.controller.delete_repo(project, repo), yes="Delete",
-                               informative="This cannot be undone.", icon=dialogs.QMessageBox.Icon.Warning)
+        self.controller.may_delete(project, repo, None, lambda: dialogs.confirm(
+            self, "Delete repo", f"Delete {project}/{repo} and all its commits?",
+            lambda: self.controller.delete_repo(project, repo), yes="Delete", informative="This cannot be undone.",
+            icon=dialogs.QMessageBox.Icon.Warning))
 
     def new_branch(self):
         if self._repo is None:
@@ -469,11 +470,11 @@ class ReposTab(QWidget):
         if self._repo is None or self._branch is None:
             return None
         project, repo, branch = self._repo["project"], self._repo["repo"], self._branch
-        return dialogs.confirm(self, "Delete branch", f"Delete branch {branch} of {project}/{repo}?",
-                               lambda: self.controller.delete_branch(project, repo, branch,
-                                                                     then=lambda _: self._load_branches()),
-                               yes="Delete", informative="The commits stay; only the branch name goes.",
-                               icon=dialogs.QMessageBox.Icon.Warning)
+        self.controller.may_delete(project, repo, branch, lambda: dialogs.confirm(
+            self, "Delete branch", f"Delete branch {branch} of {project}/{repo}?",
+            lambda: self.controller.delete_branch(project, repo, branch, then=lambda _: self._load_branches()),
+            yes="Delete", informative="The commits stay; only the branch name goes.",
+            icon=dialogs.QMessageBox.Icon.Warning))
 
     # ------------------------------------------------------------- upload (drag and drop)
 
