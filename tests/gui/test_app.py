@@ -308,6 +308,9 @@ def test_starts_daemon_when_none_is_running_and_stops_it_on_quit(qapp, qtbot, pa
         qtbot.waitUntil(lambda: not app.controller.status.reachable, timeout=30000)
         assert app.window_actions["start"].isVisible() and app.window_actions["start"].isEnabled()
         assert (app.window.cluster_label.text(), app.window.user_label.text()) == ("Daemon not running", "")
+        told = [d for d in dialogs.open_dialogs() if d.windowTitle() == "Pachtray daemon unreachable"]
+        assert len(told) == 1 and "Start the daemon" in told[0].text(), [d.text() for d in told]
+        told[0].done(0)
         app.tray.rebuild()
         find_action(app.tray.menu, ["Start the daemon"]).trigger()
         qtbot.waitUntil(lambda: app.controller.status.connection == "connected", timeout=90000)

@@ -242,7 +242,9 @@ class Controller(QObject):
         if not isinstance(error, PachtrayError):
             log.warning("status refresh failed: %s", error)
         if self.status.reachable:
-            self.notify.emit("Pachtray daemon unreachable", str(error), True)
+            self.notify.emit("Pachtray daemon unreachable",
+                             f"{error} Choose Start the daemon in the tray menu or the window's toolbar to start it "
+                             "again.", True)
         self.status = Status(reachable=False)
         self._timer.setInterval(RETRY_INTERVAL_MS)
         self.status_changed.emit()
