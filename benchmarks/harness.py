@@ -197,23 +197,25 @@ class Daemon:
         force_unmount(self.mount_dir)
 
 
-class FuseFloor:
-    """benchmarks/fuse_floor.py showing one local file at a mount dir of its own: the kernel's FUSE
-    path with no daemon work behind it (benchmark 2's baseline)."""
+class _FloorProcess:
+    """A benchmarks/ FUSE file system (a script that prints "ready" once mounted and unmounts when
+    its stdin closes) at a mount dir of its own."""
 
-    def __init__(self, tmp: Path, source: Path):
-        self.mount_dir = tmp / f"fuse-floor-{id(self)}"
-        self.path = self.mount_dir / source.name
-        self.source = source
+    script = ""
+
+    def __init__(self, tmp: Path, name: str, *args: str):
+        self.mount_dir = tmp / f"{Path(self.script).stem}-{id(self)}"
+        self.path = self.mount_dir / name
+        self.args = args
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "FuseFloor":
+    def __enter__(self):
         self.mount_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([PY, str(Path(__file__).with_name("fuse_floor.py")), str(self.mount_dir),
-                                      str(self.source)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen([PY, str(Path(__file__).with_name(self.script)), str(self.mount_dir), *self.args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if self.proc.stdout.readline().strip() != "ready":
             self.__exit__()
-            raise RuntimeError("benchmarks/fuse_floor.py did not mount")
+            raise RuntimeError(f"benchmarks/{self.script} did not mount")
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -224,6 +226,26 @@ class FuseFloor:
             except subprocess.TimeoutExpired:
                 stop_process(self.proc)
         force_unmount(self.mount_dir)
+
+
+class FuseFloor(_FloorProcess):
+    """benchmarks/fuse_floor.py showing one local file: the kernel's FUSE path with no daemon work
+    behind it (benchmark 2's baseline)."""
+
+    script = "fuse_floor.py"
+
+    def __init__(self, tmp: Path, source: Path):
+        super().__init__(tmp, source.name, str(source))
+
+
+class StreamFloor(_FloorProcess):
+    """benchmarks/stream_floor.py streaming one file of a commit from a server: the cold read of a
+    daemon that does nothing but pass GetFile's content to the kernel (benchmark 1's floor)."""
+
+    script = "stream_floor.py"
+
+    def __init__(self, tmp: Path, port: int, uri: str):
+        super().__init__(tmp, uri.rsplit("/", 1)[-1], str(port), uri)
 
 
 # /proc readings ------------------------------------------------------------------------------
