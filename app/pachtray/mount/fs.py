@@ -370,9 +370,6 @@ class _Ops(fuse.Operations):
 
     def init_with_config(self, conn, config) -> None:
         conn.max_read = MAX_READ  # must match the max_read mount option
-        # read_buf answers pieces in the disk cache as descriptors: libfuse splices them into the
-        # kernel instead of copying them through a buffer (see mount/replies.py)
-        conn.want |= conn.capable & (replies.CAP_SPLICE_WRITE | replies.CAP_SPLICE_MOVE)
         self.m._fuse_ptr = _libfuse.fuse_get_context().contents.fuse
 
     def getattr(self, path, fh=None):
@@ -445,7 +442,7 @@ class _Ops(fuse.Operations):
         return self._register(view, view.create(sub, mode, fi.flags), fi)
 
     def read_buf(self, path, bufpp, size, offset, fi):
-        """A read, answered as buffers libfuse copies or splices in C (mount/replies.py); handles
+        """A read, answered as one buffer filled in C (mount/replies.py); handles
         with `sources` give their pieces uncopied, the others their bytes."""
         handle = self._handle(fi)
         if hasattr(handle, "sources"):
@@ -598,8 +595,6 @@ class FuseMount:
         except BaseException as e:  # reported by start() or seen as the mount going away
             self._error = e
             log.error("FUSE loop at %s ended: %s", self.mount_dir, e)
-        finally:
-            replies.close_all()
 
     def _raise_read_ahead(self) -> None:
         """Let the kernel read ahead in big requests (1 MiB instead of 128 KiB per round trip)."""
