@@ -73,12 +73,11 @@ def raise_read_ahead(mount_dir: str) -> None:
         pass
 
 
-def main() -> int:
-    mount_dir, source = sys.argv[1], sys.argv[2]
-    ops = OneFile(source)
-    threading.Thread(target=lambda: fuse.FUSE(ops, mount_dir, raw_fi=True, foreground=True, fsname="fuse-floor",
-                                              attr_timeout=ATTR_TIMEOUT, entry_timeout=ATTR_TIMEOUT,
-                                              max_read=MAX_READ), daemon=True).start()
+def serve(ops: fuse.Operations, mount_dir: str, fsname: str, fuse_class=fuse.FUSE) -> int:
+    """Mount `ops` with Pachtray's mount options, print "ready", serve until stdin closes, unmount."""
+    threading.Thread(target=lambda: fuse_class(ops, mount_dir, raw_fi=True, foreground=True, fsname=fsname,
+                                               attr_timeout=ATTR_TIMEOUT, entry_timeout=ATTR_TIMEOUT,
+                                               max_read=MAX_READ), daemon=True).start()
     while not os.path.ismount(mount_dir):
         threading.Event().wait(0.02)
     raise_read_ahead(mount_dir)
@@ -86,6 +85,10 @@ def main() -> int:
     sys.stdin.read()  # until the benchmark closes our stdin
     subprocess.run(["fusermount3", "-u", mount_dir], check=False)
     return 0
+
+
+def main() -> int:
+    return serve(OneFile(sys.argv[2]), sys.argv[1], "fuse-floor")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import bisect
 import errno
 import os
 import stat
-import subprocess
 import sys
 import threading
 
@@ -26,11 +25,11 @@ os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
 import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "app"))
-from pachyderm_sdk.api import pfs  # noqa: E402
-
+from fuse_floor import serve  # noqa: E402 - the same mount options and read-ahead
 from pachtray.mount import replies  # noqa: E402 - the mount's own read replies
-from pachtray.mount.fs import ATTR_TIMEOUT, MAX_READ, _Fuse  # noqa: E402 - the same options
+from pachtray.mount.fs import MAX_READ, _Fuse  # noqa: E402 - the same options
 from pachtray.pfs.client import PachClient, connect, get_file  # noqa: E402
+from pachyderm_sdk.api import pfs  # noqa: E402
 
 KEEP_BEHIND = 64 << 20  # content kept below the furthest read (the kernel's read-ahead runs in parallel)
 
@@ -138,18 +137,7 @@ class OneStream(fuse.Operations):
 def main() -> int:
     mount_dir, port, uri = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     ops = OneStream(connect(f"grpc://127.0.0.1:{port}"), pfs.File.from_uri(uri))
-    threading.Thread(target=lambda: _Fuse(ops, mount_dir, raw_fi=True, foreground=True, fsname="stream-floor",
-                                          attr_timeout=ATTR_TIMEOUT, entry_timeout=ATTR_TIMEOUT,
-                                          max_read=MAX_READ), daemon=True).start()
-    while not os.path.ismount(mount_dir):
-        threading.Event().wait(0.02)
-    from fuse_floor import raise_read_ahead  # the mount's read-ahead, as for Pachtray's mount
-
-    raise_read_ahead(mount_dir)
-    print("ready", flush=True)
-    sys.stdin.read()  # until the benchmark closes our stdin
-    subprocess.run(["fusermount3", "-u", mount_dir], check=False)
-    return 0
+    return serve(ops, mount_dir, "stream-floor", _Fuse)  # _Fuse: the mount's read_buf path
 
 
 if __name__ == "__main__":

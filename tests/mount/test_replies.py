@@ -9,7 +9,6 @@ import errno
 import os
 
 import pytest
-
 from pachtray.mount import replies
 
 pytestmark = pytest.mark.fast

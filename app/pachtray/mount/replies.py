@@ -18,7 +18,6 @@ import ctypes
 import errno
 import os
 
-
 _libc = ctypes.CDLL(None)
 _libc.malloc.argtypes = [ctypes.c_size_t]
 _libc.malloc.restype = ctypes.c_void_p
