@@ -26,16 +26,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pachtray.mount.fs import ATTR_TIMEOUT, MAX_READ, READ_AHEAD_KB  # noqa: E402 - the same options
 
 
-class OneFile(fuse.Operations):
-    """`/<name of FILE>`, read-only, from a descriptor of FILE."""
+class ShowsOneFile(fuse.Operations):
+    """A root folder with one read-only file `name` of `size` bytes (mtime `mtime_ns`)."""
 
     use_ns = True
-
-    def __init__(self, source: str):
-        self.name = "/" + os.path.basename(source)
-        self.fd = os.open(source, os.O_RDONLY)
-        st = os.fstat(self.fd)
-        self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
+    name, size, mtime_ns = "/", 0, 0
 
     def init_with_config(self, conn, config) -> None:
         conn.max_read = MAX_READ  # must match the max_read mount option
@@ -43,17 +38,29 @@ class OneFile(fuse.Operations):
     def getattr(self, path, fh=None):
         if path == "/":
             return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2}
-        if path != self.name:
-            raise OSError(errno.ENOENT, path)
+        self.check(path)
         return {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": self.size,
                 "st_mtime": self.mtime_ns, "st_ctime": self.mtime_ns, "st_atime": self.mtime_ns}
 
     def readdir(self, path, fh):
         return [".", "..", self.name[1:]]
 
-    def open(self, path, fi):
+    def check(self, path: str) -> None:
         if path != self.name:
             raise OSError(errno.ENOENT, path)
+
+
+class OneFile(ShowsOneFile):
+    """`/<name of FILE>`, from a descriptor of FILE, its pages kept by the kernel across opens."""
+
+    def __init__(self, source: str):
+        self.name = "/" + os.path.basename(source)
+        self.fd = os.open(source, os.O_RDONLY)
+        st = os.fstat(self.fd)
+        self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
+
+    def open(self, path, fi):
+        self.check(path)
         fi.keep_cache = 1
         return 0
 

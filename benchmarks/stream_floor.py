@@ -17,17 +17,14 @@ from __future__ import annotations
 import bisect
 import errno
 import os
-import stat
 import sys
 import threading
 
-os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
-import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
-
+os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # before mfusepy is imported
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "app"))
-from fuse_floor import serve  # noqa: E402 - the same mount options and read-ahead
+from fuse_floor import ShowsOneFile, serve  # noqa: E402 - the same mount options and read-ahead
 from pachtray.mount import replies  # noqa: E402 - the mount's own read replies
-from pachtray.mount.fs import MAX_READ, _Fuse  # noqa: E402 - the same options
+from pachtray.mount.fs import _Fuse  # noqa: E402 - the mount's read_buf path
 from pachtray.pfs.client import PachClient, connect, get_file  # noqa: E402
 from pachyderm_sdk.api import pfs  # noqa: E402
 
@@ -91,10 +88,8 @@ class Stream:
         self.call.cancel()
 
 
-class OneStream(fuse.Operations):
-    """`/<file name>`, read-only; each open a new GetFile."""
-
-    use_ns = True
+class OneStream(ShowsOneFile):
+    """`/<file name>`; each open a new GetFile."""
 
     def __init__(self, client: PachClient, file: pfs.File):
         self.client, self.file = client, file
@@ -103,22 +98,8 @@ class OneStream(fuse.Operations):
         self.streams: dict[int, Stream] = {}
         self.next_fh = 1
 
-    def init_with_config(self, conn, config) -> None:
-        conn.max_read = MAX_READ  # must match the max_read mount option
-
-    def getattr(self, path, fh=None):
-        if path == "/":
-            return {"st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2}
-        if path != self.name:
-            raise OSError(errno.ENOENT, path)
-        return {"st_mode": stat.S_IFREG | 0o444, "st_nlink": 1, "st_size": self.size}
-
-    def readdir(self, path, fh):
-        return [".", "..", self.name[1:]]
-
     def open(self, path, fi):
-        if path != self.name:
-            raise OSError(errno.ENOENT, path)
+        self.check(path)
         fi.fh, self.next_fh = self.next_fh, self.next_fh + 1
         self.streams[fi.fh] = Stream(self.client, self.file)
         return 0
