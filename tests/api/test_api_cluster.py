@@ -86,6 +86,12 @@ BAD_BODIES = [
     ("PUT", "/config", {"pachd_address": "grpc://h:1", "server_cas": "%%%"}, "could not decode server CA certs"),
     ("PUT", "/datums/_mount", {"input": 3}, 'expected an object with an "input" object'),
     ("PUT", "/auth/_login_token", {}, "no oidc state given"),
+    ("PUT", "/_mount", b'{"mounts": [{"name": "a\\ud800b", "repo": "r"}]}', "not UTF-8 text (a lone surrogate)"),
+    ("PUT", "/_mount", b'{"mounts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    ("PUT", "/_unmount_all", b"{junk", "request body is not valid JSON"),
+    ("PUT", "/pachtray/v1/_pin", {"pid": 1.5}, "pid must be a process id"),
+    ("PUT", "/pachtray/v1/_pin", b'{"pid": 1e999}', "pid must be a process id"),
+    ("PUT", "/pachtray/v1/_pin", {"pid": True}, "pid must be a process id"),
 ]
 
 

@@ -69,6 +69,7 @@ def test_listings_and_pages(shared_daemon, sdk, unique_name):
     ("/files", {"repo": "x", "commit": "abc"}, "invalid commit id 'abc'"),
     ("/files", {"repo": "x", "branch": "m", "path": "/a/../b"}, "must not contain '.' or '..'"),
     ("/files", {"repo": "x", "branch": "m", "path": "rel"}, "path must be an absolute path"),
+    ("/files", {"repo": "x", "branch": "m", "path": "/a\0b"}, "contains a NUL byte"),
     ("/branches", {}, "missing repo name"),
     ("/events", {"since": "x"}, "'since' must be an integer"),
     ("/events", {"since": "1", "timeout": "600"}, "'timeout' must be between 0 and 60"),
@@ -93,6 +94,12 @@ def test_bad_bodies_are_400(shared_daemon, route, body, message):
     assert message in resp.text
     resp = shared_daemon.put(V1 + route, data=b"not json")
     assert resp.status_code == 400 and "not valid JSON" in resp.text
+
+
+@pytest.mark.parametrize("route", ["/_commit", "/_discard"])
+def test_pachtray_commit_and_discard_of_no_such_mount_are_404(shared_daemon, route):
+    resp = shared_daemon.put(V1 + route, json={"mount": "no-such-mount"})
+    assert resp.status_code == 404 and "no mount named 'no-such-mount'" in resp.text
 
 
 def test_repo_management_only_on_local_server(shared_daemon, unique_name):

@@ -65,7 +65,7 @@ def test_ro_mounts_of_branch_commit_and_paths_over_the_socket(shared_daemon, cli
         assert d.put("/_commit", json={"mount": f"{name}-head"}).status_code == 200
         assert client.pfs.inspect_branch(branch=pfs.Branch.from_uri(f"{name}@master")).head.id == before
         own = d.put("/pachtray/v1/_commit", json={"mount": f"{name}-head"})
-        assert own.status_code == 500 and "mounted read-only" in own.text
+        assert own.status_code == 400 and "mounted read-only" in own.text
     finally:
         reply = d.put("/_unmount", json={"mounts": [f"{name}-head", f"{name}-old", f"{name}-sub"]})
     assert reply.status_code == 200, reply.text
@@ -76,12 +76,17 @@ def test_ro_mounts_of_branch_commit_and_paths_over_the_socket(shared_daemon, cli
 def test_mount_errors_use_the_reference_status_codes(shared_daemon, client, unique_name):
     d = shared_daemon
     name = unique_name("err")
-    _repo(client, name)
+    _commit(client, _repo(client, name), {"/a": b"a"})
     missing_repo = d.put("/_mount", json={"mounts": [{"name": "x", "repo": unique_name("nope")}]})
     assert missing_repo.status_code == 400 and "not found" in missing_repo.text
     missing_branch = d.put("/_mount", json={"mounts": [{"name": "x", "repo": name, "branch": "nobranch"}]})
     assert missing_branch.status_code == 400 and "nobranch" in missing_branch.text
     assert d.put("/_unmount", json={"mounts": ["never-mounted"]}).status_code == 500
+    assert d.put("/_mount", json={"mounts": [{"name": f"{name}-m", "repo": name}]}).status_code == 200
+    refused = d.put("/_unmount", json={"mounts": [f"{name}-m", "never-mounted"]})
+    assert refused.status_code == 500 and "never-mounted" in refused.text
+    assert any(m["name"] == f"{name}-m" for m in d.get("/mounts").json()["mounted"])  # a refusal changes nothing
+    assert d.put("/_unmount", json={"mounts": [f"{name}-m", f"{name}-m"]}).status_code == 200
     assert d.put("/_commit", json={"mount": "never-mounted"}).status_code == 500
 
 

@@ -18,6 +18,7 @@ from pachtray import config
 
 # The daemon's deadline per call (or between two messages of a stream) is 10 s.
 FIRST_CALL_EIO_WITHIN = 20
+FIRST_LISTING_EIO_WITHIN = 15  # the daemon's 10 s deadline, once
 
 
 def _repo_with(client, name: str, files: dict[str, bytes]) -> pfs.Repo:
@@ -123,20 +124,29 @@ def test_a_hung_cluster_gives_eio_in_seconds_not_a_hung_process(daemon_factory, 
     server = local_pachd_factory()
     name = unique_name("hung")
     _repo_with(server.client(), name, {"/cached.txt": b"seen before", "/later.txt": b"never read",
-                                       "/sub/x.txt": b"x", "/other/y.txt": b"y"})
+                                       "/sub/x.txt": b"x", "/other/y.txt": b"y", "/first/z.txt": b"z"})
     d = daemon_factory(server.address)
     assert d.put("/_mount", json={"mounts": [{"name": name, "repo": name}]}).status_code == 200
     root = d.mount_dir / name
     assert (root / "cached.txt").read_bytes() == b"seen before"
-    assert sorted(os.listdir(root)) == ["cached.txt", "later.txt", "other", "sub"]
+    assert sorted(os.listdir(root)) == ["cached.txt", "first", "later.txt", "other", "sub"]
     os.kill(server.proc.pid, signal.SIGSTOP)
     try:
+        started = time.monotonic()
+        with pytest.raises(OSError) as failed:  # one deadline: no second try once the health checks know
+            os.listdir(root / "first")
+        assert failed.value.errno == errno.EIO
+        assert time.monotonic() - started < FIRST_LISTING_EIO_WITHIN
         started = time.monotonic()
         with pytest.raises(OSError) as failed:
             (root / "later.txt").read_bytes()
         assert failed.value.errno == errno.EIO
         assert time.monotonic() - started < FIRST_CALL_EIO_WITHIN
         wait_for(lambda: _connection(d) == "disconnected", 30, what="disconnected")
+        started = time.monotonic()  # the mounts are local state: listed at once, without repos
+        listing = d.get("/mounts")
+        assert listing.status_code == 200 and time.monotonic() - started < 1.5
+        assert [m["name"] for m in listing.json()["mounted"]] == [name] and listing.json()["unmounted"] == []
 
         def fails_at_once() -> bool:
             started = time.monotonic()

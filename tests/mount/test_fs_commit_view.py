@@ -144,6 +144,12 @@ def test_read_only_view_refuses_changes(client, pclient, mount, cache, unique_na
     assert Path(f"{v}/a.txt").read_bytes() == b"a"
     with pytest.raises(PermissionError):
         os.mkdir(f"{mount.mount_dir}/not-a-mount")
+    for too_long in ("x" * 256, "é" * 128):  # 256 bytes: a name no local file system takes either
+        for attempt in (os.stat, lambda p: open(p, "wb")):
+            with pytest.raises(OSError) as info:
+                attempt(f"{v}/d/{too_long}")
+            assert info.value.errno == errno.ENAMETOOLONG
+    assert not os.path.exists(f"{v}/d/" + "x" * 255)  # 255 bytes is a name: just not there
 
 
 def test_views_come_and_go(client, pclient, mount, cache, unique_name):

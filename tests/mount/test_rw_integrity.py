@@ -109,8 +109,9 @@ CRASH_AFTER_COMMIT = textwrap.dedent("""
         landed = client.pfs.finish_commit
         client.pfs.finish_commit = lambda **kw: (landed(**kw), die())
     elif where == "before the finish":  # the commit has every change but is still open
-        sent = client.pfs.modify_file
-        client.pfs.modify_file = lambda requests: (sent(requests), die())
+        from pachtray.pfs import client as pfs_client
+        sent = pfs_client.modify_file
+        pfs_client.modify_file = lambda client, requests: (sent(client, requests), die())
     else:  # ... and the journal reset starts
         RwView._apply_dropping_blobs = die
     RwView(stage, lambda: client, "default", repo, "master", base, ChunkCache(cache_dir)).commit()
@@ -141,7 +142,8 @@ def test_recommit_after_a_crash_between_commit_and_journal(client, pclient, moun
     assert landed != base and tree(client, repo, landed) == expected
     again = RwView(stage, lambda: pclient, "default", repo, "master", None, cache)
     assert again.pending_count() > 0  # the journal could not know the commit had landed
-    assert tree(client, repo, again.commit()) == expected
+    assert again.commit() == landed == head_of(client, repo)  # taken as the commit, not made twice
+    assert again.pending_count() == 0 and tree(client, repo, landed) == expected
     again.close()
     assert list((stage / "files").iterdir()) == []  # no blob left behind either
 
@@ -173,6 +175,71 @@ def test_recommit_after_a_crash_before_the_finish_drops_the_open_commit(client, 
     info = client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{repo}@{landed}"))
     assert info.description == "after a crash" and info.parent_commit.id == base  # the open one is gone
     client.pfs.delete_repo(repo=pfs.Repo(name=repo), force=True)
+
+
+def test_a_commit_reported_failed_that_landed_is_not_made_twice(client, pclient, cache, tmp_path, pachd,
+                                                                unique_name):
+    """The finish reaches pachd but its answer does not come back (a cluster frozen mid-commit), and
+    the clean-up fails too: the user is told it failed, the changes stay staged. Committing again
+    takes the landed commit instead of making a second one; a change made after the failure is
+    committed, over the landed commit."""
+    from pachtray.pfs.client import connect
+
+    repo = unique_name("lost")
+    base = put_commit(client, repo, {"/keep.txt": b"k", "/gone.txt": b"g"})
+    faulty = connect(pachd.address)
+    finish, drop = faulty.pfs.finish_commit, faulty.pfs.drop_commit_set
+
+    def answer_lost(**kw):
+        finish(**kw)
+        if not kw.get("error"):
+            raise ConnectionError("the answer was lost")
+    faulty.pfs.finish_commit = answer_lost
+    faulty.pfs.drop_commit_set = lambda **kw: (_ for _ in ()).throw(ConnectionError("no answer"))
+    for later_change in (False, True):
+        name = f"{repo}-{later_change}"
+        stage = tmp_path / f"stage-{later_change}"
+        client.pfs.create_branch(branch=pfs.Branch.from_uri(f"{repo}@{name}"),
+                                 head=pfs.Commit.from_uri(f"{repo}@{base}"))
+        view = RwView(stage, lambda: faulty, "default", repo, name, base, cache)
+        handle = view.create("/new.txt", 0o644, os.O_WRONLY)
+        view._write(handle, b"new", 0)
+        handle.release()
+        view.unlink("/gone.txt")
+        with pytest.raises(CommitFailed):
+            view.commit("first try")
+        landed = head_of(client, repo, name)
+        assert landed != base and tree(client, repo, landed) == {"/keep.txt": b"k", "/new.txt": b"new"}
+        faulty.pfs.finish_commit, faulty.pfs.drop_commit_set = finish, drop
+        if later_change:
+            handle = view.create("/later.txt", 0o644, os.O_WRONLY)
+            view._write(handle, b"later", 0)
+            handle.release()
+            second = view.commit("second try")
+            assert second != landed
+            assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f"{repo}@{second}")).parent_commit.id == landed
+            assert tree(client, repo, second) == {"/keep.txt": b"k", "/new.txt": b"new", "/later.txt": b"later"}
+        else:
+            assert view.commit("second try") == landed == head_of(client, repo, name)
+        assert view.pending_count() == 0
+        view.close()
+        faulty.pfs.finish_commit = answer_lost
+        faulty.pfs.drop_commit_set = lambda **kw: (_ for _ in ()).throw(ConnectionError("no answer"))
+    client.pfs.delete_repo(repo=pfs.Repo(name=repo), force=True)
+
+
+def test_fallocate_grows_a_file_and_the_modes_it_cannot_do_are_refused(client, rw):
+    """`fallocate -l` (what `posix_fallocate` tries first) makes the file that long, zeros past
+    the old end; --keep-size changes nothing; punching a hole is EOPNOTSUPP, the file unchanged."""
+    view, w = rw({"/f.bin": b"abc"})
+    for args in (["-l", "65536", f"{w}/new.bin"], ["-o", "1", "-l", "10", f"{w}/f.bin"],
+                 ["-n", "-l", "1000000", f"{w}/f.bin"]):
+        assert subprocess.run(["fallocate", *args], capture_output=True).returncode == 0, args
+    assert read(f"{w}/new.bin") == bytes(65536) and read(f"{w}/f.bin") == b"abc" + bytes(8)
+    punched = subprocess.run(["fallocate", "-p", "-o", "0", "-l", "2", f"{w}/f.bin"], capture_output=True, text=True)
+    assert punched.returncode != 0 and "unsupported" in punched.stderr  # util-linux words EOPNOTSUPP so
+    assert read(f"{w}/f.bin") == b"abc" + bytes(8)
+    assert tree(client, view.repo_name, view.commit()) == {"/new.bin": bytes(65536), "/f.bin": b"abc" + bytes(8)}
 
 
 # --- item 6: a path changes kind --------------------------------------------------------------------

@@ -4,13 +4,15 @@ deliberately silent gRPC server for the "hung cluster" case)."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent import futures
 
 import grpc
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pachtray.pfs.client import BAD_ADDRESS, Address, RpcIdleTimeout, connect, get_file, parse_address
+from pachtray.pfs.client import (BAD_ADDRESS, Address, RpcIdleTimeout, connect, get_file, modify_file,
+                                 parse_address, short_deadline)
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -76,9 +78,15 @@ def silent_server():
         yield pfs.RepoInfo(repo=pfs.Repo(name="first"))
         release.wait(60)
 
+    def hang_upload(requests, context):
+        next(requests)  # takes the first request, then neither reads nor answers (a frozen pachd)
+        release.wait(60)
+        return b""
+
     handlers = {
         "InspectRepo": grpc.unary_unary_rpc_method_handler(hang_unary, response_serializer=bytes),
         "ListRepo": grpc.unary_stream_rpc_method_handler(hang_stream, response_serializer=bytes),
+        "ModifyFile": grpc.stream_unary_rpc_method_handler(hang_upload, response_serializer=bytes),
     }
     server = grpc.server(futures.ThreadPoolExecutor(4))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("pfs_v2.API", handlers),))
@@ -106,6 +114,35 @@ def test_stream_gets_an_idle_deadline(silent_server):
     assert got == ["first"]
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert "ListRepo" in info.value.details()
+    c.close()
+
+
+def test_an_upload_pachd_stops_taking_is_cancelled_at_the_idle_deadline(silent_server):
+    """The SDK's blocking ModifyFile would wait for keepalive (~60 s); the commit path's does not."""
+    c = connect(f"127.0.0.1:{silent_server}", rpc_timeout=1)
+
+    def requests():
+        yield pfs.ModifyFileRequest(set_commit=pfs.Commit.from_uri("r@master"))
+        for i in range(10_000):  # more than the stream's windows hold
+            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=f"/f{i}", raw=b"x" * 4096))
+    started = time.monotonic()
+    with pytest.raises(RpcIdleTimeout) as info:
+        modify_file(c, requests())
+    assert time.monotonic() - started < 5
+    assert "ModifyFile" in info.value.details()
+    c.close()
+
+
+def test_short_deadline_bounds_unary_calls_of_its_thread_only(silent_server):
+    c = connect(f"127.0.0.1:{silent_server}", rpc_timeout=3)
+    started = time.monotonic()
+    with short_deadline(0.3), pytest.raises(grpc.RpcError) as info:
+        c.pfs.inspect_repo(repo=pfs.Repo(name="x"))
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - started < 2
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError):
+        c.pfs.inspect_repo(repo=pfs.Repo(name="x"))
+    assert time.monotonic() - started > 2.5  # outside, the client's own deadline again
     c.close()
 
 

@@ -28,7 +28,9 @@ def mount_name(value: Any, where: str = "mount") -> str:
     if not isinstance(value, str) or not value:
         raise ApiError(400, f"{where}: no name specified")
     if not names.is_mount_name(value):
-        if len(value.encode("utf-8", "surrogatepass")) > names.NAME_MAX:
+        if not names.is_text(value):
+            raise ApiError(400, f"{where}: invalid name {value!r}: not UTF-8 text (a lone surrogate)")
+        if len(value.encode("utf-8")) > names.NAME_MAX:
             raise ApiError(400, f"{where}: name is longer than {names.NAME_MAX} bytes")
         raise ApiError(400, f"{where}: invalid name {value!r}: a mount name must not contain '/' or be '.' or '..'")
     return value
@@ -197,6 +199,8 @@ def browse_path(value, what: str = "path") -> str:
     """An absolute path in a repo, normalized; no '.' or '..' components."""
     if not isinstance(value, str) or not value.startswith("/"):
         raise ApiError(400, f"{what} must be an absolute path starting with '/', got {value!r}")
+    if "\0" in value:
+        raise ApiError(400, f"{what} {value!r} contains a NUL byte")
     parts = [p for p in value.split("/") if p]
     if any(p in (".", "..") for p in parts):
         raise ApiError(400, f"{what} must not contain '.' or '..' components: {value!r}")

@@ -87,9 +87,11 @@ def mounts_listing(app) -> dict:
 
     When the cluster is unreachable the mounts are still listed (they are local state), with no repos.
     """
-    app.manager.refresh()
+    answered = app.manager.refresh()
     mounted = app.manager.mounted()
     try:
+        if not answered:  # no second deadline for the repos (the health checks may not know yet)
+            raise ApiError(404, "the cluster does not answer")
         repos = repo_entries(app)
     except ApiError as e:
         if e.status != 404:
@@ -133,6 +135,8 @@ def commit(req, app):
 
 
 def unmount_all(req, app):
+    if req.body.strip():  # the reference reads no body; one that is there must at least be JSON
+        req.json()
     app.manager.unmount_all()
     return mounts_listing(app)
 

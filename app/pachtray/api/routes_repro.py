@@ -18,11 +18,9 @@ PREFIX = "/pachtray/v1"
 
 
 def _pid(value) -> int:
-    try:
-        pid = int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"pid must be a process id (a positive integer), got {value!r}") from None
-    if pid <= 0 or isinstance(value, bool):
+    """A JSON integer or a query's digits; not a float (1.5 is no process) nor a bool."""
+    pid = int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value
+    if type(pid) is not int or pid <= 0:
         raise ApiError(400, f"pid must be a process id (a positive integer), got {value!r}")
     return pid
 

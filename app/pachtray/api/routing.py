@@ -34,6 +34,8 @@ class Request:
             return json.loads(text)
         except ValueError as e:
             raise ApiError(400, f"request body is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ApiError(400, "request body is nested too deeply") from None
 
     def json_object(self) -> dict:
         """The body as a JSON object (400 otherwise)."""

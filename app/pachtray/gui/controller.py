@@ -24,6 +24,7 @@ from pachtray.errors import ApiError, PachtrayError
 from pachtray.gui.client import EXTRAS, DaemonClient, MountInfo
 from pachtray.gui.models import PAGE
 from pachtray.gui.tasks import Poller, Tasks
+from pachtray.pfs.names import NAME_MAX
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,6 @@ class Status:
 
     def mount(self, name: str) -> MountInfo | None:
         return next((m for m in self.mounted if m.name == name), None)
-
-
-NAME_MAX = 255  # bytes of one file name (a mount is a folder of the mount dir)
 
 
 def mount_name(project: str, repo: str, branch: str | None = None, commit: str | None = None) -> str:

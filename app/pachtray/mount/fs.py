@@ -24,6 +24,7 @@ import mfusepy as fuse  # noqa: E402 - needs FUSE_LIBRARY_NAME first
 from pachtray import malloc  # noqa: E402
 from pachtray.mount import replies  # noqa: E402
 from pachtray.errors import PachtrayError  # noqa: E402
+from pachtray.pfs.names import NAME_MAX  # noqa: E402
 from pachtray.mount.cache import ChunkCache  # noqa: E402
 from pachtray.mount.reader import ClientFn, CommitTree, ReadState, attrs, norm, reader_for  # noqa: E402
 from pachtray.mount.staging import RwView, _BaseHandle, _BlobHandle  # noqa: E402
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ATTR_TIMEOUT = 60.0
 MAX_READ = 1024 * 1024
+FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h
 READ_AHEAD_KB = 4096
 RO_FILE, RO_DIR = 0o100444, 0o040555
 SEEN_PATHS_KEPT = 200_000
@@ -349,6 +351,9 @@ class _Ops(fuse.Operations):
     def _route(self, path: str | None):
         if path is None:  # libfuse lost the name of an unlinked open file (its folder went too)
             raise OSError(errno.ESTALE, "the file has no name any more")
+        last = path[path.rfind("/") + 1:]
+        if len(last) > NAME_MAX // 4 and len(os.fsencode(last)) > NAME_MAX:  # (4 bytes a character at most)
+            raise OSError(errno.ENAMETOOLONG, path)  # as a local file system says; the kernel allows 1024
         name, _, rest = path.lstrip("/").partition("/")
         view = self.m._views.get(name)
         if view is None:
@@ -477,6 +482,17 @@ class _Ops(fuse.Operations):
     def truncate(self, path, length, fh=None):
         view, sub = self._writable_route(path)
         view.truncate(sub, length)
+        return 0
+
+    def fallocate(self, path, mode, offset, length, fi):
+        """`fallocate -l` and posix_fallocate, as a file system that reserves no blocks: the file grows
+        to `offset + length` (with KEEP_SIZE: nothing to do); punching holes and the other modes are
+        not supported."""
+        if mode & ~FALLOC_FL_KEEP_SIZE:
+            raise OSError(errno.EOPNOTSUPP, "only plain fallocate is supported")
+        view, sub = self._writable_route(path)
+        if not mode & FALLOC_FL_KEEP_SIZE and offset + length > self._handle(fi).stat()["st_size"]:
+            view.truncate(sub, offset + length)
         return 0
 
     def mkdir(self, path, mode):

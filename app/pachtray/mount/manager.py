@@ -188,12 +188,13 @@ class MountManager:
 
     # ------------------------------------------------------------------ refresh
 
-    def refresh(self, names: list[str] | None = None) -> None:
+    def refresh(self, names: list[str] | None = None) -> bool:
         """Ask the cluster about every mount (or those ``names``): latest commit, commits behind,
         status; drop those deleted upstream, as the reference does before each listing (uncommitted
-        changes of a dropped rw mount are kept as `pending`). Without a cluster only pending counts
-        are updated."""
-        client = self._client
+        changes of a dropped rw mount are kept as `pending`). Without a cluster (or while it does not
+        answer) only pending counts are updated. False when the cluster did not answer."""
+        client = self.client()
+        answered = client is not None
         for m in self.table.mounts():
             if names is not None and m.name not in names:
                 continue
@@ -206,9 +207,10 @@ class MountManager:
             except Exception as e:  # noqa: BLE001 - keep the last known state when pachd is away
                 log.info("refreshing mount %s: %s", m.name, errors.details(e))
                 if errors.is_unreachable(e):
-                    client = None  # one timeout per refresh, not one per mount
+                    client, answered = None, False  # one timeout per refresh, not one per mount
                 continue
             self._apply(m, found)
+        return answered
 
     def _apply(self, m: Mount, found: Upstream) -> None:
         if found.gone:
@@ -382,11 +384,10 @@ class MountManager:
 
     # ------------------------------------------------------------------ commit / discard
 
-    def _get(self, name: str, action: str, *, recovered: bool = False) -> Mount:
-        """The mount ``name``; recovered changes count only where ``recovered`` (Pachtray's routes):
-        for the reference's routes they are not mounted."""
+    def _get(self, name: str, action: str) -> Mount:
+        """The mount ``name`` for the reference's routes (recovered changes are not mounted there)."""
         m = self.table.get(name)
-        if m is None or (m.recovered and not recovered):
+        if m is None or m.recovered:
             raise ApiError(500, f"can't {action} {name!r}: not mounted")
         return m
 
@@ -396,7 +397,7 @@ class MountManager:
         ``description``; with ``recovered``, also changes recovered from an earlier run (which then
         leave the table). A read-only mount is an error, or with ``read_only_ok`` nothing to do (the
         reference's /_commit answers it as a commit of no changes)."""
-        m = self._get(name, "commit", recovered=recovered)
+        m = self._rw(name, "commit") if recovered else self._get(name, "commit")
         if m.mode != "rw":
             if read_only_ok:
                 return
@@ -431,9 +432,7 @@ class MountManager:
 
     def discard(self, name: str) -> None:
         """Drop the staged changes of rw mount ``name`` (mounted or recovered)."""
-        m = self._get(name, "discard changes of", recovered=True)
-        if m.mode != "rw":
-            raise ApiError(400, f"can't discard changes of {name!r}: it is mounted read-only")
+        m = self._rw(name, "discard changes of")
         with m.op:
             m.view.discard()
             if m.recovered:
@@ -443,7 +442,8 @@ class MountManager:
             self._update_pending(m)
 
     def _rw(self, name: str, action: str) -> Mount:
-        """The rw mount (or recovered changes) ``name`` for Pachtray's review routes."""
+        """The rw mount (or recovered changes) ``name`` for Pachtray's routes: 404 unknown, 400
+        read-only (the reference's routes answer 500 for both, `_get`)."""
         m = self.table.get(name)
         if m is None:
             raise ApiError(404, f"no mount named {name!r}")
@@ -494,15 +494,21 @@ class MountManager:
         with self._mode_lock:
             if self.datums.active:
                 raise ApiError(400, "can't unmount repos while in mounted datum mode")
-            for name in names:
-                self._unmount_one(self._get(name, "unmount"))
+            mounts = [self._get(name, "unmount") for name in dict.fromkeys(names)]  # a refused request changes nothing
+            for m in mounts:
+                self._refuse_if_written(m)
+            for m in mounts:
+                self._unmount_one(m)
+
+    def _refuse_if_written(self, m: Mount) -> None:
+        holders = self.fs.busy_holders(m.name, writing=True) if m.mode == "rw" else []
+        if holders:
+            raise ApiError(409, f"can't unmount {m.name!r}: files in it are open for writing by "
+                                f"{', '.join(holders)}; close them, then retry")
 
     def _unmount_one(self, m: Mount) -> None:
         with m.op:
-            holders = self.fs.busy_holders(m.name, writing=True) if m.mode == "rw" else []
-            if holders:
-                raise ApiError(409, f"can't unmount {m.name!r}: files in it are open for writing by "
-                                    f"{', '.join(holders)}; close them, then retry")
+            self._refuse_if_written(m)  # again under the mount's lock: a writer may have opened since
             if m.mode == "rw" and self._update_pending(m) > 0:
                 self._commit_locked(m)
             self.table.set(m, state=MountState.UNMOUNTING)

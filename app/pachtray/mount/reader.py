@@ -96,7 +96,7 @@ def make_commit(project: str, repo: str, commit_id: str) -> pfs.Commit:
 def require_client(client_fn: ClientFn, what: str) -> Client:
     c = client_fn()
     if c is None:
-        raise OSError(errno.EIO, f"{what}: not connected to a cluster")
+        raise OSError(errno.EIO, f"{what}: cluster unreachable")  # the daemon's health checks say so
     return c
 
 
@@ -640,7 +640,7 @@ class CommitTree:
     def _fetch_page(self, listing: Listing, directory: str) -> None:
         """Append the next page to `listing` (caller holds its lock, released while the page comes, so
         readers take the entries already there); when another thread is fetching, wait for its page
-        instead. A timed-out page is asked again once."""
+        instead. A timed-out page is asked again once, unless pachd no longer answers health checks."""
         if listing.fetching:
             had = len(listing.entries)
             while listing.fetching:
@@ -689,6 +689,7 @@ class CommitTree:
                 timed_out = isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
                 if attempt == 2 or not timed_out:
                     raise os_error(e, what) from None
+                client = require_client(self.client_fn, what)  # none: the health checks found pachd gone meanwhile
         raise AssertionError("unreachable")
 
     def stat(self, path: str) -> Entry | None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import hashlib
 import logging
 import os
 import posixpath
@@ -60,6 +61,7 @@ from pachyderm_sdk.api import pfs
 from pachtray.errors import PachtrayError
 from pachtray.pfs import commits, errors, modify
 from pachtray.pfs.errors import RPC_ERRORS
+from pachtray.pfs.names import NAME_MAX
 from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
 from pachtray.mount.journal import Journal
@@ -73,7 +75,6 @@ COPY_CHUNK = 4 * 1024 * 1024
 FILE_MODE = 0o100644
 DIR_MODE = 0o040755
 LINK_MODE = 0o120777
-NAME_MAX = 255  # bytes, as statfs says
 MAX_LINK_HOPS = 40  # as Linux follows
 HIDDEN_PREFIX = ".fuse_hidden"  # libfuse's name for a file unlinked while open
 # A file's content stays in the journal while it is at most this big and was written in at most
@@ -82,6 +83,7 @@ HIDDEN_PREFIX = ".fuse_hidden"  # libfuse's name for a file unlinked while open
 INLINE_MAX = 64 * 1024
 INLINE_WRITES = 16
 OPEN_COMMIT = "open_commit"  # journal meta: the commit a commit() started and has not yet seen finished
+OPEN_PLAN = "open_plan"  # journal meta: what that commit was sent (`RwView._fingerprint`)
 
 
 class CommitFailed(PachtrayError):
@@ -1074,7 +1076,8 @@ class RwView:
 
         pfs.commits makes it all or nothing: a failure leaves the branch as it was and the changes
         staged. The started commit is noted in the journal first, so a commit a kill interrupted
-        before its finish is dropped by the next one (pachd starts no commit over an open head).
+        before its finish is dropped by the next one (pachd starts no commit over an open head), and
+        one that finished although its attempt failed is taken as this commit, not made twice.
         """
         with self._mut, self._upload.paused(), self.journal.held():
             with self._lock:
@@ -1085,29 +1088,70 @@ class RwView:
             sets, rest = self._upload.plan(plan, self.base_commit_id)
             where = f"{self.project}/{self.repo}@{self.branch}"
             branch = pfs.Branch(repo=make_commit(self.project, self.repo, "").repo, name=self.branch)
+            fingerprint = self._fingerprint(plan)
             try:
                 client = require_client(self.client_fn, f"commit to {where}")
-                try:
-                    head = self._send(client, branch, rest, sets, description)
-                except (*RPC_ERRORS, OSError, sqlite3.Error) as e:
-                    if not sets:
-                        raise
-                    log.warning("commit to %s with %d uploaded file sets failed (%s): committing again without them",
-                                where, len(sets), errors.details(e))
-                    self._upload.forget()
-                    head = self._send(client, branch, plan, [], description)
+                head = landed = self._landed_before(client, fingerprint)
+                if landed is None:
+                    try:
+                        head = self._send(client, branch, rest, sets, description, fingerprint)
+                    except (*RPC_ERRORS, OSError, sqlite3.Error) as e:
+                        if not sets:
+                            raise
+                        log.warning("commit to %s with %d uploaded file sets failed (%s): committing again without "
+                                    "them", where, len(sets), errors.details(e))
+                        self._upload.forget()
+                        head = self._send(client, branch, plan, [], description, fingerprint)
             except (*RPC_ERRORS, OSError, sqlite3.Error) as e:
                 raise CommitFailed(f"commit to {where} failed, changes kept: {errors.details(e)}") from None
-            log.info("committed %d changes to %s as %s (%d of them uploaded ahead in %d file sets)",
-                     len(plan), where, head, len(plan) - len(rest), len(sets))
+            if landed is not None:
+                log.info("commit %s to %s had landed although its attempt failed: its %d changes are not sent again",
+                         landed, where, len(plan))
+            else:
+                log.info("committed %d changes to %s as %s (%d of them uploaded ahead in %d file sets)",
+                         len(plan), where, head, len(plan) - len(rest), len(sets))
             self._upload.forget()
             self._reset(head)
         if self.invalidate is not None:  # outside the lock: the kernel may wait for a write that waits for it
             self.invalidate()
         return head
 
+    def _fingerprint(self, plan: list[tuple[str, Row]]) -> str:
+        """What a commit of `plan` sends, as a digest: its rows and their content's size and mtime."""
+        h = hashlib.sha256()
+        for p, r in plan:
+            if r.blob is None:
+                content = None
+            elif (info := self._inline.get(r.blob)) is not None:
+                content = (info.size, info.mtime)
+            else:
+                try:
+                    st = os.stat(self.journal.blob_path(r.blob))
+                    content = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    content = "gone"
+            h.update(repr((p, r.kind, r.blob, r.src, content)).encode())
+        return h.hexdigest()
+
+    def _landed_before(self, client, fingerprint: str) -> str | None:
+        """The commit an earlier attempt started with exactly these changes, if it finished without
+        error although that attempt failed (its finish was answered too late, or a kill came before
+        the journal heard of it): committing again would make a second, identical commit."""
+        started = self.journal.meta(OPEN_COMMIT)
+        if not started or self.journal.meta(OPEN_PLAN) != fingerprint:
+            return None
+        try:
+            info = client.pfs.inspect_commit(commit=make_commit(self.project, self.repo, started))
+        except RPC_ERRORS as e:
+            if errors.is_not_found(e):
+                return None
+            raise
+        if commits.timestamp_set(info.finished) and not info.error:
+            return started
+        return None
+
     def _send(self, client, branch: pfs.Branch, plan: list[tuple[str, Row]], sets: list[str],
-              description: str) -> str:
+              description: str, fingerprint: str) -> str:
         """One commit: the file sets added in order, then `plan` (symbolic links as copies) in one
         stream; a commit an earlier attempt left open is dropped first."""
         if interrupted := self.journal.meta(OPEN_COMMIT):
@@ -1116,6 +1160,7 @@ class RwView:
         on_base: list[bool] = []
 
         def started(new: pfs.Commit) -> None:
+            self.journal.set_meta(OPEN_PLAN, fingerprint)
             self.journal.set_meta(OPEN_COMMIT, new.id)
             # The commit's parent is the base the rows overlay (nobody committed since, and this is
             # not a recommit after a crash): a path the base lacks is empty in it, and the stream
@@ -1154,7 +1199,7 @@ class RwView:
                 changes[p] = Row("dir")
         # The rows and the base they are relative to change together: a kill -9 in between must not
         # leave the old rows over the new base.
-        self._apply_dropping_blobs(changes, meta={"base_commit": base_commit_id or "", OPEN_COMMIT: ""})
+        self._apply_dropping_blobs(changes, meta={"base_commit": base_commit_id or "", OPEN_COMMIT: "", OPEN_PLAN: ""})
 
     def _base_has(self, path: str, unknown: bool) -> bool:
         """Whether the base commit has something at `path`; `unknown` when that cannot be told."""

@@ -8,6 +8,7 @@ deadline (a long download is fine as long as messages keep arriving).
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import re
 import threading
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import grpc
-from betterproto.lib.google.protobuf import BytesValue
+from betterproto.lib.google.protobuf import BytesValue, Empty
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
@@ -231,23 +232,39 @@ class _IdleUpload:
     def result(self, timeout=None):
         try:
             return self._call.result(timeout)
-        except grpc.RpcError as e:
+        except (grpc.RpcError, grpc.FutureCancelledError) as e:  # the watchdog's cancel is the latter
             raise self._w.error(e) from None
 
     def __getattr__(self, name):
         return getattr(self._call, name)
 
 
+_short = threading.local()
+
+
+@contextlib.contextmanager
+def short_deadline(seconds: float):
+    """Unary calls this thread makes inside get at most `seconds` (best-effort clean-up after the
+    cluster stopped answering: not another full deadline per call)."""
+    before = getattr(_short, "seconds", None)
+    _short.seconds = seconds
+    try:
+        yield
+    finally:
+        _short.seconds = before
+
+
 class DeadlineInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
                           grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
-    """Unary calls: a deadline of `timeout` s; streams: at most `timeout` s between messages."""
+    """Unary calls: a deadline of `timeout` s (less inside `short_deadline`); streams: at most
+    `timeout` s between messages."""
 
     def __init__(self, timeout: float):
         self.timeout = timeout
 
     def intercept_unary_unary(self, continuation, details, request):
         if details.timeout is None:
-            details = _with_timeout(details, self.timeout)
+            details = _with_timeout(details, min(self.timeout, getattr(_short, "seconds", None) or self.timeout))
         return continuation(details, request)
 
     def intercept_unary_stream(self, continuation, details, request):
@@ -377,6 +394,16 @@ def diff_files(client: Client, *, new_file: pfs.File, old_file: pfs.File):
 
 
 _GET_FILE = f"/{pfs.ApiBase.__proto_path__}/GetFile"
+_MODIFY_FILE = f"/{pfs.ApiBase.__proto_path__}/ModifyFile"
+
+
+def modify_file(client: Client, requests) -> None:
+    """`client.pfs.modify_file` as a future, so the idle watchdog can cancel it when the requests
+    stop moving (a frozen pachd): the SDK's blocking form ends only when keepalive gives up,
+    ~60 s measured, with the rw mount's writes waiting for the commit all that time."""
+    call = client._channel.stream_unary(_MODIFY_FILE, request_serializer=pfs.ModifyFileRequest.SerializeToString,
+                                        response_deserializer=Empty.FromString)
+    call.future(requests).result()
 
 
 def get_file(client: Client, *, file: pfs.File, offset: int = 0):

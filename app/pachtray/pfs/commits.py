@@ -17,10 +17,12 @@ from typing import Callable, Iterable, Sequence
 
 from pachyderm_sdk.api import pfs
 
+from pachtray.pfs import client as pfs_client
 from pachtray.pfs import errors
 from pachtray.pfs.errors import RPC_ERRORS
 
 log = logging.getLogger(__name__)
+DROP_DEADLINE = 3.0  # seconds for each clean-up call after a failed commit
 
 
 def commit(client, branch: pfs.Branch, changes: Iterable[pfs.ModifyFileRequest | bytes], *,
@@ -49,7 +51,7 @@ def commit(client, branch: pfs.Branch, changes: Iterable[pfs.ModifyFileRequest |
             started(new)
         for fid in file_sets:
             client.pfs.add_file_set(commit=new, file_set_id=fid)
-        client.pfs.modify_file(requests())
+        pfs_client.modify_file(client, requests())
         if check is not None:
             check()
         client.pfs.finish_commit(commit=new)
@@ -63,14 +65,15 @@ def commit(client, branch: pfs.Branch, changes: Iterable[pfs.ModifyFileRequest |
 
 def drop(client, commit: pfs.Commit, message: str) -> None:
     """Leave the branch as it was: drop the commit (or, where dropping is refused, finish it as
-    failed). Best effort: the caller's error is what the user sees."""
-    try:
-        client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=commit.id))
-    except RPC_ERRORS:
+    failed). Best effort, a few seconds at most: the caller's error is what the user sees."""
+    with pfs_client.short_deadline(DROP_DEADLINE):
         try:
-            client.pfs.finish_commit(commit=commit, error=message)
-        except RPC_ERRORS as e:
-            log.warning("could not drop or fail the abandoned commit %s: %s", commit.id, e)
+            client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=commit.id))
+        except RPC_ERRORS:
+            try:
+                client.pfs.finish_commit(commit=commit, error=message)
+            except RPC_ERRORS as e:
+                log.warning("could not drop or fail the abandoned commit %s: %s", commit.id, e)
 
 
 def drop_if_open(client, commit: pfs.Commit) -> None:

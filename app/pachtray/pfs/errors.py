@@ -66,12 +66,13 @@ def code(e: BaseException) -> grpc.StatusCode | None:
 
 
 def details(e: BaseException) -> str:
-    """pachd's words; the code's name when it sent none; the text of an error that is not gRPC's."""
+    """pachd's words (gRPC's for a failed connection, as a person says them); the code's name when
+    it sent none; the text of an error that is not gRPC's."""
     cause = unwrap(e)
     if cause is None:
         return str(e) or type(e).__name__
     text = (cause.details() if callable(getattr(cause, "details", None)) else "") or ""
-    return text.strip() or cause.code().name.lower()
+    return _why_unreachable(text.strip()) or cause.code().name.lower()
 
 
 def _why_unreachable(text: str) -> str:
@@ -133,7 +134,7 @@ def to_api_error(e: BaseException, what: str = "", *, reference: bool, not_found
     if is_unauthenticated(e):
         return ApiError(401, UNAUTHENTICATED)
     if is_unreachable(e):
-        return ClusterUnreachable(f"{prefix}cluster unreachable: {_why_unreachable(details(e))}",
+        return ClusterUnreachable(f"{prefix}cluster unreachable: {details(e)}",
                                   500 if reference else 503)
     if not_found is not None and is_not_found(e):
         status = not_found

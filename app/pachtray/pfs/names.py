@@ -22,9 +22,19 @@ def is_commit_id(value: object) -> bool:
 
 
 def is_mount_name(value: object) -> bool:
-    """One folder name in the mount dir: not empty, '.' or '..', no '/', '\\' or NUL, at most 255 bytes."""
+    """One folder name in the mount dir: not empty, '.' or '..', no '/', '\\' or NUL, UTF-8 text (no
+    lone surrogate, which no file name or JSON answer can carry), at most 255 bytes."""
     return (isinstance(value, str) and value not in ("", ".", "..") and not any(c in value for c in "/\\\0")
-            and len(value.encode("utf-8", "surrogatepass")) <= NAME_MAX)
+            and is_text(value) and len(value.encode("utf-8")) <= NAME_MAX)
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` can be written as UTF-8 (JSON's "\\ud800" decodes to a string that cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # The SDK's messages for names (imported when used: the lock file's checks need no SDK).
