@@ -14,6 +14,7 @@ blobs are on disk, so a reader sees all of a stream's changes or none of them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
@@ -65,6 +66,8 @@ ORIGIN_USER = 1
 ORIGIN_AUTO = 2
 CHUNK = 1 << 20
 INLINE_MAX = 64 << 10
+DISK_RESERVE = 1 << 30  # bytes of the data dir's disk a file being taken in leaves free, for everything else
+SPACE_CHECK_EVERY = 64 << 20  # bytes written between two looks at the free space
 FILESET_TTL = 600.0  # seconds a temporary file set lives unless renewed (pachd's DefaultTTL)
 FILESET_TTL_MAX = 1800.0  # the longest renewal pachd allows (its maxTTL)
 
@@ -147,6 +150,7 @@ class BlobWriter:
         self.tmp = ""
         self.hasher = hashlib.sha256()
         self.size = 0
+        self.next_check = 0
 
     def write(self, data: bytes) -> None:
         if self.file is None and len(self.buffer) + len(data) > INLINE_MAX:
@@ -157,9 +161,21 @@ class BlobWriter:
         if self.file is None:
             self.buffer += data
         else:
+            if self.size >= self.next_check:
+                self._check_space()
             self.file.write(data)
         self.hasher.update(data)
         self.size += len(data)
+
+    def _check_space(self) -> None:
+        """Refuse to take the disk's last DISK_RESERVE bytes: a huge file (a sparse one is easy to
+        make) would otherwise fill the user's disk before the write fails."""
+        st = os.statvfs(self.store.tmp_dir)
+        free = st.f_bavail * st.f_frsize
+        if free < DISK_RESERVE:
+            raise OSError(errno.ENOSPC, f"the local server's disk is nearly full ({free >> 20} MiB free; it keeps "
+                                        f"{DISK_RESERVE >> 20} MiB free for the rest of the system)")
+        self.next_check = self.size + SPACE_CHECK_EVERY
 
     def write_blob(self, blob: str, size: int) -> None:
         with self.store.open_blob(blob, size) as f:
