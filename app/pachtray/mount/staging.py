@@ -997,25 +997,36 @@ class RwView:
             node = self._node(here)
         return here, node
 
-    def _copy_of_link(self, path: str, row: Row) -> Row:
-        """The row a symlink is committed as: a copy of the file it leads to."""
-        why = None
+    def _link_target(self, path: str) -> tuple[Node | None, str | None]:
+        """The file a symlink leads to, or why it cannot be committed (None, reason)."""
         try:
             _, node = self._follow(path)
         except OSError as e:
-            why = {errno.EXDEV: "it leads outside the mount", errno.ELOOP: "it is a loop"}.get(e.errno, str(e))
-            node = None
-        if why is None:
-            if node is None:
-                why = "it is dangling (nothing is there)"
-            elif node.is_dir:
-                why = "it leads to a folder"
-        if why is not None:
-            raise CommitFailed(f"symbolic link {path} -> {row.src} cannot be committed: {why}; only links to files "
-                               "of the same mount are committed (as copies). Changes kept.")
-        if node.row is not None and node.row.blob is not None:
-            return Row("file", node.row.blob)
-        return Row("file", src=node.base_path)
+            return None, {errno.EXDEV: "it leads outside the mount", errno.ELOOP: "it is a loop"}.get(e.errno, str(e))
+        if node is None:
+            return None, "it is dangling (nothing is there)"
+        if node.is_dir:
+            return None, "it leads to a folder"
+        return node, None
+
+    def _copies_of_links(self, plan: list[tuple[str, Row]]) -> list[tuple[str, Row]]:
+        """`plan` with each symlink as the row it is committed as, a copy of the file it leads to;
+        CommitFailed naming every link that cannot be."""
+        out, refused = [], []
+        for p, r in plan:
+            if r.kind == "symlink":
+                node, why = self._link_target(p)
+                if why is not None:
+                    refused.append(f"{p} -> {r.src} ({why})")
+                    continue
+                r = Row("file", node.row.blob) if node.row is not None and node.row.blob is not None \
+                    else Row("file", src=node.base_path)
+            out.append((p, r))
+        if refused:
+            raise CommitFailed(f"symbolic link{'s' if len(refused) > 1 else ''} {', '.join(refused)} cannot be "
+                               "committed: only links to files of the same mount are committed (as copies). "
+                               "Changes kept.")
+        return out
 
     def _requests(self, plan: list[tuple[str, Row]], on_base: list[bool]):
         """The stream of a commit; ``on_base`` is [True] once the commit is known to start from the
@@ -1156,7 +1167,7 @@ class RwView:
         stream; a commit an earlier attempt left open is dropped first."""
         if interrupted := self.journal.meta(OPEN_COMMIT):
             commits.drop_if_open(client, pfs.Commit(id=interrupted, branch=branch, repo=branch.repo))
-        plan = [(p, self._copy_of_link(p, r) if r.kind == "symlink" else r) for p, r in plan]
+        plan = self._copies_of_links(plan)
         on_base: list[bool] = []
 
         def started(new: pfs.Commit) -> None:
