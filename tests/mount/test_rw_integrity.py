@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 from pachyderm_sdk.api import pfs
@@ -225,6 +227,40 @@ def test_a_commit_reported_failed_that_landed_is_not_made_twice(client, pclient,
         view.close()
         faulty.pfs.finish_commit = answer_lost
         faulty.pfs.drop_commit_set = lambda **kw: (_ for _ in ()).throw(ConnectionError("no answer"))
+    client.pfs.delete_repo(repo=pfs.Repo(name=repo), force=True)
+
+
+def test_closing_a_view_stops_its_commit_in_progress_and_keeps_the_changes(client, pclient, cache, tmp_path,
+                                                                            unique_name):
+    """A daemon asked to stop does not wait for a long upload (here 4 GiB of a sparse file): the
+    commit stops at its next chunk, nothing lands, and the changes are there at the next start."""
+    repo = unique_name("closing")
+    base = put_commit(client, repo, {"/a.txt": b"a"})
+    stage = tmp_path / "stage"
+    view = RwView(stage, lambda: pclient, "default", repo, "master", base, cache)
+    handle = view.create("/huge.bin", 0o644, os.O_WRONLY)
+    view._write(handle, b"x", 4 << 30)
+    handle.release()
+    outcome = []
+
+    def commit():
+        try:
+            outcome.append(view.commit())
+        except CommitFailed as e:
+            outcome.append(e)
+    t = threading.Thread(target=commit)
+    t.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    view.close()
+    t.join(30)
+    assert not t.is_alive() and time.monotonic() - started < 10
+    assert isinstance(outcome[0], CommitFailed) and "stopped: the mount is closing" in str(outcome[0])
+    assert head_of(client, repo) == base
+    again = RwView(stage, lambda: pclient, "default", repo, "master", None, cache)
+    assert again.pending_count() == 1 and again.getattr("/huge.bin")["st_size"] == (4 << 30) + 1
+    again.discard()
+    again.close()
     client.pfs.delete_repo(repo=pfs.Repo(name=repo), force=True)
 
 

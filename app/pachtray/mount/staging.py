@@ -255,6 +255,7 @@ class RwView:
         self.journal = Journal(staging_dir)
         self.reader = reader_for(cache)
         self._mut = threading.RLock()  # held by every change and for a whole commit: writes wait
+        self._closing = threading.Event()  # close() stops a commit in progress (the daemon is stopping)
         self._lock = threading.RLock()  # guards the in-memory rows
         self.rows: dict[str, Row] = {}
         self._children: dict[str, set[str]] = collections.defaultdict(set)
@@ -1033,6 +1034,7 @@ class RwView:
         base itself (see `_send`)."""
         copies = {p for p, r in plan if r.src is not None and r.kind in ("dir", "file")}
         for path, row in plan:
+            self._stop_if_closing()
             if row.kind == "dir" and row.src is None:  # a new folder over nothing: nothing to send
                 continue
             # Every other change replaces the path: the branch may have a file there that the base
@@ -1040,7 +1042,8 @@ class RwView:
             if row.kind in ("gone", "emptied"):
                 yield modify.delete(path)
             else:
-                yield from self._replace(path, row, delete=not (on_base and self._empty_at(path, copies)))
+                yield from self._replace(path, row, delete=not (on_base and self._empty_at(path, copies)),
+                                         sent=self._stop_if_closing)
 
     def _empty_at(self, path: str, copies: set[str]) -> bool:
         """Whether a commit started from the base has nothing at `path` when its stream gets there:
@@ -1229,7 +1232,15 @@ class RwView:
         if self.invalidate is not None:
             self.invalidate()
 
+    def _stop_if_closing(self, _sent: int = 0) -> None:
+        if self._closing.is_set():
+            raise CommitFailed(f"commit to {self.project}/{self.repo}@{self.branch} stopped: the mount is closing "
+                               "(the daemon is stopping); changes kept for the next start")
+
     def close(self) -> None:
+        """Close the journal; a commit in progress stops at its next chunk and is dropped (its changes
+        stay staged), so a daemon asked to stop does not wait for a long upload."""
+        self._closing.set()
         self._upload.close()
         with self._mut:
             self.journal.close()
