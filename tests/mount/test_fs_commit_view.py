@@ -183,6 +183,20 @@ def test_empty_commit_view_and_local_dir_view(pclient, mount, cache, tmp_path):
     assert sorted(os.listdir(f"{mount.mount_dir}/out")) == ["sub"]
 
 
+def test_an_unexpected_error_in_an_operation_is_eio_not_einval(mount, tmp_path):
+    """A bug in a view (anything but OSError) must not tell the program its arguments were wrong."""
+    class Broken(LocalDirView):
+        def mkdir(self, path, mode):
+            raise RuntimeError("a bug")
+
+    mount.add_view("broken", Broken(tmp_path / "local"))
+    with pytest.raises(OSError) as info:
+        os.mkdir(f"{mount.mount_dir}/broken/d")
+    assert info.value.errno == errno.EIO
+    with pytest.raises(FileNotFoundError):  # an OSError of a view still answers its own errno
+        os.stat(f"{mount.mount_dir}/broken/missing")
+
+
 def test_each_libfuse_thread_keeps_one_python_thread_state(mount, tmp_path):
     """Callbacks reuse their thread's Python state (fs._Fuse._wrapper): without it ctypes makes and
     deletes one per callback, and every callback here would count as a thread state kept."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -308,6 +309,27 @@ _gil_state_ensure = ctypes.pythonapi.PyGILState_Ensure
 THREAD_STATES_KEPT = [0]  # libfuse threads given a lasting Python thread state (tests read it)
 
 
+def _eio_on_surprise(operation):
+    """`operation` (a FUSE method of mfusepy's) answering EIO, with the traceback in the log, for an
+    exception that is not an OSError: mfusepy would answer EINVAL, which tells a program its
+    arguments were wrong (rsync: "mkdir failed: Invalid argument")."""
+    @functools.wraps(operation)
+    def guarded(self, *args, **kwargs):
+        try:
+            return operation(self, *args, **kwargs)
+        except OSError:
+            raise
+        except Exception as e:
+            if operation.__name__ == "init":
+                raise
+            log.exception("FUSE operation %s failed", operation.__name__)
+            raise OSError(errno.EIO, f"{operation.__name__}: internal error ({type(e).__name__})") from e
+    return guarded
+
+
+_GUARDED: dict = {}  # mfusepy's FUSE method -> it with _eio_on_surprise
+
+
 class _Fuse(fuse.FUSE):
     """mfusepy's FUSE that keeps a Python thread state per libfuse thread, and whose read_buf,
     like its read, passes a path libfuse lost on as None (a file unlinked while open, in a folder
@@ -324,7 +346,10 @@ class _Fuse(fuse.FUSE):
             _gil_state_ensure()
             _kept.state = True
             THREAD_STATES_KEPT[0] += 1
-        return super()._wrapper(func, *args, **kwargs)
+        guarded = _GUARDED.get(func.__func__)
+        if guarded is None:
+            guarded = _GUARDED.setdefault(func.__func__, _eio_on_surprise(func.__func__))
+        return super()._wrapper(guarded.__get__(self), *args, **kwargs)
 
     def read_buf(self, path, bufpp, size, offset, fip):
         fh = fip.contents if self.raw_fi else fip.contents.fh
