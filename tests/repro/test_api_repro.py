@@ -32,6 +32,10 @@ def test_bad_requests_name_the_problem(daemon):
     assert (r.status_code, r.text) == (400, "pid must be a process id (a positive integer), got True\n")
     r = daemon.put("/pachtray/v1/_pin", {"pid": 2**22 + 7})
     assert (r.status_code, r.text) == (404, f"no process {2**22 + 7} is running\n")
+    for pid in (1, daemon.proc.pid):  # init and the daemon: their subprocesses include every reader
+        assert get(pid=pid)[0] == 400 and f"pid {pid} is the daemon or one of its parents" in get(pid=pid)[1]
+        assert daemon.put("/pachtray/v1/_pin", {"pid": pid}).status_code == 400
+        assert daemon.get("/pachtray/v1/reads", params={"pid": pid}).status_code == 400
 
     def put(body):
         r = daemon.put("/pachtray/v1/_reproduce", body)

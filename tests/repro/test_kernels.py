@@ -133,3 +133,21 @@ def test_runtime_dir_and_stale_server_files(tmp_path, monkeypatch):
     assert kernels.servers() == [kernels.Server("http://127.0.0.1:1/", "x", str(tmp_path), os.getpid())]
     found, problems = kernels.notebook_kernels()
     assert found == [] and len(problems) == 1 and "http://127.0.0.1:1/" in problems[0]
+
+
+def test_two_kernels_of_one_notebook_are_named_not_guessed(daemon, jupyter, tmp_path, jlab_venv):
+    """Two Jupyter servers with the same notebook open (two browser tabs on two servers): which
+    kernel ran it is not Pachtray's to guess."""
+    from reprohelpers import Jupyter
+
+    second = Jupyter(tmp_path / "jupyter", jlab_venv)  # same notebook folder, another server
+    try:
+        nb, first_kernel = jupyter.open_notebook("analysis.ipynb")
+        _, second_kernel = second.open_notebook("analysis.ipynb")
+        pids = {k["kernel_id"]: k["pid"] for k in daemon.get("/pachtray/v1/kernels").json()["kernels"]}
+        answer = daemon.get("/pachtray/v1/lock", params={"notebook": str(nb)})
+        assert answer.status_code == 409 and "2 kernels have" in answer.text, answer.text
+        assert f"pid {pids[first_kernel]}" in answer.text and f"pid {pids[second_kernel]}" in answer.text
+        assert "pachtray lock --pid PID" in answer.text
+    finally:
+        second.stop()

@@ -239,3 +239,83 @@ def test_cli_errors_are_one_line(daemon, tmp_path, reader):
     proc = cli("reproduce", str(tmp_path / "bad.lock"), "--port", "1")
     assert proc.returncode == 1
     assert cli("lock", "--pid", "1", "--port", "1").stderr.startswith("pachtray lock: no Pachtray daemon answers")
+
+
+def _api_lock(daemon, pid: int):
+    return daemon.get(f"/pachtray/v1/lock?pid={pid}")
+
+
+def test_a_lock_pins_only_finished_commits_and_the_bytes_that_were_read(daemon, client, repo, reader):
+    """A branch's head may be an open commit: its files can change after the read, so the lock is
+    refused until it is finished, and then refused if the file it pins is not the one read."""
+    name, _ = repo
+    r_open = pfs.Repo(name=name, type="user", project=pfs.Project(name="default"))
+    open_commit = client.pfs.start_commit(branch=pfs.Branch(repo=r_open, name="master"))
+    client.pfs.put_file_from_bytes(commit=open_commit, path="/a.txt", data=b"v1-open")
+    mount(daemon, "data", name)
+    r = reader()
+    assert r.read(daemon.mount_dir / "data" / "a.txt") == digest(b"v1-open")
+    refused = _api_lock(daemon, r.pid)
+    assert refused.status_code == 409 and "is not finished yet" in refused.text, refused.text
+    client.pfs.put_file_from_bytes(commit=open_commit, path="/a.txt", data=b"v2-changed-in-open-commit")
+    client.pfs.finish_commit(commit=open_commit)
+    changed = _api_lock(daemon, r.pid)
+    assert changed.status_code == 409 and "/a.txt was 7 bytes when it was read and is 25 bytes now" in changed.text
+
+
+def test_the_lock_of_a_name_mounted_again_with_other_paths_shows_every_file_read(daemon, client, repo, reader):
+    name, commit = repo
+    mount(daemon, "data", name)
+    r = reader()
+    r.read(daemon.mount_dir / "data" / "a.txt")
+    unmount(daemon, "data")
+    assert daemon.put("/_mount", {"mounts": [{"name": "data", "repo": name, "paths": ["/sub"]}]}).status_code == 200
+    r.read(daemon.mount_dir / "data" / "sub" / "d.txt")
+    lock = _api_lock(daemon, r.pid).json()["lock"]
+    (entry,) = lock["mounts"]
+    assert entry["paths"] == ["/"] and [f["path"] for f in entry["files"]] == ["/a.txt", "/sub/d.txt"]
+
+
+def test_locking_reads_of_a_dropped_commit_says_it_is_gone(daemon, client, repo, reader):
+    name, commit = repo
+    mount(daemon, "data", name)
+    r = reader()
+    r.read(daemon.mount_dir / "data" / "a.txt")
+    unmount(daemon, "data")
+    client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=commit))
+    gone = _api_lock(daemon, r.pid)
+    assert gone.status_code == 409 and "no longer exists (the repo was deleted or the commit dropped)" in gone.text
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: m.update(paths=["/../.."]), "must not contain '..'"),
+    (lambda m: m.update(paths=["/a\0b"]), "contains a NUL byte"),
+    (lambda m: m.update(repo="../x"), "invalid repo name"),
+    (lambda m: m.update(branch="a b/c"), "invalid branch name"),
+])
+def test_reproduce_checks_a_lock_as_mount_checks_a_request(daemon, repo, change, message):
+    name, commit = repo
+    lock = {"version": 1, "cluster": {"id": "", "address": ""}, "created": "", "mounts": [
+        {"name": "data", "project": "default", "repo": name, "branch": "master", "commit": commit, "paths": ["/"],
+         "files": []}]}
+    change(lock["mounts"][0])
+    r = daemon.put("/pachtray/v1/_reproduce", {"lock": lock})
+    assert r.status_code == 400 and message in r.text, r.text
+    assert "data" not in mounted(daemon)
+
+
+def test_reproduce_refuses_a_boolean_version_and_a_rename_that_is_not_an_object(daemon, repo):
+    name, commit = repo
+    lock = {"version": True, "cluster": {"id": "", "address": ""}, "created": "", "mounts": [
+        {"name": "data", "project": "default", "repo": name, "branch": "master", "commit": commit,
+         "paths": ["//sub/./", "/sub"], "files": []}]}
+    assert daemon.put("/pachtray/v1/_reproduce", {"lock": lock}).status_code == 400
+    lock["version"] = 1
+    for rename in ([], 0, False, "data=x"):
+        r = daemon.put("/pachtray/v1/_reproduce", {"lock": lock, "rename": rename})
+        assert r.status_code == 400 and "rename must be an object" in r.text, (rename, r.text)
+    done = daemon.put("/pachtray/v1/_reproduce", {"lock": lock, "check": True})
+    assert done.status_code == 200, done.text
+    assert any("names no cluster id" in w for w in done.json()["warnings"])
+    assert daemon.put("/pachtray/v1/_reproduce", {"lock": lock}).status_code == 200
+    assert mounted(daemon)["data"]["paths"] == ["/sub"]  # normalized, once

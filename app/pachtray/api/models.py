@@ -12,6 +12,7 @@ from pachtray.api.routing import Request
 from pachtray.errors import ApiError
 from pachtray.mount.state import MODES
 from pachtray.pfs import names
+from pachtray.pfs.paths import mount_path
 
 
 def _optional_str(obj: dict, key: str, where: str) -> str:
@@ -43,15 +44,11 @@ def _pach_name(value: str, what: str, where: str) -> str:
 
 
 def pfs_path(value: Any, where: str) -> str:
-    """A path inside a repo: absolute, normalized, no '..'."""
-    if not isinstance(value, str) or not value:
-        raise ApiError(400, f"{where}: paths must be non-empty strings")
-    if "\0" in value:
-        raise ApiError(400, f"{where}: path {value!r} contains a NUL byte")
-    parts = [p for p in value.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ApiError(400, f"{where}: path {value!r} must not contain '..'")
-    return "/" + "/".join(parts)
+    """A path inside a repo: absolute, normalized, no '..' (pfs.paths.mount_path)."""
+    path, problem = mount_path(value)
+    if problem:
+        raise ApiError(400, f"{where}: {problem}")
+    return path
 
 
 def mount_requests(req: Request) -> list:

@@ -25,6 +25,15 @@ def _pid(value) -> int:
     return pid
 
 
+def _reader_pid(app, value) -> int:
+    """A pid whose reads can be asked for (not the daemon's own ancestry, which holds every process)."""
+    pid = _pid(value)
+    if app.manager.reads.is_boundary(pid):
+        raise ApiError(400, f"pid {pid} is the daemon or one of its parents, whose subprocesses include every "
+                            "reader: give the pid of the notebook's kernel (or of the script) instead")
+    return pid
+
+
 def _notebook(value) -> str:
     if not isinstance(value, str) or not os.path.isabs(value):
         raise ApiError(400, f"notebook must be the absolute path of a notebook file, got {value!r}")
@@ -48,6 +57,8 @@ def kernel_of(notebook: str) -> kernels_mod.Kernel:
         return kernels_mod.find_kernel(notebook, managed_servers())
     except kernels_mod.KernelNotFound as e:
         raise ApiError(404, str(e)) from None
+    except kernels_mod.KernelAmbiguous as e:
+        raise ApiError(409, str(e)) from None
 
 
 def list_kernels(req, app):
@@ -60,7 +71,7 @@ def list_kernels(req, app):
 
 def reads(req, app):
     """What the tree of process `pid` opened for reading (the raw material of a lock)."""
-    pid = _pid(req.query.get("pid"))
+    pid = _reader_pid(app, req.query.get("pid"))
     found = app.manager.reads.reads(pid)
     if found is None:
         raise ApiError(404, f"no process {pid} is running")
@@ -76,7 +87,7 @@ def lock(req, app):
         raise ApiError(400, "give either pid=PID or notebook=ABSOLUTE_PATH")
     kernel = None
     if "pid" in req.query:
-        pid = _pid(req.query["pid"])
+        pid = _reader_pid(app, req.query["pid"])
     else:
         kernel = kernel_of(_notebook(req.query["notebook"]))
         pid = kernel.pid
@@ -88,7 +99,7 @@ def lock(req, app):
 def pin(req, app):
     """Keep (`pinned`: true, the default) or stop keeping a process's reads after it exits."""
     data = req.json_object()
-    pid = _pid(data.get("pid"))
+    pid = _reader_pid(app, data.get("pid"))
     pinned = data.get("pinned", True)
     if not isinstance(pinned, bool):
         raise ApiError(400, "pinned must be true or false")
@@ -104,7 +115,8 @@ def reproduce(req, app):
     check = data.get("check", False)
     if not isinstance(check, bool):
         raise ApiError(400, "check must be true or false")
-    return reproduce_lock(app, data["lock"], data.get("rename") or {}, check)
+    rename = data.get("rename", {})
+    return reproduce_lock(app, data["lock"], {} if rename is None else rename, check)
 
 
 def _schema(required: list[str], **props) -> dict:

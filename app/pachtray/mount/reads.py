@@ -146,10 +146,19 @@ class ReadTracker:
     # ------------------------------------------------------------- mounts
 
     def mount_seen(self, name: str, commit: str, info: dict) -> None:
-        """What mount `name` showed at `commit` (project, repo, branch, paths, mode), for locks later."""
+        """What mount `name` showed at `commit` (project, repo, branch, paths, mode), for locks later.
+        Seen again with other paths, it keeps them all (a lock must show every file read under the
+        name); seen with another repo at the same commit id, it is marked `conflict`."""
+        info = dict(info)
         with self._lock:
-            self._mounts.pop((name, commit), None)
-            self._mounts[(name, commit)] = dict(info)
+            before = self._mounts.pop((name, commit), None)
+            if before is not None:
+                if (before["project"], before["repo"]) != (info["project"], info["repo"]) or before.get("conflict"):
+                    info["conflict"] = True
+                paths = {*before["paths"], *info["paths"]}
+                info["paths"] = ["/"] if "/" in paths else sorted(
+                    p for p in paths if not any(p.startswith(q + "/") for q in paths))
+            self._mounts[(name, commit)] = info
             while len(self._mounts) > 4096:
                 self._mounts.pop(next(iter(self._mounts)))
 
@@ -159,6 +168,11 @@ class ReadTracker:
             return dict(found) if found else None
 
     # ------------------------------------------------------------- queries
+
+    def is_boundary(self, pid: int) -> bool:
+        """Whether `pid` is the daemon or one of its parents (init included): their process trees hold
+        every reader, so their reads are nobody's notebook's."""
+        return pid in self._boundary
 
     def pin(self, pid: int, pinned: bool = True) -> Proc | None:
         """Keep (or stop keeping) a live process's reads, and its subprocesses', after it exits."""

@@ -20,3 +20,16 @@ def path_problem(path: str) -> str | None:
     if any(part in (".", "..") for part in path.split("/")):
         return f"path ({path}) invalid: relative file paths are not allowed"
     return None
+
+
+def mount_path(value: object) -> tuple[str | None, str | None]:
+    """A path a mount shows of its commit (`paths` of /_mount and of a lock): ("/a/b" normalized,
+    None), or (None, why not)."""
+    if not isinstance(value, str) or not value:
+        return None, "paths must be non-empty strings"
+    if "\0" in value:
+        return None, f"path {value!r} contains a NUL byte"
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return None, f"path {value!r} must not contain '..'"
+    return "/" + "/".join(parts), None

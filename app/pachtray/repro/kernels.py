@@ -46,6 +46,10 @@ class KernelNotFound(LookupError):
     """No running kernel for a notebook; the message says where we looked."""
 
 
+class KernelAmbiguous(LookupError):
+    """More than one kernel on this machine has the notebook open: which one ran it is not ours to guess."""
+
+
 def jupyter_data_dir() -> Path:
     """As jupyter_core's `jupyter_data_dir()`."""
     if os.environ.get("JUPYTER_DATA_DIR"):
@@ -169,7 +173,11 @@ def find_kernel(notebook: str, extra_servers: list[Server] | None = None) -> Ker
     asked = all_servers(extra_servers)
     kernels, problems = notebook_kernels(asked=asked)
     matching = [k for k in kernels if os.path.realpath(k.notebook) == want]
-    local = [k for k in matching if k.pid is not None]
+    local = list({k.pid: k for k in matching if k.pid is not None}.values())
+    if len(local) > 1:
+        which = ", ".join(f"pid {k.pid} (kernel {k.kernel_id[:8]}, {k.server})" for k in local)
+        raise KernelAmbiguous(f"{len(local)} kernels have {notebook} open: {which}; lock the one you ran with "
+                              "`pachtray lock --pid PID`, or shut the others down")
     if local:
         return local[0]
     if matching:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pachtray.files import write_atomic
 from pachtray.pfs import names
+from pachtray.pfs.paths import mount_path
 
 VERSION = 1
 SUFFIX = ".pachyderm.lock"
@@ -78,7 +79,7 @@ def validate(data) -> dict:
     """The lock if it is well-formed (version 1); LockFormatError naming the first problem otherwise."""
     _need(isinstance(data, dict), "lock", "must be a JSON object")
     version = data.get("version")
-    _need(version == VERSION, "lock", f"unsupported version {version!r} (this Pachtray reads version {VERSION})")
+    _need(type(version) is int and version == VERSION, "lock", f"unsupported version {version!r} (this Pachtray reads version {VERSION})")
     cluster = data.get("cluster")
     _need(isinstance(cluster, dict), "lock", "'cluster' must be an object with 'id' and 'address'")
     _str(cluster, "id", "lock cluster", empty=True)
@@ -96,13 +97,20 @@ def validate(data) -> dict:
         _need(name not in seen, where, "appears twice")
         seen.add(name)
         for key in ("project", "repo"):
-            _str(m, key, where)
-        _str(m, "branch", where, empty=True)
+            _need(names.is_name(_str(m, key, where)), where, f"invalid {key} name {m[key]!r}")
+        branch = _str(m, "branch", where, empty=True)
+        _need(not branch or names.is_name(branch), where, f"invalid branch name {branch!r}")
         _need(names.is_commit_id(_str(m, "commit", where)), where,
               "'commit' must be a commit id (32 hexadecimal characters)")
         paths = m.get("paths")
         _need(isinstance(paths, list) and bool(paths) and all(isinstance(p, str) and p.startswith("/") for p in paths),
               where, "'paths' must be a non-empty list of paths starting with '/'")
+        normalized = []
+        for p in paths:
+            path, problem = mount_path(p)
+            _need(problem is None, where, str(problem))
+            normalized.append(path)
+        m["paths"] = list(dict.fromkeys(normalized))
         files = m.get("files")
         _need(isinstance(files, list), where, "'files' must be a list")
         for j, f in enumerate(files):

@@ -9,7 +9,7 @@ from pachyderm_sdk.api import pfs
 
 from pachtray import __version__
 from pachtray.errors import ApiError
-from pachtray.pfs import errors, names
+from pachtray.pfs import commits, errors, names
 from pachtray.pfs.errors import RPC_ERRORS
 from pachtray.mount.reads import Read
 from pachtray.repro.lockfile import VERSION
@@ -46,6 +46,21 @@ def inspect_files(app, commit: pfs.Commit, paths: list[str]) -> dict[str, pfs.Fi
 
     with ThreadPoolExecutor(max_workers=min(INSPECT_THREADS, max(1, len(paths)))) as pool:
         return dict(pool.map(one, paths))
+
+
+def _require_finished(app, commit: pfs.Commit, where: str) -> None:
+    """409 unless `commit` exists and is finished: an open commit's files can still change, so its
+    hashes pin nothing."""
+    try:
+        info = app.client().pfs.inspect_commit(commit=commit)
+    except RPC_ERRORS as e:
+        if errors.is_not_found(e):
+            raise ApiError(409, f"{where} no longer exists (the repo was deleted or the commit dropped): "
+                                "nothing is left to pin") from None
+        raise rpc_failure(e, f"cannot inspect {where}") from None
+    if not commits.timestamp_set(info.finished):
+        raise ApiError(409, f"{where} is not finished yet, so its files can still change: lock again once it is "
+                            "finished (and the notebook has read the finished files)")
 
 
 def build_lock(app, pid: int) -> dict:
@@ -96,15 +111,24 @@ def _mount_entry(app, pid: int, name: str, commit_id: str, reads: list[Read], wa
     if info is None:
         raise ApiError(500, f"process {pid} read mount {name!r} at commit {commit_id}, but the daemon no longer "
                             "knows which repo that was")
+    if info.get("conflict"):
+        raise ApiError(409, f"mount {name!r} showed commit {commit_id} of more than one repo while process {pid} "
+                            "ran, so the lock cannot tell which one it read: restart the kernel and run it again")
     commit = names.commit(info["project"], info["repo"], commit_id)
+    where = f"mount {name!r}: commit {commit_id} of {info['project']}/{info['repo']}"
+    _require_finished(app, commit, where)
     committed = sorted({r.path for r in reads if not r.modified} - set(modified))
+    read_size = {r.path: r.size for r in reads if not r.modified}
     infos = inspect_files(app, commit, committed)
     files = []
     for path in committed:
         fi = infos[path]
         if fi is None:
-            raise ApiError(409, f"mount {name!r}: {path} was read from commit {commit_id} but that commit has no "
-                                "such file")
+            raise ApiError(409, f"{where} has no file {path}, which was read from it")
+        if read_size[path] >= 0 and fi.size_bytes != read_size[path]:
+            raise ApiError(409, f"{where}: {path} was {read_size[path]} bytes when it was read and is "
+                                f"{fi.size_bytes} bytes now (the commit was not finished then): the lock would pin "
+                                "other bytes than the ones read; run the notebook again and lock then")
         files.append({"path": path, "size": fi.size_bytes, "hash": bytes(fi.hash).hex()})
     for path, size in modified.items():
         files.append({"path": path, "size": max(size, 0), "hash": None, "modified": True})

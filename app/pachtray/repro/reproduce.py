@@ -36,7 +36,7 @@ def reproduce(app, lock, rename: dict | None = None, check: bool = False) -> dic
         lock = lockfile.validate(lock)
     except lockfile.LockFormatError as e:
         raise ApiError(400, str(e)) from None
-    rename = _check_rename(lock, rename or {})
+    rename = _check_rename(lock, {} if rename is None else rename)
     here = cluster_identity(app)
     there = lock["cluster"]
     if there["id"] and here["id"] != there["id"]:
@@ -54,12 +54,14 @@ def reproduce(app, lock, rename: dict | None = None, check: bool = False) -> dic
             if _same(state, entry):
                 p.reuse = True
             else:
-                suggestion = _free_name(f"{p.name}_{entry['commit'][:8]}", taken)
+                suggestion = _free_name(f"{entry['name']}_{entry['commit'][:8]}", taken)
                 taken.add(suggestion)
                 conflicts.append({"name": entry["name"], "taken": p.name, "suggestion": suggestion,
                                   "by": _source(state)})
         plan.append(p)
     verified, warnings = _verify(app, plan)
+    if not there["id"]:
+        warnings.append("the lock names no cluster id, so it was not checked that it was made on this cluster")
     if conflicts and not check:
         c = conflicts[0]
         raise ApiError(409, f"mount name {c['taken']!r} is already used by {c['by']}; reproduce it under another "
