@@ -226,9 +226,12 @@ def test_reads_are_forgotten_when_the_process_exits_unless_pinned(daemon, repo, 
 
 
 def test_cli_errors_are_one_line(daemon, tmp_path, reader):
-    proc = cli("lock", "--pid", "1", "--port", str(daemon.port), "-o", str(tmp_path / "x"))
+    idle = reader()
+    proc = cli("lock", "--pid", str(idle.pid), "--port", str(daemon.port), "-o", str(tmp_path / "x"))
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
-    assert "process 1 has not opened any file under" in proc.stderr
+    assert f"process {idle.pid} has not opened any file under" in proc.stderr
+    proc = cli("lock", "--pid", "1", "--port", str(daemon.port), "-o", str(tmp_path / "x"))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "pid 1 is the daemon or one of its" in proc.stderr
     proc = cli("lock", str(tmp_path / "missing.ipynb"), "--port", str(daemon.port))
     assert proc.returncode == 1 and "no such notebook" in proc.stderr
     (tmp_path / "bad.lock").write_text('{"version": 2}')
