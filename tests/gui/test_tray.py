@@ -81,6 +81,23 @@ def test_mount_commit_unmount_from_menu(make_app, shared_daemon, sdk, unique_nam
                                                   path="/new.txt")))
         assert data == b"new data"
         qtbot.waitUntil(lambda: all(not m.pending for m in controller.status.mounted), timeout=20000)
+
+        # Unmount with uncommitted changes asks first (it would commit them without a review)
+        (mountpoint / "more.txt").write_bytes(b"more")
+        controller.refresh()
+        qtbot.waitUntil(lambda: any(m.name == name and m.pending == 1 for m in controller.status.mounted),
+                        timeout=20000)
+        tray.menu.aboutToShow.emit()
+        entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{name} (rw)"))
+        find_action(entry.menu(), ["Unmount"]).trigger()
+        box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Unmount")
+        assert box.text() == f"{name} has 1 uncommitted change(s). Unmounting commits them first."
+        box.reject()  # Cancel: still mounted, nothing committed
+        controller.refresh()
+        qtbot.wait(500)
+        assert any(m.name == name and m.pending == 1 for m in controller.status.mounted)
+        assert sdk.pfs.inspect_branch(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"),
+                                                        name="master")).head.id == head.id
     finally:
         unmount_all(shared_daemon)
 

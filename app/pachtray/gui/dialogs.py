@@ -53,6 +53,24 @@ def confirm(parent: QWidget | None, title: str, text: str, on_yes: Callable[[], 
     return box
 
 
+def confirm_unmount(parent: QWidget | None, controller, name: str, pending: int) -> QMessageBox | None:
+    """Unmount `name`; with uncommitted changes only once the user agrees that they are committed
+    first (the tray and the Mounts tab alike)."""
+    if not pending:
+        controller.unmount(name)
+        return None
+    return confirm(parent, "Unmount", f"{name} has {pending} uncommitted change(s). Unmounting commits them first.",
+                   lambda: controller.unmount(name), yes="Commit and unmount",
+                   informative="To review them or give the commit a message, use Commit… first.")
+
+
+def confirm_discard(parent: QWidget | None, controller, name: str, pending: int) -> QMessageBox:
+    return confirm(parent, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",
+                   lambda: controller.discard(name), yes="Discard",
+                   informative="The files go back to the last commit; this cannot be undone.",
+                   icon=QMessageBox.Icon.Warning)
+
+
 def error(parent: QWidget | None, title: str, message: str) -> QMessageBox:
     box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # errors get copied and pasted

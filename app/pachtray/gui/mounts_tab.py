@@ -88,16 +88,9 @@ class MountsTab(QWidget):
         elif key == "commit":
             return open_commit_dialog(self.controller, name, self)
         elif key == "discard":
-            return dialogs.confirm(self, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",
-                                   lambda: self.controller.discard(name), yes="Discard",
-                                   informative="The files go back to the last commit; this cannot be undone.",
-                                   icon=dialogs.QMessageBox.Icon.Warning)
+            return dialogs.confirm_discard(self, self.controller, name, pending)
         elif key == "unmount":
-            if pending:
-                return dialogs.confirm(self, "Unmount", f"{name} has {pending} uncommitted change(s). Unmounting "
-                                       "commits them first.", lambda: self.controller.unmount(name),
-                                       yes="Commit and unmount")
-            self.controller.unmount(name)
+            return dialogs.confirm_unmount(self, self.controller, name, pending)
         elif key == "open":
             QDesktopServices.openUrl(QUrl.fromLocalFile(m.mountpoint))
         return None

@@ -171,11 +171,13 @@ class Tray(QObject):
                 commit = self._action(sub, f"Commit… ({pending} pending)", lambda n=name: self.review_commit(n))
                 commit.setEnabled(mount.can_commit)
             if mount.can_discard:
-                self._action(sub, "Discard changes…", lambda n=name, c=pending: self.confirm_discard(n, c))
+                self._action(sub, "Discard changes…",
+                             lambda n=name, c=pending: dialogs.confirm_discard(None, self.controller, n, c))
             if mount.can_refresh:
                 self._action(sub, "Update to latest commit", lambda n=name: self.controller.refresh_mount(n))
             if mount.can_unmount:
-                self._action(sub, "Unmount", lambda n=name: self.controller.unmount(n))
+                self._action(sub, "Unmount",
+                             lambda n=name, c=pending: dialogs.confirm_unmount(None, self.controller, n, c))
 
     def _add_mount_menu(self, m: QMenu) -> None:
         """The Mount submenu, filled from the snapshot each time it opens (the repos may arrive or
@@ -249,11 +251,6 @@ class Tray(QObject):
 
     def review_commit(self, name: str, parent: QWidget | None = None):
         return open_commit_dialog(self.controller, name, parent)
-
-    def confirm_discard(self, name: str, pending: int, parent: QWidget | None = None):
-        return dialogs.confirm(parent, "Discard changes", f"Discard {pending} uncommitted change(s) in {name}?",
-                               lambda: self.controller.discard(name), yes="Discard",
-                               informative="This cannot be undone.")
 
 
 def open_folder(path: str) -> None:

@@ -1117,7 +1117,9 @@ class RwView:
                         self._upload.forget()
                         head = self._send(client, branch, plan, [], description, fingerprint)
             except (*RPC_ERRORS, OSError, sqlite3.Error) as e:
-                raise CommitFailed(f"commit to {where} failed, changes kept: {errors.details(e)}") from None
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else errors.details(e)
+                reason = reason.removeprefix(f"commit to {where}: ")  # (require_client's words start so)
+                raise CommitFailed(f"commit to {where} failed, changes kept: {reason}") from None
             if landed is not None:
                 log.info("commit %s to %s had landed although its attempt failed: its %d changes are not sent again",
                          landed, where, len(plan))
