@@ -105,6 +105,33 @@ def test_foreign_server_on_port_is_reported_and_app_quits(qapp, qtbot, go_mount_
         app.dispose()
 
 
+def test_a_stopped_daemon_is_reported_as_not_answering_and_the_app_stays(qapp, qtbot, daemon_factory, pachd):
+    """A daemon stopped with SIGSTOP takes connections and never answers: it is ours, hung, not a
+    foreign server, and the tray app does not quit over it (the user resumes it and starts again)."""
+    from pachtray.gui.app import PachtrayApp
+
+    d = daemon_factory(pachd.address)
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    app = PachtrayApp(config.Settings(api_port=d.port, sock_path=""))
+    try:
+        for found in (daemon_process.probe(d.port, timeout=1.0), daemon_process.probe(free_port(), d.sock_path, 1.0)):
+            assert found.state == daemon_process.HUNG, found
+            message = daemon_process.hung_message(found)
+            assert f"held by process {d.proc.pid} that does not answer" in message and f"kill -CONT {d.proc.pid}" in message
+        quits = []
+        app.quit_requested.connect(quits.append)
+        app.start()
+        qtbot.waitUntil(lambda: any(x.windowTitle() == "The daemon does not answer" for x in dialogs.open_dialogs()),
+                        timeout=20000)
+        box = next(x for x in dialogs.open_dialogs() if x.windowTitle() == "The daemon does not answer")
+        box.done(0)
+        qtbot.wait(300)
+        assert quits == []
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+        app.dispose()
+
+
 def test_missing_fuse_is_explained_in_a_dialog_at_start(qapp, qtbot, go_mount_server):
     from pachtray import frozen
     from pachtray.gui.app import PachtrayApp

@@ -23,7 +23,7 @@ from pachtray.gui import daemon_process, dialogs, icons
 from pachtray.gui.activity import Activity, ActivityPanel
 from pachtray.gui.client import DaemonClient
 from pachtray.gui.controller import Controller
-from pachtray.gui.daemon_process import FOREIGN, OURS
+from pachtray.gui.daemon_process import FOREIGN, HUNG, OURS
 from pachtray.gui.desktop_notifications import DesktopNotifications
 from pachtray.gui.jupyter import JupyterOpener
 from pachtray.gui.login import LoginFlow, open_in_browser
@@ -108,6 +108,8 @@ class PachtrayApp(QObject):
         found = daemon_process.probe(self.settings.api_port, self.settings.sock_path)
         if found.state == FOREIGN:
             raise ForeignServer(daemon_process.foreign_message(found), title="Another server is in the way")
+        if found.state == HUNG:  # not quit over: the user resumes or ends it and starts again
+            raise PachtrayError(daemon_process.hung_message(found), title="The daemon does not answer")
         if found.state == OURS:
             return "attached"
         daemon_process.start_daemon(self.settings)
@@ -365,8 +367,9 @@ def headless(settings: config.Settings, reason: str) -> int:
         print(f"pachtray: {reason}; a Pachtray daemon is already running on {found.where}; nothing to do.",
               file=sys.stderr)
         return 0
-    if found.state == FOREIGN:
-        print(f"pachtray: {daemon_process.foreign_message(found)}", file=sys.stderr)
+    if found.state in (FOREIGN, HUNG):
+        message = daemon_process.foreign_message(found) if found.state == FOREIGN else daemon_process.hung_message(found)
+        print(f"pachtray: {message}", file=sys.stderr)
         return 1
     print(f"pachtray: {reason}: running the daemon only (API on 127.0.0.1:{settings.api_port}"
           f"{' and ' + settings.sock_path if settings.sock_path else ''}). Stop it with Ctrl-C.", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Find, identify and start the daemon the GUI talks to (no Qt: called from workers and tests).
 
 `probe()` tells apart our daemon, a foreign server (e.g. an old Go `mount-server` on 9002 or
-/tmp/pfs.sock) and nothing at all; `start_daemon()` spawns `pachtray daemon` in its own session
+/tmp/pfs.sock), something that takes the connection and never answers (a stopped or hung daemon)
+and nothing at all; `start_daemon()` spawns `pachtray daemon` in its own session
 so it survives the GUI (mounts keep running when the user quits the tray only).
 """
 
@@ -20,7 +21,7 @@ from pachtray.errors import PachtrayError
 from pachtray.localhttp import UnixHTTPConnection
 from pachtray.logfiles import tail
 
-OURS, FOREIGN, ABSENT = "pachtray", "foreign", "absent"
+OURS, FOREIGN, HUNG, ABSENT = "pachtray", "foreign", "hung", "absent"
 INFO_PATH = "/pachtray/v1/info"
 
 
@@ -28,7 +29,7 @@ INFO_PATH = "/pachtray/v1/info"
 class Probe:
     """What answers where the settings say the daemon lives."""
 
-    state: str  # OURS, FOREIGN or ABSENT
+    state: str  # OURS, FOREIGN, HUNG or ABSENT
     where: str = ""  # "127.0.0.1:9002" or the socket path that answered (for messages)
     detail: str = ""
 
@@ -39,6 +40,8 @@ def _identify(conn: http.client.HTTPConnection) -> tuple[str, str]:
         conn.request("GET", INFO_PATH, headers={"Host": "localhost"})
         resp = conn.getresponse()
         body = resp.read()
+    except TimeoutError:
+        return HUNG, f"it took the connection but did not answer within {conn.timeout:g} s"
     except (OSError, http.client.HTTPException) as e:
         return FOREIGN, f"it does not speak HTTP like a Pachtray daemon ({e})"
     finally:
@@ -73,6 +76,42 @@ def probe(port: int, sock_path: str = "", timeout: float = 3.0) -> Probe:
         state, detail = _identify(UnixHTTPConnection(sock_path, timeout))
         return Probe(state, sock_path, detail)
     return Probe(ABSENT)
+
+
+def hung_message(found: Probe) -> str:
+    """What the user reads when the daemon's address is held by a process that does not answer."""
+    pid = listener_pid(found.where)
+    who = f"process {pid}" if pid else "a process"
+    fix = (f"Resume it (kill -CONT {pid}) or end it (kill {pid}), then choose Start the daemon."
+           if pid else "Resume or end it, then choose Start the daemon.")
+    return (f"The Pachtray daemon's address {found.where} is held by {who} that does not answer: {found.detail}. "
+            f"It may be a daemon that was stopped (Ctrl-Z, kill -STOP) or is hung.\n\n{fix}")
+
+
+def listener_pid(where: str) -> int | None:
+    """The pid of the process listening on "127.0.0.1:PORT" or on a unix socket path (Linux /proc)."""
+    try:
+        if where.startswith("127.0.0.1:"):
+            port = f"{int(where.rsplit(':', 1)[1]):04X}"
+            with open("/proc/net/tcp") as f:
+                inodes = {cols[9] for cols in (line.split() for line in list(f)[1:])
+                          if cols[1].endswith(":" + port) and cols[3] == "0A"}  # 0A: LISTEN
+        else:
+            with open("/proc/net/unix") as f:
+                inodes = {cols[6] for cols in (line.split() for line in list(f)[1:]) if len(cols) > 7 and cols[7] == where}
+    except (OSError, ValueError, IndexError):
+        return None
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+            if any(os.readlink(f"/proc/{entry}/fd/{fd}") in wanted for fd in fds):
+                return int(entry)
+        except OSError:
+            continue
+    return None
 
 
 def foreign_message(found: Probe) -> str:
