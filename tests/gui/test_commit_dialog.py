@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from guihelpers import commit_in_dialog, make_app, make_repo, sdk, shared_daemon, unmount_all  # noqa: F401
 from pachtray.gui import dialogs
-from pachtray.gui.commit_dialog import UPSTREAM_MARK, CommitDialog
+from pachtray.gui.commit_dialog import UPSTREAM_MARK, CommitDialog, open_commit_dialog
 
 
 def _rows(dialog: CommitDialog) -> list[tuple[str, ...]]:
@@ -116,3 +116,36 @@ def test_a_failed_listing_is_one_titled_error_dialog(make_app, shared_daemon, qt
     assert notes == [] and not dialog.commit_button.isEnabled()
     for d in errors + [dialog]:
         d.reject()
+
+
+def test_a_file_written_after_the_review_is_not_committed_unseen(make_app, shared_daemon, sdk, unique_name, qtbot):
+    """The dialog commits what it shows: a program that wrote to the mount meanwhile makes the commit
+    refused with the reason, the list shown again (the message kept), and the next Commit lands both."""
+    repo = unique_name("cdl")
+    make_repo(sdk, repo, {"/base.txt": b"base"})
+    app = make_app(shared_daemon, show_window=False)
+    try:
+        name, root = _rw_mount(app, qtbot, shared_daemon, repo)
+        (root / "first.txt").write_bytes(b"1")
+        dialog = open_commit_dialog(app.controller, name)
+        qtbot.waitUntil(lambda: _rows(dialog) == [("added", "/first.txt", "1 B", "")], timeout=20000)
+        head = pfs.Commit(branch=pfs.Branch(repo=pfs.Repo(name=repo, type="user"), name="master"))
+        before = sdk.pfs.inspect_commit(commit=head).commit.id
+        (root / "late.txt").write_bytes(b"late")  # after the review
+        dialog.message.setPlainText("only what I saw")
+        qtbot.mouseClick(dialog.commit_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: any(d.windowTitle() == "Commit failed" for d in dialogs.open_dialogs()), timeout=20000)
+        box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Commit failed")
+        assert "changed since they were reviewed" in box.text() and "nothing was committed" in box.text()
+        box.done(0)
+        assert sdk.pfs.inspect_commit(commit=head).commit.id == before
+        qtbot.waitUntil(lambda: [r[1] for r in _rows(dialog)] == ["/first.txt", "/late.txt"], timeout=20000)
+        assert dialog.message.toPlainText() == "only what I saw"
+        commit_in_dialog(qtbot, dialog)
+        qtbot.waitUntil(lambda: sdk.pfs.inspect_commit(commit=head).commit.id != before, timeout=30000)
+        landed = sdk.pfs.inspect_commit(commit=head)
+        assert landed.description == "only what I saw"
+        assert b"".join(sdk.pfs.pfs_file(pfs.File(commit=landed.commit, path="/late.txt"))) == b"late"
+    finally:
+        unmount_all(shared_daemon)
+        sdk.pfs.delete_repo(repo=pfs.Repo(name=repo, type="user"), force=True)

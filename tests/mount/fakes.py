@@ -177,7 +177,7 @@ class FakeRwView:
     def prepare(self):
         pass
 
-    def commit(self, description: str = ""):
+    def commit(self, description: str = "", review: str | None = None):
         self.description = description
         if self.fail:
             raise Rpc(grpc.StatusCode.INTERNAL, self.fail)

@@ -70,6 +70,9 @@ COMMIT_BODY = {"type": "object", "required": ["mount"], "properties": {
     "mount": {"type": "string"},
     "description": {"type": "string", "description": "Pachtray: the commit's description (absent: none, as the "
                                                      "reference's commits)"}}}
+PACHTRAY_COMMIT_BODY = {**COMMIT_BODY, "properties": {**COMMIT_BODY["properties"], "review": {
+    "type": "string", "description": "the `review` token of GET /pachtray/v1/mounts/NAME/changes: 409 and no "
+                                     "commit if the changes are no longer those"}}}
 
 
 def repo_entries(app) -> list[dict]:
@@ -143,7 +146,12 @@ def unmount_all(req, app):
 
 def pachtray_commit(req, app):
     """Like /_commit, and also for changes recovered from an earlier run; answers Pachtray's view."""
-    app.manager.commit(models.single_mount(req), recovered=True, description=models.commit_description(req))
+    body = req.json_object()
+    review = body.get("review")
+    if review is not None and not isinstance(review, str):
+        raise ApiError(400, "review must be the `review` token of the mount's changes")
+    app.manager.commit(models.single_mount(req), recovered=True, description=models.commit_description(req),
+                       review=review)
     return {"mounted": app.manager.all_mounts()}
 
 
@@ -185,7 +193,7 @@ def register(router: Router) -> None:
                body_schema={"type": "object"}, response_schema=MOUNTS_SCHEMA, requires="auth")
     router.add("PUT", "/pachtray/v1/_commit", pachtray_commit, "Commit the staged changes of a rw mount, or "
                "changes recovered from an earlier run (state `pending`), as one commit",
-               body_schema=COMMIT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA, requires="auth")
+               body_schema=PACHTRAY_COMMIT_BODY, response_schema=PACHTRAY_MOUNTS_SCHEMA, requires="auth")
     router.add("GET", "/pachtray/v1/mounts", pachtray_mounts,
                "The mounts (as GET /mounts's `mounted`, with recovered changes) without listing the repos",
                response_schema=PACHTRAY_MOUNTS_SCHEMA)

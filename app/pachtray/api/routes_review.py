@@ -23,7 +23,9 @@ CHANGES_SCHEMA = {
                         "upstream": {"type": "boolean", "description": "the branch changed this path since the "
                                      "changes' base commit: committing overwrites that version"}}}},
         "upstream_checked": {"type": "boolean", "description": "false when the cluster could not be asked "
-                             "(then every `upstream` is false)"}},
+                             "(then every `upstream` is false)"},
+        "review": {"type": "string", "description": "give it to PUT /pachtray/v1/_commit as `review`: the commit "
+                   "then sends exactly these changes, or answers 409 if the mount changed since"}},
 }
 PATHS_BODY = {"type": "object", "required": ["paths"],
               "properties": {"paths": {"type": "array", "items": {"type": "string"}, "minItems": 1,

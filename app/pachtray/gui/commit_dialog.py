@@ -74,6 +74,7 @@ class CommitDialog(QDialog):
         row.addWidget(self.commit_button)
         v.addLayout(row)
         self.changes: list[dict] = []
+        self.review: str | None = None  # the token of the changes shown (GET changes)
         self._working = True
         self._closed = False  # answers arriving after the dialog closed are dropped
         self.finished.connect(self._on_closed)
@@ -94,6 +95,7 @@ class CommitDialog(QDialog):
         if self._closed:
             return
         self.changes = answer.get("changes", [])
+        self.review = answer.get("review")
         self.list.clear()
         bold = QFont()
         bold.setBold(True)
@@ -147,9 +149,16 @@ class CommitDialog(QDialog):
                                       failed_to=lambda e: self._failed("Discard failed", e))
 
     def commit(self) -> None:
+        """Commit what the list shows: a program that wrote to the mount since makes it a 409, and the
+        list is shown again (the message stays)."""
         self._set_working(True)
-        self.controller.commit(self.name, self.message.toPlainText().strip(), then=lambda _r: self._closed or self.accept(),
-                               failed_to=lambda e: self._failed("Commit failed", e))
+        self.controller.commit(self.name, self.message.toPlainText().strip(), review=self.review,
+                               then=lambda _r: self._closed or self.accept(), failed_to=self._commit_failed)
+
+    def _commit_failed(self, error: Exception) -> None:
+        self._failed("Commit failed", error)
+        if getattr(error, "status", None) == 409 and not self._closed:
+            self.load()
 
     # ------------------------------------------------------------- state
 

@@ -312,10 +312,13 @@ class Controller(QObject):
     def unmount(self, name: str) -> None:
         self.act(lambda: self.client.put("/_unmount", {"mounts": [name]}), f"{name} unmounted", "Unmounted")
 
-    def commit(self, name: str, description: str = "", *, then=None, failed_to=None) -> None:
+    def commit(self, name: str, description: str = "", *, review: str | None = None, then=None,
+               failed_to=None) -> None:
         """Pachtray's commit route: it also takes changes recovered from an earlier run (state
-        `pending`); ``description`` becomes the commit's."""
-        body = {"mount": name, **({"description": description} if description else {})}
+        `pending`); ``description`` becomes the commit's; with ``review`` (the token of the changes
+        shown) nothing is committed if the changes are no longer those."""
+        body = {"mount": name, **({"description": description} if description else {}),
+                **({"review": review} if review else {})}
         self.act(lambda: self.client.put(EXTRAS + "/_commit", body), f"Changes in {name} committed",
                  "Committed", then=then, failed_to=failed_to)
 

@@ -31,7 +31,7 @@ from pachtray.mount.datum_mode import DatumMode
 from pachtray.mount.parts import FuseParts
 from pachtray.mount.reads import ReadTracker
 from pachtray.mount.records import StagingRecords
-from pachtray.mount.staging import CommitFailed
+from pachtray.mount.staging import ChangedSinceReview, CommitFailed
 from pachtray.mount.state import (MOUNT_STATE_FIELDS, Mount, MountRequest, MountState, Problem, ProblemKind,
                                   Upstream)
 from pachtray.mount.table import MountTable
@@ -392,27 +392,31 @@ class MountManager:
         return m
 
     def commit(self, name: str, *, recovered: bool = False, description: str = "",
-               read_only_ok: bool = False) -> None:
+               read_only_ok: bool = False, review: str | None = None) -> None:
         """Upload every staged change of rw mount ``name`` as one commit (all-or-nothing) with
         ``description``; with ``recovered``, also changes recovered from an earlier run (which then
         leave the table). A read-only mount is an error, or with ``read_only_ok`` nothing to do (the
-        reference's /_commit answers it as a commit of no changes)."""
+        reference's /_commit answers it as a commit of no changes). With ``review`` (the token of
+        `changes`), 409 instead of a commit when the changes are no longer the reviewed ones."""
         m = self._rw(name, "commit") if recovered else self._get(name, "commit")
         if m.mode != "rw":
             if read_only_ok:
                 return
             raise ApiError(500, f"can't commit {name!r}: it is mounted read-only")
         with m.op:
-            self._commit_locked(m, description)
+            self._commit_locked(m, description, review)
             if m.recovered:
                 self.remove(m)
 
-    def _commit_locked(self, m: Mount, description: str = "") -> None:
+    def _commit_locked(self, m: Mount, description: str = "", review: str | None = None) -> None:
         self.need_client()
         before = m.state
         self.table.set(m, state=MountState.COMMITTING)
         try:
-            new_id = m.view.commit(description)
+            new_id = m.view.commit(description, review=review)
+        except ChangedSinceReview as e:
+            self.table.set(m, state=before)
+            raise ApiError(409, f"can't commit {m.name!r}: {e.message}") from None
         except Exception as e:  # noqa: BLE001 - any failure: everything stays staged
             msg = e.message if isinstance(e, CommitFailed) else \
                 f"commit of {m.name!r} failed, changes kept: {errors.details(e)}"
@@ -455,9 +459,11 @@ class MountManager:
         """What a commit of rw mount ``name`` (mounted or recovered) would change: files sorted by
         path, each marked `upstream` when the branch changed it since the changes' base (then a
         commit would overwrite someone else's version). `upstream_checked` is false when the
-        cluster could not be asked (not connected, unreachable, repo gone)."""
+        cluster could not be asked (not connected, unreachable, repo gone). `review`: the token a
+        commit of exactly these changes is given."""
         m = self._rw(name, "list changes of")
         try:
+            review = m.view.review_token()  # first: a change made while listing makes the token stale, not wrong
             found = m.view.changes()
         except OSError as e:
             raise _review_error(f"list the changes of {name!r}", e) from None
@@ -469,7 +475,7 @@ class MountManager:
             except errors.RPC_ERRORS as e:
                 log.info("changes of %s: upstream not checked: %s", name, errors.details(e))
         return {"changes": [{"path": c.path, "change": c.change, "size": c.size, "upstream": c.path in moved}
-                            for c in found], "upstream_checked": checked}
+                            for c in found], "upstream_checked": checked, "review": review}
 
     def discard_paths(self, name: str, paths: list[str]) -> None:
         """Revert those paths of rw mount ``name`` (mounted or recovered) to the base; recovered

@@ -96,6 +96,10 @@ class CommitFailed(PachtrayError):
 ADDED, MODIFIED, DELETED = "added", "modified", "deleted"
 
 
+class ChangedSinceReview(PachtrayError):
+    """A commit given a review token found other changes than the ones reviewed."""
+
+
 class Change(NamedTuple):
     """One file a commit would change; `size` is the new content's (a deleted file's: the base's)."""
 
@@ -1084,7 +1088,17 @@ class RwView:
         except OSError:
             return 0
 
-    def commit(self, description: str = "") -> str | None:
+    def _plan(self) -> list[tuple[str, Row]]:
+        """The rows a commit sends, sorted by path."""
+        with self._lock:
+            return sorted((p, r) for p, r in self.rows.items() if (not r.clean or r.kind == "symlink") and not _hidden(p))
+
+    def review_token(self) -> str:
+        """What a commit would send now, as a token: a commit given it sends exactly that or nothing."""
+        with self._mut:
+            return self._fingerprint(self._plan())
+
+    def commit(self, description: str = "", review: str | None = None) -> str | None:
         """Upload every change as one commit on the branch, with ``description``; returns its id
         (None: nothing to do).
 
@@ -1092,17 +1106,19 @@ class RwView:
         staged. The started commit is noted in the journal first, so a commit a kill interrupted
         before its finish is dropped by the next one (pachd starts no commit over an open head), and
         one that finished although its attempt failed is taken as this commit, not made twice.
+        With ``review`` (a `review_token`), nothing is committed unless the changes are still those.
         """
         with self._mut, self._upload.paused(), self.journal.held():
-            with self._lock:
-                plan = sorted((p, r) for p, r in self.rows.items()
-                              if (not r.clean or r.kind == "symlink") and not _hidden(p))
+            plan = self._plan()
+            fingerprint = self._fingerprint(plan)
+            if review is not None and review != fingerprint:
+                raise ChangedSinceReview("the files changed since they were reviewed (a program wrote to the mount "
+                                         "meanwhile): review them again; nothing was committed")
             if not any(self._uploaded(p, r) for p, r in plan):
                 return None
             sets, rest = self._upload.plan(plan, self.base_commit_id)
             where = f"{self.project}/{self.repo}@{self.branch}"
             branch = pfs.Branch(repo=make_commit(self.project, self.repo, "").repo, name=self.branch)
-            fingerprint = self._fingerprint(plan)
             try:
                 client = require_client(self.client_fn, f"commit to {where}")
                 head = landed = self._landed_before(client, fingerprint)
