@@ -266,12 +266,18 @@ def test_a_lock_pins_only_finished_commits_and_the_bytes_that_were_read(daemon, 
     assert changed.status_code == 409 and "/a.txt was 7 bytes when it was read and is 25 bytes now" in changed.text
 
 
-def test_the_lock_of_a_name_mounted_again_with_other_paths_shows_every_file_read(daemon, client, repo, reader):
-    name, commit = repo
-    mount(daemon, "data", name)
+def _read_a_then_unmount(daemon, repo_name: str, reader) -> Reader:
+    """A reader that read /a.txt through the mount "data", which is then unmounted."""
+    mount(daemon, "data", repo_name)
     r = reader()
     r.read(daemon.mount_dir / "data" / "a.txt")
     unmount(daemon, "data")
+    return r
+
+
+def test_the_lock_of_a_name_mounted_again_with_other_paths_shows_every_file_read(daemon, client, repo, reader):
+    name, commit = repo
+    r = _read_a_then_unmount(daemon, name, reader)
     assert daemon.put("/_mount", {"mounts": [{"name": "data", "repo": name, "paths": ["/sub"]}]}).status_code == 200
     r.read(daemon.mount_dir / "data" / "sub" / "d.txt")
     lock = _api_lock(daemon, r.pid).json()["lock"]
@@ -281,10 +287,7 @@ def test_the_lock_of_a_name_mounted_again_with_other_paths_shows_every_file_read
 
 def test_locking_reads_of_a_dropped_commit_says_it_is_gone(daemon, client, repo, reader):
     name, commit = repo
-    mount(daemon, "data", name)
-    r = reader()
-    r.read(daemon.mount_dir / "data" / "a.txt")
-    unmount(daemon, "data")
+    r = _read_a_then_unmount(daemon, name, reader)
     client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=commit))
     gone = _api_lock(daemon, r.pid)
     assert gone.status_code == 409 and "no longer exists (the repo was deleted or the commit dropped)" in gone.text
