@@ -203,3 +203,33 @@ def test_menu_stays_small_with_ten_thousand_repos(qapp):
     finally:
         tray.dispose()
         controller.tasks.close()
+
+
+def test_the_tray_says_why_its_icon_shows_an_error_and_keeps_mounts_in_name_order(make_app, shared_daemon, sdk,
+                                                                                 unique_name, qtbot):
+    repo = unique_name("why")
+    make_repo(sdk, repo, {"/x": b"x"})
+    app = make_app(shared_daemon, show_window=False)
+    tray, controller = app.tray, app.controller
+    try:
+        for name, mode in (("zz_" + repo, "rw"), ("aa_" + repo, "ro")):
+            assert shared_daemon.put("/_mount", {"mounts": [{"name": name, "repo": repo, "mode": mode}]}).ok
+        rw = "zz_" + repo
+        os.symlink("missing.txt", shared_daemon.mount_dir / rw / "dangling")  # a commit must refuse it
+        failed = []
+        controller.commit(rw, failed_to=failed.append)
+        qtbot.waitUntil(lambda: bool(failed), timeout=30000)
+        controller.refresh()
+        qtbot.waitUntil(lambda: any(m.name == rw and m.error for m in controller.status.mounted), timeout=20000)
+        ours = [m.name for m in controller.status.mounted if m.name.endswith(repo)]
+        assert ours == sorted(ours) == ["aa_" + repo, rw]
+        assert tray.state == "error"
+        tray.update_icon()
+        assert f"{rw}: symbolic link /dangling -> missing.txt" in tray.icon.toolTip()
+        tray.menu.aboutToShow.emit()
+        entry = next(a for a in tray.menu.actions() if a.text().startswith(f"{rw} (rw)"))
+        first = entry.menu().actions()[0]
+        assert first.text().startswith("⚠ ") and not first.isEnabled() and "dangling" in first.toolTip()
+        os.unlink(shared_daemon.mount_dir / rw / "dangling")  # so the unmount's commit goes through
+    finally:
+        unmount_all(shared_daemon)

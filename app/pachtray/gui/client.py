@@ -165,7 +165,8 @@ class DaemonClient:
         return self.get("/config")
 
     def mounts(self) -> list[MountInfo]:
-        return [MountInfo.from_json(m) for m in self.get(EXTRAS + "/mounts")["mounted"]]
+        """The mounts by name: the tray and the Mounts tab keep their order between refreshes."""
+        return sorted((MountInfo.from_json(m) for m in self.get(EXTRAS + "/mounts")["mounted"]), key=lambda m: m.name)
 
 
 def _title(method: str, route: str, status: int) -> str:

@@ -73,6 +73,8 @@ class Tray(QObject):
             pending = status.pending_total()
             if pending:
                 tip += f", {pending} uncommitted change{'s' if pending != 1 else ''}"
+            for failed in (m for m in status.mounted if m.error):  # why the icon says "error"
+                tip += f"\n{failed.name}: {failed.error}"
         if self.jupyter is not None and self.jupyter.active:
             tip += "\n" + self.jupyter.describe()
         self.icon.setToolTip(tip)
@@ -91,8 +93,7 @@ class Tray(QObject):
     # ------------------------------------------------------------- menu
 
     def _submenu(self, parent: QMenu, title: str) -> QMenu:
-        shown = title if len(title) <= MENU_TEXT_MAX else \
-            title[:MENU_TEXT_MAX // 2 - 1] + "…" + title[-(MENU_TEXT_MAX // 2):]
+        shown = _elided(title)
         sub = QMenu(shown, parent)
         if shown != title:
             sub.menuAction().setToolTip(title)
@@ -165,6 +166,10 @@ class Tray(QObject):
             if pending:
                 title += f" • {pending} uncommitted"
             sub = self._submenu(m, title)
+            if mount.error:
+                problem = sub.addAction(_elided("⚠ " + mount.error))
+                problem.setToolTip(mount.error)
+                problem.setEnabled(False)
             opener = self._action(sub, "Open folder", lambda p=mount.mountpoint: open_folder(p))
             opener.setEnabled(mount.can_open)
             if mount.mode == "rw" or mount.recovered:
@@ -251,6 +256,11 @@ class Tray(QObject):
 
     def review_commit(self, name: str, parent: QWidget | None = None):
         return open_commit_dialog(self.controller, name, parent)
+
+
+def _elided(text: str) -> str:
+    """`text` with its middle cut to MENU_TEXT_MAX characters (names may be 255; the tooltip is whole)."""
+    return text if len(text) <= MENU_TEXT_MAX else text[:MENU_TEXT_MAX // 2 - 1] + "…" + text[-(MENU_TEXT_MAX // 2):]
 
 
 def open_folder(path: str) -> None:
