@@ -166,3 +166,27 @@ def test_abandoned_downloads_are_cancelled_and_free_the_server(local_pachd_facto
         held.append(call)  # still referenced: only the cancel can free the server's thread
     assert [r.repo.name for r in c.pfs.list_repo()] == [repo]
     c.close()
+
+
+def test_an_upload_whose_answer_takes_longer_than_the_idle_deadline_still_lands():
+    """Once every request is sent, pachd may work on the whole stream before it answers: that wait
+    is not a stalled upload (ANSWER_IDLE, not the idle deadline, bounds it)."""
+    got = []
+
+    def slow_answer(requests, context):
+        got.extend(requests)
+        time.sleep(2.5)
+        return b""
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("pfs_v2.API", {
+        "ModifyFile": grpc.stream_unary_rpc_method_handler(slow_answer, response_serializer=bytes)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    c = connect(f"127.0.0.1:{port}", rpc_timeout=1)
+    try:
+        modify_file(c, iter([pfs.ModifyFileRequest(set_commit=pfs.Commit.from_uri("r@master"))] * 3))
+        assert len(got) == 3
+    finally:
+        c.close()
+        server.stop(0)

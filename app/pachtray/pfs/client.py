@@ -208,6 +208,9 @@ class _IdleStream:
             self._call.cancel()
 
 
+ANSWER_IDLE = 60.0  # seconds a client-streaming call may wait for its answer once every request is sent
+
+
 class _IdleUpload:
     """Future of a client-streaming call whose request iterator must keep moving.
 
@@ -227,6 +230,9 @@ class _IdleUpload:
         for r in requests:
             self._w.waiting_since = time.monotonic()
             yield r
+        # All sent: pachd may still work on the whole stream before it answers (a big commit on slow
+        # storage), so the answer gets longer than a request that does not move.
+        self._w.idle = max(self._w.idle, ANSWER_IDLE)
         self._w.waiting_since = time.monotonic()
 
     def result(self, timeout=None):
