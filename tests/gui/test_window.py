@@ -262,3 +262,36 @@ def test_a_new_branch_keeps_the_selection_and_long_names_do_not_widen_the_window
 
     qtbot.waitUntil(lambda: browser.select_repo("default", other), timeout=20000)
     qtbot.waitUntil(lambda: browser.folder_label.full_text() == "", timeout=20000)
+
+
+def test_while_the_cluster_does_not_answer_the_actions_that_need_it_wait(make_app, daemon_factory, qtbot):
+    """A frozen embedded server: New repo and the mount buttons are disabled with the reason (they
+    would only wait for a deadline), and come back when it answers again."""
+    import signal
+
+    from conftest import free_port
+
+    d = daemon_factory(None, extra=["--local-pachd-port", str(free_port())])
+    app = make_app(d, show_window=True, wait_repos=False)
+    tab = app.window.browser
+    qtbot.waitUntil(lambda: tab.new_repo_button.isEnabled(), timeout=30000)
+    server = next(int(p) for p in os.listdir("/proc") if p.isdigit() and _parent_of(p) == d.proc.pid
+                  and b"local-pachd" in open(f"/proc/{p}/cmdline", "rb").read())
+    os.kill(server, signal.SIGSTOP)
+    try:
+        qtbot.waitUntil(lambda: app.controller.status.connection != "connected", timeout=40000)
+        qtbot.waitUntil(lambda: not tab.new_repo_button.isEnabled(), timeout=10000)
+        assert tab.new_repo_button.toolTip() == "The cluster does not answer"
+        assert not tab.mount_ro_button.isEnabled() and not tab.mount_rw_button.isEnabled()
+    finally:
+        os.kill(server, signal.SIGCONT)
+    qtbot.waitUntil(lambda: tab.new_repo_button.isEnabled(), timeout=40000)
+    assert tab.new_repo_button.toolTip() == ""
+
+
+def _parent_of(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1

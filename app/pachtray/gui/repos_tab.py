@@ -391,21 +391,23 @@ class ReposTab(QWidget):
 
     def _update_buttons(self) -> None:
         status = self.controller.status
-        local = status.local and status.reachable
+        answering = status.reachable and status.connection == "connected"  # a frozen cluster: wait, not try
+        local = status.local and answering
         has_repo = self._repo is not None
         writable = has_repo and self._repo.get("authorization") in ("off", "write")
         self.new_repo_button.setEnabled(local)
         self.delete_repo_button.setEnabled(local and has_repo)
+        why = "" if local else "The cluster does not answer" if status.local else "Only on the embedded local server"
         for b in (self.new_repo_button, self.delete_repo_button, self.new_branch_button, self.delete_branch_button):
-            b.setToolTip("" if local else "Only on the embedded local server")
-        self.mount_ro_button.setEnabled(has_repo and self._branch is not None)
-        self.mount_rw_button.setEnabled(has_repo and writable)
+            b.setToolTip(why)
+        self.mount_ro_button.setEnabled(answering and has_repo and self._branch is not None)
+        self.mount_rw_button.setEnabled(answering and has_repo and writable)
         # (no branch chosen: an empty repo has none yet; its first commit makes master)
         self.mount_rw_button.setToolTip("" if self._branch is not None else
                                         "Mounts master read-write (the first commit makes it if it does not exist)")
         self.new_branch_button.setEnabled(local and has_repo)
         self.delete_branch_button.setEnabled(local and self._branch is not None)
-        self.mount_commit_button.setEnabled(self._commit is not None)
+        self.mount_commit_button.setEnabled(answering and self._commit is not None)
         self.branch_table.uploads_enabled = local and writable
         self.drop_hint.setText("Drop files or folders on a branch to commit them there." if local and has_repo else "")
         self.up_button.setEnabled(self._folder != "/")
