@@ -60,6 +60,8 @@ class DesktopNotifications(QObject):
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
         self._ids: collections.OrderedDict[int, int] = collections.OrderedDict()  # server's id -> token
+        self._sending = False  # a Notify is out: its reply may be dispatched but not yet recorded
+        self._recorded = threading.Condition(self._lock)
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifications")
         self._stop = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="notification-actions", daemon=True)
@@ -96,20 +98,34 @@ class DesktopNotifications(QObject):
         return token
 
     def _send(self, token: int, call) -> None:
+        with self._lock:
+            self._sending = True
+        reply = None
         try:
             reply = self._router.send_and_get_reply(call, timeout=CALL_TIMEOUT)
         except Exception as e:  # no answer in time, or the bus went away
             log.warning("notification over D-Bus failed: %s", e)
-            self.failed.emit(token)
-            return
-        if reply.header.message_type.name != "method_return":
+        finally:
+            taken = reply is not None and reply.header.message_type.name == "method_return"
+            with self._lock:
+                if taken:
+                    self._ids[int(reply.body[0])] = token
+                    while len(self._ids) > KEPT_IDS:
+                        self._ids.popitem(last=False)
+                self._sending = False
+                self._recorded.notify_all()
+        if reply is not None and not taken:
             log.warning("notification over D-Bus refused: %s", reply.body)
+        if not taken:
             self.failed.emit(token)
-            return
+
+    def _token_of(self, notification: int) -> int | None:
+        """Our token for the server's id, or None for another program's or an old notification.
+        The router dispatches a Notify's reply before a click on it, but the sender thread records
+        the id after it wakes: a click that comes at once waits for that."""
         with self._lock:
-            self._ids[int(reply.body[0])] = token
-            while len(self._ids) > KEPT_IDS:
-                self._ids.popitem(last=False)
+            self._recorded.wait_for(lambda: notification in self._ids or not self._sending, timeout=CALL_TIMEOUT)
+            return self._ids.pop(notification, None)
 
     def _listen(self) -> None:
         while not self._stop.is_set():
@@ -117,8 +133,7 @@ class DesktopNotifications(QObject):
                 signal = self._actions.queue.get(timeout=0.5)
             except queue.Empty:
                 continue
-            with self._lock:
-                token = self._ids.pop(int(signal.body[0]), None)
+            token = self._token_of(int(signal.body[0]))
             if token is not None:  # (other clients' notifications and old ones are not ours to report)
                 self.invoked.emit(token)
 
