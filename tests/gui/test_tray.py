@@ -233,3 +233,34 @@ def test_the_tray_says_why_its_icon_shows_an_error_and_keeps_mounts_in_name_orde
         os.unlink(shared_daemon.mount_dir / rw / "dangling")  # so the unmount's commit goes through
     finally:
         unmount_all(shared_daemon)
+
+
+def test_a_listing_that_fails_keeps_the_last_one_of_the_same_cluster_and_user_only(qapp):
+    """The window keeps showing what was listed while the cluster does not answer, but never another
+    cluster's or another user's repos."""
+    from pachtray.gui.client import DaemonClient
+    from pachtray.gui.controller import Controller, Status
+
+    controller = Controller(DaemonClient(1))
+    listing = {"projects": [{"name": "default"}], "repos": [{"project": "default", "repo": "images"}]}
+
+    def answered(address: str, user: str) -> None:
+        controller._apply_status(Status(reachable=True, config={"pachd_address": address},
+                                        info={"connection": "connected", "user": user}))
+    try:
+        answered("grpc://a:30650", "user:alice")
+        controller._apply_repos(listing)
+        controller._repos_failed(ConnectionError("the cluster does not answer"))
+        assert controller.repos == listing and controller.repos_error == "the cluster does not answer"
+        controller._status_failed(ConnectionError("daemon restarting"))
+        answered("grpc://a:30650", "user:alice")  # the same cluster and user after a daemon restart
+        assert controller.repos == listing
+        answered("grpc://a:30650", "user:bob")
+        assert controller.repos == {"projects": [], "repos": []} and not controller.repos_loaded
+        controller._apply_repos(listing)
+        controller._status_failed(ConnectionError("daemon restarting"))
+        answered("grpc://b:30650", "user:bob")
+        assert controller.repos == {"projects": [], "repos": []}
+    finally:
+        controller.stop()
+        controller.tasks.close()

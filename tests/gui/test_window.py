@@ -266,15 +266,25 @@ def test_a_new_branch_keeps_the_selection_and_long_names_do_not_widen_the_window
 
 def test_while_the_cluster_does_not_answer_the_actions_that_need_it_wait(make_app, daemon_factory, qtbot):
     """A frozen embedded server: New repo and the mount buttons are disabled with the reason (they
-    would only wait for a deadline), and come back when it answers again."""
+    would only wait for a deadline), the repo, branch and commit the user selected stay shown with
+    a line saying the listing is old, and all comes back when it answers again."""
     import signal
 
     from conftest import free_port
 
     d = daemon_factory(None, extra=["--local-pachd-port", str(free_port())])
+    d.put("/pachtray/v1/_create_repo", {"project": "default", "repo": "kept"}).raise_for_status()
+    d.put("/_mount", {"mounts": [{"name": "kept", "repo": "kept", "mode": "rw"}]}).raise_for_status()
+    (d.mount_dir / "kept" / "a.txt").write_text("a")
+    d.put("/pachtray/v1/_commit", {"mount": "kept"}).raise_for_status()
+    d.put("/_unmount_all", {}).raise_for_status()
     app = make_app(d, show_window=True, wait_repos=False)
     tab = app.window.browser
     qtbot.waitUntil(lambda: tab.new_repo_button.isEnabled(), timeout=30000)
+    qtbot.waitUntil(lambda: tab.select_repo("default", "kept"), timeout=20000)
+    _select_row(qtbot, tab.branch_table, tab.branches_model, lambda r: r["name"] == "master")
+    _select_row(qtbot, tab.commit_table, tab.commits_model, lambda r: True)
+    qtbot.waitUntil(lambda: tab.files_model.rowCount() == 1, timeout=20000)
     server = next(int(p) for p in os.listdir("/proc") if p.isdigit() and _parent_of(p) == d.proc.pid
                   and b"local-pachd" in open(f"/proc/{p}/cmdline", "rb").read())
     os.kill(server, signal.SIGSTOP)
@@ -283,10 +293,18 @@ def test_while_the_cluster_does_not_answer_the_actions_that_need_it_wait(make_ap
         qtbot.waitUntil(lambda: not tab.new_repo_button.isEnabled(), timeout=10000)
         assert tab.new_repo_button.toolTip() == "The cluster does not answer"
         assert not tab.mount_ro_button.isEnabled() and not tab.mount_rw_button.isEnabled()
+        app.controller.refresh_repos()
+        tab.follow_cluster()
+        qtbot.waitUntil(lambda: tab.repos_label.text().startswith("Cannot list repos"), timeout=40000)
+        assert tab.repos_label.text().endswith("The last listing is shown.")
+        assert tab._repo["repo"] == "kept" and tab._branch == "master" and tab._commit is not None
+        assert tab.branches_model.rowCount() == 1 and tab.files_model.rowCount() == 1
     finally:
         os.kill(server, signal.SIGCONT)
     qtbot.waitUntil(lambda: tab.new_repo_button.isEnabled(), timeout=40000)
     assert tab.new_repo_button.toolTip() == ""
+    qtbot.waitUntil(lambda: tab.repos_label.text() == "1 repo in 1 project", timeout=40000)
+    assert tab._repo["repo"] == "kept" and tab._branch == "master"
 
 
 def _parent_of(pid: str) -> int:

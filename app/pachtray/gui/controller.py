@@ -117,6 +117,7 @@ class Controller(QObject):
         self.repos: dict = {"projects": [], "repos": []}
         self.repos_error = ""
         self.repos_loaded = False  # a listing of the cluster arrived (until then the tray says "Loading…")
+        self._listing_of: tuple[str, str] | None = None  # (cluster, user) of the last status answered
         self._refreshing = False
         self._refresh_again = False
         self._poller: Poller | None = None
@@ -229,6 +230,12 @@ class Controller(QObject):
         was_connected = self.status.connection == "connected"
         if status.token_problem and status.token_problem != self.status.token_problem:
             self.notify.emit("Keychain locked", status.token_problem, True)
+        if status.reachable:
+            whose = (status.cluster, status.user)
+            if self._listing_of not in (None, whose):  # another cluster's or user's listing: not kept
+                self.repos, self.repos_loaded = {"projects": [], "repos": []}, False
+                self.repos_changed.emit()
+            self._listing_of = whose
         self.status = status
         if status.connection == "connected" and not was_connected:
             self.refresh_repos()
@@ -265,7 +272,8 @@ class Controller(QObject):
         self.repos_changed.emit()
 
     def _repos_failed(self, error: Exception) -> None:
-        self.repos = {"projects": [], "repos": []}
+        """The last listing stays (the window keeps what the user selected while the cluster does not
+        answer); `repos_error` says it is old. Another cluster or user drops it (`_apply_status`)."""
         self.repos_error = str(error)
         self.repos_changed.emit()
 

@@ -271,7 +271,8 @@ class ReposTab(QWidget):
 
     def _show_repo_count(self) -> None:
         if self.controller.repos_error:
-            self.repos_label.setText(f"Cannot list repos: {self.controller.repos_error}")
+            kept = " The last listing is shown." if self.controller.repos.get("repos") else ""
+            self.repos_label.setText(f"Cannot list repos: {self.controller.repos_error}{kept}")
             return
         listing = self.controller.repos
         total, shown = len(listing.get("repos", [])), self.repo_model.total_repos()
