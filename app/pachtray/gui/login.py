@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QObject, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from pachtray.errors import ApiError
+from pachtray.gui import desktop_open
 from pachtray.gui.client import DaemonTimeout
 from pachtray.gui.controller import Controller
 
@@ -23,7 +23,7 @@ RETRY_MS = 1000
 
 
 def open_in_browser(url: str) -> None:
-    QDesktopServices.openUrl(QUrl(url))
+    desktop_open.open_address(None, url)
 
 
 class LoginFlow(QObject):

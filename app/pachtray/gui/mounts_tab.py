@@ -3,11 +3,10 @@ offers too (the rule is gui.client.MountInfo's)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTableWidgetItem, QVBoxLayout, QWidget
 
-from pachtray.gui import dialogs
+from pachtray.gui import desktop_open, dialogs
 from pachtray.gui.client import MountInfo
 from pachtray.gui.commit_dialog import open_commit_dialog
 from pachtray.gui.controller import Controller
@@ -92,5 +91,5 @@ class MountsTab(QWidget):
         elif key == "unmount":
             return dialogs.confirm_unmount(self, self.controller, name, pending)
         elif key == "open":
-            QDesktopServices.openUrl(QUrl.fromLocalFile(m.mountpoint))
+            desktop_open.open_folder(self, m.mountpoint)
         return None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QObject, QUrl
-from PySide6.QtGui import QAction, QDesktopServices, QIcon
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
-from pachtray.gui import dialogs
+from pachtray.gui import desktop_open, dialogs
 from pachtray.gui.commit_dialog import open_commit_dialog
 from pachtray.gui.controller import Controller
 
@@ -170,7 +170,7 @@ class Tray(QObject):
                 problem = sub.addAction(_elided("⚠ " + mount.error))
                 problem.setToolTip(mount.error)
                 problem.setEnabled(False)
-            opener = self._action(sub, "Open folder", lambda p=mount.mountpoint: open_folder(p))
+            opener = self._action(sub, "Open folder", lambda p=mount.mountpoint: desktop_open.open_folder(None, p))
             opener.setEnabled(mount.can_open)
             if mount.mode == "rw" or mount.recovered:
                 commit = self._action(sub, f"Commit… ({pending} pending)", lambda n=name: self.review_commit(n))
@@ -262,8 +262,4 @@ def _elided(text: str) -> str:
     """`text` with its middle cut to MENU_TEXT_MAX characters (names may be 255; the tooltip is whole)."""
     return text if len(text) <= MENU_TEXT_MAX else text[:MENU_TEXT_MAX // 2 - 1] + "…" + text[-(MENU_TEXT_MAX // 2):]
 
-
-def open_folder(path: str) -> None:
-    if path:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
