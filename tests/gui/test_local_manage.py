@@ -96,7 +96,7 @@ def test_create_upload_and_delete_on_local_server(make_app, local_daemon, unique
     name = controller.mount("default", repo, branch="dev", mode="ro")
     qtbot.waitUntil(lambda: (m := controller.status.mount(name)) is not None and m.mounted, timeout=20000)
     window.browser.delete_branch()
-    refusal = confirmation("Delete branch failed")
+    refusal = confirmation("Cannot delete branch")
     assert "is mounted; unmount it first" in refusal.text()
     assert not any(d.windowTitle() == "Delete branch" for d in dialogs.open_dialogs())
     refusal.done(0)

@@ -364,8 +364,12 @@ class Controller(QObject):
         route = EXTRAS + ("/_delete_branch" if branch else "/_delete_repo")
         if branch:
             body["branch"] = branch
-        self.act(lambda: self.client.put(route, body), None, "Delete branch" if branch else "Delete repo",
-                 then=lambda _: then())
+        what = "branch" if branch else "repo"
+
+        def refused(error: Exception) -> None:  # nothing failed: it was not tried
+            heading = error.title if getattr(error, "status", 0) in (401, 403) else f"Cannot delete {what}"
+            self.notify.emit(heading, str(error), True)
+        self.act(lambda: self.client.put(route, body), None, f"Delete {what}", then=lambda _: then(), failed_to=refused)
 
     def delete_repo(self, project: str, repo: str) -> None:
         body = {"project": project, "repo": repo}
