@@ -9,6 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
+TEMP_STEM = 64  # bytes of the target's name in its temp file's name
+
 
 def write_atomic(path: str | os.PathLike, text: str, *, mode: int = 0o600, durable: bool = False) -> Path:
     """Write ``text`` to a temp file beside ``path`` (born with ``mode``: no window where others may
@@ -16,7 +18,8 @@ def write_atomic(path: str | os.PathLike, text: str, *, mode: int = 0o600, durab
     power loss too. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    stem = path.name.encode()[:TEMP_STEM].decode(errors="ignore")  # a 255-byte name leaves no room for more
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", dir=path.parent)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

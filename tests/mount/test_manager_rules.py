@@ -201,20 +201,25 @@ def test_a_mount_that_cannot_list_never_appears(make, cluster):
     assert mgr.mounted() == [] and parts.fs.views == {}
 
 
-def test_changes_staged_before_a_restart_are_recovered_and_committed(make, cluster, tmp_path):
+@pytest.mark.parametrize("name", ["w", "é" * 127 + "w"], ids=["short", "255 bytes"])
+def test_changes_staged_before_a_restart_are_recovered_and_committed(make, cluster, tmp_path, name):
+    """(A name of 255 bytes, the most a mount name may have, leaves no room for more in a file name:
+    its record is stored under a digest.)"""
     first = make(tmp_path / "data")
-    first.mount([MountRequest(name="w", repo="images", mode="rw")])
-    first.parts.fs.views["w"].write(3)
+    first.mount([MountRequest(name=name, repo="images", mode="rw")])
+    first.parts.fs.views[name].write(3)
     first.stop()  # no commit: the changes stay staged
 
     again = make(tmp_path / "data")
     assert again.mounted() == [] and again.parts.fs.views == {}
     (s,) = again.all_mounts()
-    assert (s["state"], s["pending_changes"], s["error"]) == ("pending", 3, "")
+    assert (s["name"], s["state"], s["pending_changes"], s["error"]) == (name, "pending", 3, "")
     assert s["status"] == "3 uncommitted changes recovered from an earlier run: commit or discard them"
-    assert error_of(again.unmount, ["w"]).status == 500
-    again.commit("w", recovered=True)
-    assert again.all_mounts() == [] and not (tmp_path / "data" / "staging" / "w").exists()
+    assert not (tmp_path / "data" / "orphaned-staging").exists()
+    assert error_of(again.unmount, [name]).status == 500
+    again.commit(name, recovered=True)
+    assert again.all_mounts() == [] and not (tmp_path / "data" / "staging" / name).exists()
+    assert list((tmp_path / "data" / "mounts").iterdir()) == []
     assert len(cluster.repos[("default", "images")]["master"]) == 2
 
 

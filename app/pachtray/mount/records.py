@@ -7,6 +7,7 @@ uploaded anywhere, never deleted).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from pachtray.files import write_json
 from pachtray.mount.state import Mount, MountState
+from pachtray.pfs.names import NAME_MAX
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,11 @@ class StagingRecords:
         return self.staging_root / name
 
     def _meta_path(self, name: str) -> Path:
-        return self.meta_root / f"{name}.json"
+        """`<name>.json`, or for a name too long for that (mount names may take all 255 bytes) a
+        digest of it: the record holds the name, so nothing reads it from the file's."""
+        if len(name.encode()) + len(".json") <= NAME_MAX:
+            return self.meta_root / f"{name}.json"
+        return self.meta_root / f"{hashlib.sha256(name.encode()).hexdigest()}.json"
 
     def write(self, m: Mount) -> None:
         """Record what the staging dir of ``m`` belongs to (before a change can be staged in it)."""
@@ -47,14 +53,7 @@ class StagingRecords:
     def recover(self) -> list[Mount]:
         """The staged changes an earlier run left, as RECOVERED mounts without a view (the caller
         opens each and drops the empty ones); staging dirs without a record are set aside."""
-        known = {f.name[:-len(".json")] for f in self.meta_root.glob("*.json")}
-        for orphan in sorted(self.staging_root.iterdir()):
-            if orphan.name not in known:
-                aside = self.data_dir / "orphaned-staging" / f"{orphan.name}-{int(time.time())}"
-                aside.parent.mkdir(parents=True, exist_ok=True)
-                orphan.rename(aside)
-                log.warning("staging dir %s has no mount record; moved it to %s", orphan, aside)
-        found = []
+        records = []
         for meta_file in sorted(self.meta_root.glob("*.json")):
             try:
                 meta = json.loads(meta_file.read_text())
@@ -64,6 +63,17 @@ class StagingRecords:
             except (OSError, ValueError, KeyError, TypeError) as e:
                 log.warning("ignoring unreadable mount record %s: %s", meta_file, e)
                 continue
+            records.append((meta_file, m))
+        known = {m.name for _, m in records}
+        for orphan in sorted(self.staging_root.iterdir()):
+            if orphan.name not in known:
+                stem = orphan.name.encode()[:NAME_MAX - 16].decode(errors="ignore")
+                aside = self.data_dir / "orphaned-staging" / f"{stem}-{int(time.time())}"
+                aside.parent.mkdir(parents=True, exist_ok=True)
+                orphan.rename(aside)
+                log.warning("staging dir %s has no mount record; moved it to %s", orphan, aside)
+        found = []
+        for meta_file, m in records:
             if not self.staging_dir(m.name).is_dir():
                 meta_file.unlink(missing_ok=True)
                 continue
