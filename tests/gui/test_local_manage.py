@@ -189,3 +189,38 @@ def test_the_window_cancels_a_running_upload(make_app, local_daemon, unique_name
     assert ended in notes
     files = local_daemon.get(V1 + "/files", params={"repo": repo, "branch": "master"}).json()["files"]
     assert [f["name"] for f in files] == (["big.bin"] if ended == "Upload finished" else [])
+
+
+def test_names_of_255_characters_stay_inside_the_screen(make_app, local_daemon, qtbot):
+    """A repo named with the longest name PFS allows: the New repo dialog that says it exists, the
+    error dialog and the Mounts tab stay inside an 800-pixel screen; the whole message stays copyable."""
+    from pachtray.gui.tables import COLUMN_MAX
+
+    app = make_app(local_daemon)
+    window, controller = app.window, app.controller
+    screen = window.screen().availableGeometry().width()
+    qtbot.waitUntil(lambda: controller.status.local and window.browser.new_repo_button.isEnabled(), timeout=20000)
+    repo = "L" * 250 + "-tail"
+    local_daemon.put(V1 + "/_create_repo", json={"project": "default", "repo": repo}).raise_for_status()
+
+    dialog = window.browser.new_repo()
+    dialog.edits["repo"].setText(repo)
+    dialog._accept()
+    qtbot.waitUntil(lambda: dialog.buttons.isEnabled() and dialog.problem.text() != "", timeout=20000)
+    assert "exists" in dialog.problem.toolTip() and repo in dialog.problem.toolTip()
+    assert "…" in dialog.problem.text() and dialog.width() <= screen, (dialog.width(), screen)
+    dialog.reject()
+
+    box = dialogs.error(window, "Create repo failed", dialog.problem.toolTip())
+    qtbot.waitUntil(box.isVisible)
+    assert box.width() <= screen and box.sizeHint().width() <= screen
+    assert box.detailedText() == dialog.problem.toolTip()
+    box.done(0)
+
+    name = controller.mount("default", repo, mode="rw")
+    qtbot.waitUntil(lambda: controller.status.mount(name) is not None, timeout=20000)
+    table = window.mounts_tab.table
+    qtbot.waitUntil(lambda: table.rowCount() == 1 and table.item(0, 0).text() == name, timeout=20000)
+    header = table.horizontalHeader()
+    assert all(header.sectionSize(c) <= COLUMN_MAX for c in range(table.columnCount()) if c != 1)
+    local_daemon.put("/_unmount_all", json={}).raise_for_status()

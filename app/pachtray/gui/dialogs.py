@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QMessageBox, QWidget
 
 _open: list[QWidget] = []  # keeps Python wrappers alive while a dialog is shown
+WORD_MAX = 80  # characters of one word in a dialog (see fit_words)
 
 
 def keep_until_closed(dialog: QWidget) -> None:
@@ -37,8 +38,8 @@ def open_dialogs() -> list[QWidget]:
 
 def confirm(parent: QWidget | None, title: str, text: str, on_yes: Callable[[], None], *,
             yes: str = "OK", informative: str = "", icon=QMessageBox.Icon.Question) -> QMessageBox:
-    box = QMessageBox(icon, title, text, QMessageBox.StandardButton.NoButton, parent)
-    box.setInformativeText(informative)
+    box = QMessageBox(icon, title, fit_words(text), QMessageBox.StandardButton.NoButton, parent)
+    box.setInformativeText(fit_words(informative))
     ok = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(ok)
@@ -71,9 +72,18 @@ def confirm_discard(parent: QWidget | None, controller, name: str, pending: int)
                    icon=QMessageBox.Icon.Warning)
 
 
+def fit_words(text: str) -> str:
+    """``text`` with each word longer than WORD_MAX characters cut in the middle with "…": a label
+    wraps only between words, and a 255-character name in a message widened dialogs past the screen."""
+    half = WORD_MAX // 2
+    return " ".join(w if len(w) <= WORD_MAX else w[:half - 1] + "…" + w[-half:] for w in text.split(" "))
+
+
 def error(parent: QWidget | None, title: str, message: str) -> QMessageBox:
-    box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
+    box = QMessageBox(QMessageBox.Icon.Warning, title, fit_words(message), QMessageBox.StandardButton.Ok, parent)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # errors get copied and pasted
+    if box.text() != message:
+        box.setDetailedText(message)  # whole, to copy
     keep_until_closed(box)
     box.open()
     return box
@@ -129,5 +139,6 @@ class FormDialog(QDialog):
             self.accept()
 
     def _show_problem(self, problem: str) -> None:
-        self.problem.setText(problem)
+        self.problem.setText(fit_words(problem))
+        self.problem.setToolTip(problem)
         self.adjustSize()  # the wrapped lines get their height (they were cut off)
