@@ -108,18 +108,19 @@ def test_settings_ignore_unknown_keys_and_wrongly_typed_values():
 
 def test_settings_errors_name_each_bad_field(tmp_path):
     s = config.Settings(cluster_address="ftp://x", tls_ca_file=str(tmp_path / "none.pem"), mount_dir="relative",
-                        api_port=70000, sock_path="rel.sock", cache_size_mb=1,
+                        api_port=70000, sock_path="rel.sock", cache_size_mb=1, local_port=0,
                         allowed_origins=["http://ok:1", "not an origin"], jupyter_path=str(tmp_path / "nojup"),
                         token_storage="clipboard")
     errors = s.errors()
     assert set(errors) == {"cluster_address", "tls_ca_file", "mount_dir", "api_port", "sock_path", "cache_size_mb",
-                           "allowed_origins", "jupyter_path", "token_storage"}
+                           "allowed_origins", "jupyter_path", "token_storage", "local_port"}
     assert errors["token_storage"] == "must be one of auto, keyring, file, session"
     assert errors["cluster_address"] == "either empty or poorly formatted cluster endpoint"
     assert "'not an origin'" in errors["allowed_origins"]
     with pytest.raises(ValueError, match="api_port"):
         s.save()
     assert config.Settings().errors() == {}
+    assert config.Settings(api_port=30650).errors() == {"local_port": "must differ from the API port"}
 
 
 def test_default_mount_dir_is_absolute():

@@ -146,6 +146,7 @@ class Settings:
     mount_dir: str = ""  # "" = default_mount_dir()
     api_port: int = 9002
     sock_path: str = "/tmp/pfs.sock"
+    local_port: int = 30650  # the embedded local server's (pachctl and the SDK reach it there)
     start_at_login: bool = False
     cache_size_mb: int = 2048
     restore_mounts: bool = True
@@ -225,6 +226,10 @@ class Settings:
                 errs["mount_dir"] = f"{p} exists and is not a folder"
         if not isinstance(self.api_port, int) or not 1 <= self.api_port <= 65535:
             errs["api_port"] = "must be a port number between 1 and 65535"
+        if not isinstance(self.local_port, int) or not 1 <= self.local_port <= 65535:
+            errs["local_port"] = "must be a port number between 1 and 65535"
+        elif self.local_port == self.api_port:
+            errs["local_port"] = "must differ from the API port"
         if self.sock_path and not Path(self.sock_path).is_absolute():
             errs["sock_path"] = "must be an absolute path (or empty for no socket)"
         if not isinstance(self.cache_size_mb, int) or self.cache_size_mb < 16:

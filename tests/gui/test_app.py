@@ -234,7 +234,17 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
     for edit in (dialog.cluster_edit, dialog.ca_edit):  # the examples in the empty fields are read whole
         assert edit.width() > edit.fontMetrics().horizontalAdvance(edit.placeholderText()), edit.placeholderText()
     dialog.port_edit.setText("nine")
+    dialog.local_port_edit.setText("port")
+    dialog.save()
+    assert "not 'port'" in dialog.problems["local_port"].text()
+    dialog.port_edit.setText("31111")
+    dialog.local_port_edit.setText("31111")
+    dialog.save()
+    assert dialog.problems["local_port"].text() == "must differ from the API port" and not saved
+    dialog.local_port_edit.setText("31112")
+    dialog.port_edit.setText("nine")
     dialog.cluster_radio.setChecked(True)
+    assert not dialog.local_port_edit.isEnabled()  # (a cluster is chosen: no embedded server)
     dialog.cluster_edit.setText("grpc://bad host:port")
     dialog.ca_edit.setText(str(tmp_path / "missing-ca.pem"))
     dialog.sock_edit.setText("relative.sock")
@@ -260,6 +270,9 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
     stored = json.loads(config.settings_path().read_text())
     assert stored["token_storage"] == "session"
     assert stored["api_port"] == 9123 and stored["cluster_address"] == "grpcs://pachd.example.com:31400"
+    assert stored["local_port"] == 31112
+    command = daemon_process.daemon_command(config.Settings.load())
+    assert command[command.index("--local-pachd-port") + 1] == "31112"
     assert stored["tls_ca_file"] == str(ca) and stored["start_at_login"] is True
     entry = autostart_path().read_text()
     assert "Exec=" in entry and "pachtray" in entry

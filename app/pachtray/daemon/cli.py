@@ -63,7 +63,7 @@ def _parser(mode: str, settings: config.Settings) -> argparse.ArgumentParser:
     p.add_argument("--pachd-address", help="cluster to use, e.g. grpc://localhost:30650 "
                                            "(default: the pachctl active context)")
     if daemon:
-        p.add_argument("--local-pachd-port", type=int, default=LOCAL_PACHD_PORT,
+        p.add_argument("--local-pachd-port", type=int, default=settings.local_port,
                        help="port of the embedded local server when no cluster is configured (default: %(default)s)")
     else:
         p.add_argument("--restore-mounts", action="store_true",

@@ -43,7 +43,7 @@ class LocalPachd:
             raise RuntimeError(
                 f"another Pachyderm server answers on 127.0.0.1:{self.port} (cluster id {theirs or 'unknown'}; a "
                 "`pachctl port-forward` uses that port too), so the embedded local server cannot start there: "
-                "stop that server, or choose it as the cluster in Settings")
+                "stop that server, choose it as the cluster in Settings, or give the embedded server another port there")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             # The child dies with us even on kill -9 (PR_SET_PDEATHSIG, Linux), so no orphan keeps the port.

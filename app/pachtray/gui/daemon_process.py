@@ -126,7 +126,8 @@ def foreign_message(found: Probe) -> str:
 def daemon_command(settings: config.Settings) -> list[str]:
     """`pachtray daemon` with the settings that decide where it listens and mounts."""
     cmd = frozen.pachtray_command("daemon", "--port", str(settings.api_port), "--mount-dir",
-                                  settings.effective_mount_dir(), "--sock-path", settings.sock_path)
+                                  settings.effective_mount_dir(), "--sock-path", settings.sock_path,
+                                  "--local-pachd-port", str(settings.local_port))
     if settings.cluster_address:
         cmd += ["--pachd-address", settings.cluster_address]
     return cmd

@@ -24,8 +24,8 @@ from pachtray.jupyter.environment import ManagedEnv
 
 AUTOSTART_NAME = "pachtray.desktop"
 # Fields whose change needs the daemon restarted (it listens, mounts and connects with them).
-RESTART_FIELDS = ("cluster_address", "tls_ca_file", "mount_dir", "api_port", "sock_path", "cache_size_mb",
-                  "token_storage")
+RESTART_FIELDS = ("cluster_address", "tls_ca_file", "mount_dir", "api_port", "sock_path", "local_port",
+                  "cache_size_mb", "token_storage")
 
 
 def autostart_path() -> Path:
@@ -90,6 +90,10 @@ class SettingsDialog(QDialog):
         row.addWidget(self.cluster_radio)
         row.addWidget(self.cluster_edit, 1)
         self._add(form, "Pachyderm", row, "cluster_address")
+        self.local_port_edit = QLineEdit(str(settings.local_port), self)
+        self.local_port_edit.setToolTip("Where the embedded server listens (pachctl and the SDK reach it there); "
+                                        "change it when something else, such as `pachctl port-forward`, uses it.")
+        self._add(form, "Embedded server port", self.local_port_edit, "local_port")
 
         self.ca_edit = QLineEdit(settings.tls_ca_file, self)
         self.ca_edit.setPlaceholderText("PEM file of the cluster's CA (for grpcs:// with a private CA)")
@@ -249,16 +253,14 @@ class SettingsDialog(QDialog):
     def _sync_enabled(self) -> None:
         self.cluster_edit.setEnabled(self.cluster_radio.isChecked())
         self.ca_edit.setEnabled(self.cluster_radio.isChecked())
+        self.local_port_edit.setEnabled(self.local_radio.isChecked())
         self.jupyter_edit.setEnabled(self.own_radio.isChecked())
 
     def edited(self) -> tuple[config.Settings, dict[str, str]]:
         """The settings as edited, and what is wrong with them (field -> message)."""
         problems: dict[str, str] = {}
-        try:
-            port = int(self.port_edit.text().strip())
-        except ValueError:
-            port = 0
-            problems["api_port"] = f"must be a port number between 1 and 65535, not {self.port_edit.text()!r}"
+        port = _port(self.port_edit, "api_port", problems)
+        local_port = _port(self.local_port_edit, "local_port", problems)
         cluster = self.cluster_edit.text().strip() if self.cluster_radio.isChecked() else ""
         if self.cluster_radio.isChecked() and not cluster:
             problems["cluster_address"] = "enter the cluster's address (grpc://host:port), or choose Local"
@@ -269,6 +271,7 @@ class SettingsDialog(QDialog):
             self._original, cluster_address=cluster,
             tls_ca_file=self.ca_edit.text().strip() if cluster else "",
             mount_dir=self.mount_edit.text().strip(), api_port=port, sock_path=self.sock_edit.text().strip(),
+            local_port=local_port,
             cache_size_mb=self.cache_spin.value(), jupyter_path=jupyter,
             start_at_login=self.login_check.isChecked(), restore_mounts=self.restore_check.isChecked(),
             token_storage=self.token_combo.currentData(), stop_jupyter_on_quit=self.stop_jupyter_check.isChecked())
@@ -308,6 +311,15 @@ TOKEN_STORAGE_LABELS = {
     "file": "the pachctl config file (~/.pachyderm/config.json)",
     "session": "memory only (log in again after a restart)",
 }
+
+
+def _port(edit: QLineEdit, key: str, problems: dict[str, str]) -> int:
+    """The port typed in ``edit``; what is not a number is a problem of ``key``."""
+    try:
+        return int(edit.text().strip())
+    except ValueError:
+        problems[key] = f"must be a port number between 1 and 65535, not {edit.text()!r}"
+        return 0
 
 
 def needs_restart(old: config.Settings, new: config.Settings) -> bool:
