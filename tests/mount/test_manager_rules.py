@@ -89,6 +89,7 @@ def test_a_deleted_repo_drops_its_mounts_at_the_refresh_and_keeps_rw_changes(mak
     (kept,) = mgr.all_mounts()
     assert (kept["name"], kept["state"], kept["pending_changes"]) == ("w", "pending", 2)
     assert kept["error"].startswith("deleted upstream: repo default/work no longer exists; 2 uncommitted changes")
+    assert kept["status"] == "2 uncommitted changes kept when the repo was deleted upstream: commit or discard them"
     m = mgr.table.get("w")
     assert m.state is MountState.RECOVERED and m.problem.kind is ProblemKind.DELETED_UPSTREAM
     assert "not mounted" in error_of(mgr.commit, "w").message  # the reference's routes do not see it
@@ -230,7 +231,7 @@ def test_mounting_the_source_of_recovered_changes_puts_them_back(make, cluster, 
     first.stop()
     again = make(tmp_path / "data")
     e = error_of(again.mount, [MountRequest(name="w", repo="images", branch="dev", mode="rw")])
-    assert e.status == 500 and "1 uncommitted changes of default/images@master recovered" in e.message
+    assert e.status == 500 and "1 uncommitted changes of default/images@master (recovered from an earlier run) wait" in e.message
     again.mount([MountRequest(name="w", repo="images", mode="rw")])
     assert again.table.get("w").state is MountState.MOUNTED and "w" in again.parts.fs.views
     assert view(again, "w")["pending_changes"] == 1

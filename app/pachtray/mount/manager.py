@@ -315,8 +315,8 @@ class MountManager:
         same = existing.source() == m.source() and (not m.pinned or existing.commit == m.commit)
         if not same and existing.recovered:
             raise ApiError(500, f"mount at '{m.name}' already in use: {existing.pending} uncommitted changes of "
-                                f"{existing.project}/{existing.repo}@{existing.branch} recovered from an earlier run "
-                                "are kept under that name; commit or discard them in Pachtray first")
+                                f"{existing.project}/{existing.repo}@{existing.branch} ({existing.kept_because}) "
+                                "wait under that name; commit or discard them in Pachtray first")
         if not same:
             raise ApiError(500, f"mount at '{m.name}' already in use by {existing.project}/{existing.repo}"
                                 f"@{existing.branch or existing.commit} ({existing.mode})")

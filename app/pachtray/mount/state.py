@@ -89,6 +89,13 @@ class Mount:
     def recovered(self) -> bool:
         return self.state is MountState.RECOVERED
 
+    @property
+    def kept_because(self) -> str:
+        """Why a RECOVERED mount's changes wait outside the mount dir (its status and refusals say it)."""
+        if self.problem is not None and self.problem.kind is ProblemKind.DELETED_UPSTREAM:
+            return "kept when the repo was deleted upstream"
+        return "recovered from an earlier run"
+
     def source(self) -> tuple:
         return (self.project, self.repo, self.branch, self.mode)
 
@@ -118,7 +125,7 @@ class Mount:
         out["mountpoint"] = str(mount_dir / self.name)
         out["pinned"] = self.pinned
         if self.recovered:
-            out["status"] = f"{pending} uncommitted changes recovered from an earlier run: commit or discard them"
+            out["status"] = f"{pending} uncommitted changes {self.kept_because}: commit or discard them"
         out["pending_changes"] = pending
         out["error"] = self.problem.message if self.problem is not None else ""
         return out
