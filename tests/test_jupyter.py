@@ -139,6 +139,34 @@ def test_stop_ends_a_recorded_server_that_no_longer_answers(tmp_path):
             hung.kill()
 
 
+@pytest.mark.parametrize("ours", [True, False], ids=["our hung server", "another program"])
+def test_a_pid_reused_after_our_server_ended_is_judged_by_its_command_line(tmp_path, monkeypatch, ours):
+    """A server this process started and saw end leaves its pid free; pid_max is 32768 here, so the
+    pid comes back for someone else: its old entry must not make it "ours" (signalled) or "not alive"
+    (a hung server left running). CI met the second."""
+    env_path = tmp_path / "env"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    mark = env_path if ours else tmp_path / "someone-else"
+    reused = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep(300)  # {mark}"],
+                              start_new_session=True)
+    monkeypatch.setitem(server._children, reused.pid, ended)  # what pid reuse leaves in the table
+    try:
+        record = tmp_path / "server.json"
+        server._save_record(Lab(pid=reused.pid, port=free_port(), token="t", env_path=str(env_path), stamp="x",
+                                wiring={}, log_path=""), record)
+        if ours:
+            assert server.stop(record) is not None
+            wait_for(lambda: reused.poll() is not None, 30, what="the hung server to end")
+        else:
+            assert server.stop(record) is None
+            assert reused.poll() is None  # not ours: left alone
+    finally:
+        if reused.poll() is None:
+            reused.kill()
+            reused.wait()
+
+
 # ----------------------------------------------------------------- kernels
 
 

@@ -229,9 +229,19 @@ def stop(path: Path | None = None, timeout: float = 30.0) -> Lab | None:
     return lab if was_running else None
 
 
+def _child(pid: int) -> subprocess.Popen | None:
+    """The server this process started with that pid, until it has been reaped: after that the pid
+    may be another process's (pid_max is 32768 on many systems), which must not be taken for ours."""
+    proc = _children.get(pid)
+    if proc is not None and proc.returncode is not None:
+        del _children[pid]
+        return None
+    return proc
+
+
 def _alive(pid: int) -> bool:
-    if pid in _children:
-        return _children[pid].poll() is None
+    if (proc := _child(pid)) is not None:
+        return proc.poll() is None
     if pid <= 0:
         return False
     try:
@@ -248,7 +258,7 @@ def _alive(pid: int) -> bool:
 
 def _is_ours(lab: Lab) -> bool:
     """Before signalling a pid from the record: is it still that JupyterLab (pids get reused)?"""
-    if lab.pid in _children:
+    if _child(lab.pid) is not None:
         return True
     try:
         return lab.env_path.encode() in Path(f"/proc/{lab.pid}/cmdline").read_bytes()
