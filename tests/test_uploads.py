@@ -77,3 +77,17 @@ def test_a_failed_upload_is_dropped_and_says_why(pachd, unique_name, tmp_path):
     assert recorded == [("error", "Upload failed", f"{branch.repo.name}@master: {job.error}")]
     assert _files(client, branch) == {}  # the commit was dropped (pachd leaves an empty one on a new branch)
     assert service.cancel("no-such-job") is None
+
+
+def test_a_job_ends_whatever_goes_wrong_in_it(pachd, unique_name, tmp_path):
+    """A path the SDK cannot encode (a name that is not UTF-8, had the route let it through) raised
+    outside the errors the job expected, and the job stayed `running`."""
+    client = connect(pachd.address)
+    branch = _branch(client, unique_name("odd"))
+    (tmp_path / "a.txt").write_bytes(b"a")
+    recorded = []
+    service = uploads.Uploads(record=lambda *args: recorded.append(args))
+    job = service.start(client, branch, [(str(tmp_path / "a.txt"), "/x\udcff.txt", 1)], "x")
+    wait_for(lambda: recorded, 30, what="the job to end")
+    assert job.state == uploads.ERROR and job.error.startswith("upload failed: "), job.error
+    assert _files(client, branch) == {}

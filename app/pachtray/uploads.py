@@ -8,6 +8,7 @@ description, every path replaced, finished at the end; on failure or cancel it i
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -17,6 +18,8 @@ from pachyderm_sdk.api import pfs
 
 from pachtray.pfs import commits, errors, modify
 from pachtray.pfs.errors import RPC_ERRORS
+
+log = logging.getLogger(__name__)
 
 CHUNK = 4 * 1024 * 1024
 KEEP_FINISHED = 50
@@ -146,3 +149,7 @@ class Uploads:
             message = "upload cancelled" if cancelled else f"upload failed: {errors.details(e)}"
             with job.lock:
                 job.state, job.error = (CANCELLED if cancelled else ERROR), message
+        except Exception as e:  # noqa: BLE001 - a job must end: one left `running` is followed for ever
+            log.exception("upload %s failed", job.job)
+            with job.lock:
+                job.state, job.error = ERROR, f"upload failed: {e}"

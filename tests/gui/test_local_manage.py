@@ -3,6 +3,8 @@ dropped files and folders to a branch as one commit."""
 
 from __future__ import annotations
 
+import os
+
 from guihelpers import local_daemon, make_app  # noqa: F401 - fixtures
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -150,6 +152,24 @@ def test_local_repo_branch_lifecycle_and_upload(local_daemon, unique_name, tmp_p
     assert local_daemon.put(V1 + "/_delete_repo", json={"repo": repo}).ok
     gone = local_daemon.get(V1 + "/branches", params={"repo": repo})
     assert gone.status_code == 404, gone.text
+
+
+def test_an_upload_of_names_pfs_cannot_store_is_refused_before_it_starts(local_daemon, unique_name, tmp_path):
+    """pachd stores printable ASCII paths only: a dropped folder with other names would upload every
+    file and then be refused whole (a name that is not UTF-8 left the job `running` for good)."""
+    repo = unique_name("names")
+    assert local_daemon.put(V1 + "/_create_repo", json={"repo": repo}).ok
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    (folder / "fine.txt").write_bytes(b"1")
+    with open(os.fsencode(folder) + b"/x\xff.txt", "wb") as f:
+        f.write(b"2")
+    (folder / "caf\u00e9.txt").write_bytes(b"3")
+    r = local_daemon.put(V1 + "/_upload", json={"repo": repo, "paths": [str(folder)]})
+    assert r.status_code == 400, r.text
+    assert r.text.startswith("2 of 3 file(s) cannot be stored in PFS, e.g. ") and "only printable ASCII" in r.text
+    assert "rename them or leave them out" in r.text
+    assert local_daemon.get(V1 + "/branches", params={"repo": repo}).json()["branches"] == []
 
 
 def test_an_upload_can_be_cancelled_through_the_api(local_daemon, unique_name, tmp_path):

@@ -12,6 +12,8 @@ from pachtray import uploads
 from pachtray.api import models
 from pachtray.api.routes_local import REPO_FIELDS, body_schema
 from pachtray.errors import ApiError
+from pachtray.pfs import names
+from pachtray.pfs.paths import path_reason
 
 PREFIX = "/pachtray/v1"
 
@@ -38,6 +40,11 @@ def start_upload(req, app):
     files = uploads.plan(paths, dest)
     if not files:
         raise ApiError(400, "nothing to upload: the dropped folders contain no files")
+    refused = [(local, reason) for local, path, _ in files if (reason := path_reason(path)) is not None]
+    if refused:  # (pachd would refuse them at the end of the upload, and nothing would be committed)
+        local, reason = refused[0]
+        raise ApiError(400, f"{len(refused)} of {len(files)} file(s) cannot be stored in PFS, e.g. "
+                            f"{names.quoted(local, 200)}: {reason}; rename them or leave them out")
     description = description or f"Uploaded {len(files)} file(s) with Pachtray"
     return app.uploads.start(client, pfs.Branch(repo=repo, name=branch), files, description).snapshot()
 

@@ -12,13 +12,19 @@ PRINTABLE_ASCII = re.compile(r"^[ -~]+$")
 
 
 def path_problem(path: str) -> str | None:
-    """Why pachd refuses to store a file at ``path``, or None if it accepts it."""
+    """Why pachd refuses to store a file at ``path`` (in pachd's words), or None if it accepts it."""
+    reason = path_reason(path)
+    return None if reason is None else f"path ({path}) invalid: {reason}"
+
+
+def path_reason(path: str) -> str | None:
+    """The reason of `path_problem`, without the path (for messages that quote it their own way)."""
     if not path or not PRINTABLE_ASCII.match(path):
-        return f"path ({path}) invalid: only printable ASCII characters allowed"
+        return "only printable ASCII characters allowed"
     if m := GLOB_CHARS.search(path):
-        return f"path ({path}) invalid: globbing character ({m.group()}) not allowed in path"
+        return f"globbing character ({m.group()}) not allowed in path"
     if any(part in (".", "..") for part in path.split("/")):
-        return f"path ({path}) invalid: relative file paths are not allowed"
+        return "relative file paths are not allowed"
     return None
 
 
