@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from pachtray.gui.client import MountInfo
-from pachtray.gui.controller import NAME_MAX, mount_name
+from pachtray.gui.controller import mount_name
 from pachtray.pfs import names
+from pachtray.pfs.names import NAME_MAX
 
 pytestmark = pytest.mark.fast
 

@@ -28,12 +28,8 @@ def mount_name(value: Any, where: str = "mount") -> str:
     """A mount name is a single folder name in the mount dir."""
     if not isinstance(value, str) or not value:
         raise ApiError(400, f"{where}: no name specified")
-    if not names.is_mount_name(value):
-        if not names.is_text(value):
-            raise ApiError(400, f"{where}: invalid name {value!r}: not UTF-8 text (a lone surrogate)")
-        if len(value.encode("utf-8")) > names.NAME_MAX:
-            raise ApiError(400, f"{where}: name is longer than {names.NAME_MAX} bytes")
-        raise ApiError(400, f"{where}: invalid name {value!r}: a mount name must not contain '/' or be '.' or '..'")
+    if (problem := names.mount_name_problem(value)) is not None:
+        raise ApiError(400, f"{where}: invalid name {names.quoted(value)}: {problem}")
     return value
 
 

@@ -12,8 +12,6 @@ the daemon's watcher makes RPCs for it.
 
 from __future__ import annotations
 
-import hashlib
-
 import logging
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -24,7 +22,7 @@ from pachtray.errors import ApiError, PachtrayError
 from pachtray.gui.client import EXTRAS, DaemonClient, MountInfo
 from pachtray.gui.models import PAGE
 from pachtray.gui.tasks import Poller, Tasks
-from pachtray.pfs.names import NAME_MAX
+from pachtray.pfs import names
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +90,7 @@ def mount_name(project: str, repo: str, branch: str | None = None, commit: str |
         name += f"_{commit[:8]}"
     elif branch and branch != "master":
         name += f"_{branch}"
-    if len(name.encode()) > NAME_MAX:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-        name = name.encode()[:NAME_MAX - len(digest) - 1].decode(errors="ignore") + "_" + digest
-    return name
+    return names.digest_fit(name)
 
 
 class Controller(QObject):

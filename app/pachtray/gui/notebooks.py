@@ -150,8 +150,8 @@ class Notebooks(QObject):
 
         def accept(values):
             for value in values.values():
-                if not names.is_mount_name(value):
-                    return f"{value!r} is not a mount name: no '/', not '.' or '..'."
+                if (problem := names.mount_name_problem(value)) is not None:
+                    return f"{names.quoted(value)} is not a mount name: {problem}."
             self._mount(path, lock, {**rename, **values}, f"Could not reproduce {os.path.basename(path)}")
             return None
 

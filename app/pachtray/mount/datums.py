@@ -18,6 +18,7 @@ from typing import Any
 from pachyderm_sdk.api import pfs, pps
 
 from pachtray.pfs import glob as pfs_glob
+from pachtray.pfs import names as pfs_names
 from pachtray.pfs.gojson import go_json
 
 INPUT_KINDS = ("pfs", "cross", "union", "join", "group")
@@ -118,17 +119,20 @@ def _normalize_pfs(raw: Any, where: str) -> dict:
     out.setdefault("project", "default")
     out.setdefault("branch", "master")
     if not out.get("name"):
-        out["name"] = f"{out['project']}_{out['repo']}" + ("" if out["branch"] == "master" else f"_{out['branch']}")
+        out["name"] = pfs_names.digest_fit(
+            f"{out['project']}_{out['repo']}" + ("" if out["branch"] == "master" else f"_{out['branch']}"))
     return out
 
 
 def _check_names(normalized: dict, names: set[str]) -> None:
     if "pfs" in normalized:
         name = normalized["pfs"]["name"]
-        if "/" in name or name in (".", "..", OUT_NAME):
-            raise SpecError(f"input name {name!r} cannot be a mount name (no '/', not '.', '..' or 'out')")
+        problem = pfs_names.mount_name_problem(name) or (f"'{OUT_NAME}' is the datum's output folder"
+                                                         if name == OUT_NAME else None)
+        if problem:
+            raise SpecError(f"input name {pfs_names.quoted(name)} cannot be a mount name: {problem}")
         if name in names:
-            raise SpecError(f"input name {name!r} is used twice; give each input a unique name")
+            raise SpecError(f"input name {pfs_names.quoted(name)} is used twice; give each input a unique name")
         names.add(name)
         return
     for children in normalized.values():

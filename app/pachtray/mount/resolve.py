@@ -32,9 +32,8 @@ def resolve(client, r: MountRequest, *, auth_on: bool) -> Mount:
     the user may not read, 500 (as the reference's mount step) for an rw mount the user may not make,
     ClusterUnreachable when pachd does not answer."""
     mode = r.mode or "ro"
-    if not names.is_mount_name(r.name):
-        raise ApiError(400, f"invalid mount name {r.name!r}: a mount name must not be empty, contain '/' "
-                            "or be '.' or '..'")
+    if (problem := names.mount_name_problem(r.name)) is not None:
+        raise ApiError(400, f"invalid mount name {names.quoted(r.name)}: {problem}")
     if not r.repo:
         raise ApiError(400, f"mount request {r.name!r}: no repo specified")
     if mode not in MODES:

@@ -1,9 +1,10 @@
 """The naming rules, once: pachd's for projects, repos and branches (ancestry.ValidateName) and
 commit ids, and the mount-server's for mount names (one folder in the mount dir). Callers word
-their own messages; the rule is here."""
+their own messages, except a mount name's problem (`mount_name_problem`: every refusal says it so)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")  # used with fullmatch: `$` would let a final newline through
@@ -22,10 +23,48 @@ def is_commit_id(value: object) -> bool:
 
 
 def is_mount_name(value: object) -> bool:
-    """One folder name in the mount dir: not empty, '.' or '..', no '/', '\\' or NUL, UTF-8 text (no
-    lone surrogate, which no file name or JSON answer can carry), at most 255 bytes."""
-    return (isinstance(value, str) and value not in ("", ".", "..") and not any(c in value for c in "/\\\0")
-            and is_text(value) and len(value.encode("utf-8")) <= NAME_MAX)
+    """One folder name in the mount dir (`mount_name_problem` says why not)."""
+    return mount_name_problem(value) is None
+
+
+def mount_name_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a mount name, None if it can: not empty, '.' or '..', no '/', '\\' or
+    NUL, UTF-8 text (no lone surrogate, which no file name or JSON answer can carry), at most 255 bytes."""
+    if not isinstance(value, str) or value == "":
+        return "a mount name must not be empty"
+    if value in (".", ".."):
+        return "a mount name must not be '.' or '..'"
+    for char, what in (("/", "'/'"), ("\\", "'\\'"), ("\0", "a NUL character")):
+        if char in value:
+            return f"a mount name must not contain {what}"
+    if not is_text(value):
+        return "a mount name must be UTF-8 text (it has a lone surrogate)"
+    size = len(value.encode("utf-8"))
+    if size > NAME_MAX:
+        return f"a mount name must not be longer than {NAME_MAX} bytes (it has {size})"
+    return None
+
+
+def quoted(value: str, limit: int = 64) -> str:
+    """``value`` quoted for a message, its middle cut beyond ``limit`` characters (names reach 255 bytes,
+    and what is refused may be longer still)."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit // 2]) + "…" + repr(value[-(limit // 2):]) + f" ({len(value)} characters)"
+
+
+def digest_fit(name: str) -> str:
+    """``name`` if it fits NAME_MAX bytes, else cut and ended with a digest of the whole, so two long
+    names stay distinct (default mount names join project, repo and branch: each may be 255 bytes)."""
+    if len(name.encode("utf-8")) <= NAME_MAX:
+        return name
+    return fit_name(name, "_" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8])
+
+
+def fit_name(base: str, suffix: str = "") -> str:
+    """``base`` + ``suffix`` with ``base`` cut (on a character boundary) so the whole fits NAME_MAX bytes."""
+    room = NAME_MAX - len(suffix.encode("utf-8"))
+    return base.encode("utf-8")[:max(room, 0)].decode("utf-8", errors="ignore") + suffix
 
 
 def is_text(value: str) -> bool:

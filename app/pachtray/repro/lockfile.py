@@ -93,7 +93,7 @@ def validate(data) -> dict:
         _need(isinstance(m, dict), where, "must be an object")
         name = _str(m, "name", where)
         where = f"lock mount {name!r}"
-        _need(names.is_mount_name(name), where, "a mount name must not contain '/' or be '.' or '..'")
+        _need(names.is_mount_name(name), where, names.mount_name_problem(name) or "")
         _need(name not in seen, where, "appears twice")
         seen.add(name)
         for key in ("project", "repo"):

@@ -54,7 +54,7 @@ def reproduce(app, lock, rename: dict | None = None, check: bool = False) -> dic
             if _same(state, entry):
                 p.reuse = True
             else:
-                suggestion = _free_name(f"{entry['name']}_{entry['commit'][:8]}", taken)
+                suggestion = _free_name(names.fit_name(entry["name"], f"_{entry['commit'][:8]}"), taken)
                 taken.add(suggestion)
                 conflicts.append({"name": entry["name"], "taken": p.name, "suggestion": suggestion,
                                   "by": _source(state)})
@@ -87,9 +87,8 @@ def _check_rename(lock: dict, rename) -> dict[str, str]:
         if old not in locked:
             raise ApiError(400, f"cannot rename {old!r}: the lock has no mount of that name "
                                 f"(it has {', '.join(map(repr, locked))})")
-        if not names.is_mount_name(new):
-            raise ApiError(400, f"invalid mount name {new!r}: a mount name must not be empty, contain '/' "
-                                "or be '.' or '..'")
+        if (problem := names.mount_name_problem(new)) is not None:
+            raise ApiError(400, f"invalid mount name {names.quoted(new)}: {problem}")
     finals = [rename.get(n, n) for n in locked]
     dupes = sorted({n for n in finals if finals.count(n) > 1})
     if dupes:
@@ -134,7 +133,7 @@ def _source(state: dict) -> str:
 def _free_name(base: str, taken: set[str]) -> str:
     name, n = base, 2
     while name in taken:
-        name, n = f"{base}_{n}", n + 1
+        name, n = names.fit_name(base, f"_{n}"), n + 1
     return name
 
 
