@@ -420,6 +420,13 @@ def test_a_link_that_cannot_be_copied_fails_the_commit_and_keeps_everything(clie
     with pytest.raises(CommitFailed, match="loop"):
         view.commit()
     os.unlink(f"{w}/loop")
+    for i in range(7):  # many, to long targets: the message names five, each cut, and counts the rest
+        os.symlink("t" * 4000 + str(i), f"{w}/long{i}")
+    with pytest.raises(CommitFailed) as many:
+        view.commit()
+    assert "and 2 more cannot be committed" in str(many.value) and len(str(many.value)) < 1200, str(many.value)
+    for i in range(7):
+        os.unlink(f"{w}/long{i}")
     assert tree(client, view.repo_name, view.commit()) == {"/a.txt": b"a", "/new.txt": b"new"}
 
 

@@ -61,7 +61,7 @@ from pachyderm_sdk.api import pfs
 from pachtray.errors import PachtrayError
 from pachtray.pfs import commits, errors, modify
 from pachtray.pfs.errors import RPC_ERRORS
-from pachtray.pfs.names import NAME_MAX
+from pachtray.pfs.names import NAME_MAX, cut
 from pachtray.pfs.paths import path_problem
 from pachtray.mount.cache import ChunkCache
 from pachtray.mount.journal import Journal
@@ -76,6 +76,7 @@ FILE_MODE = 0o100644
 DIR_MODE = 0o040755
 LINK_MODE = 0o120777
 MAX_LINK_HOPS = 40  # as Linux follows
+LINKS_LISTED = 5  # links a refused commit names (it counts the rest)
 HIDDEN_PREFIX = ".fuse_hidden"  # libfuse's name for a file unlinked while open
 # A file's content stays in the journal while it is at most this big and was written in at most
 # this many pieces (each rewrites the whole content there): a file written in many small pieces
@@ -1022,13 +1023,15 @@ class RwView:
             if r.kind == "symlink":
                 node, why = self._link_target(p)
                 if why is not None:
-                    refused.append(f"{p} -> {r.src} ({why})")
+                    refused.append(f"{cut(p)} -> {cut(r.src)} ({why})")
                     continue
                 r = Row("file", node.row.blob) if node.row is not None and node.row.blob is not None \
                     else Row("file", src=node.base_path)
             out.append((p, r))
         if refused:
-            raise CommitFailed(f"symbolic link{'s' if len(refused) > 1 else ''} {', '.join(refused)} cannot be "
+            listed = ", ".join(refused[:LINKS_LISTED]) + (f" and {len(refused) - LINKS_LISTED} more"
+                                                          if len(refused) > LINKS_LISTED else "")
+            raise CommitFailed(f"symbolic link{'s' if len(refused) > 1 else ''} {listed} cannot be "
                                "committed: only links to files of the same mount are committed (as copies). "
                                "Changes kept.")
         return out

@@ -45,6 +45,11 @@ def mount_name_problem(value: object) -> str | None:
     return None
 
 
+def cut(value: str, limit: int = 120) -> str:
+    """``value`` with its middle cut to ``limit`` characters, for a message (a link target, a path)."""
+    return value if len(value) <= limit else value[:limit // 2 - 1] + "…" + value[-(limit // 2):]
+
+
 def quoted(value: str, limit: int = 64) -> str:
     """``value`` quoted for a message, its middle cut beyond ``limit`` characters (names reach 255 bytes,
     and what is refused may be longer still)."""
