@@ -271,8 +271,11 @@ class ReposTab(QWidget):
 
     def _show_repo_count(self) -> None:
         if self.controller.repos_error:
-            kept = " The last listing is shown." if self.controller.repos.get("repos") else ""
-            self.repos_label.setText(f"Cannot list repos: {self.controller.repos_error}{kept}")
+            error = self.controller.repos_error.rstrip(".")
+            if self.controller.repos.get("repos"):
+                self.repos_label.setText(f"Cannot list repos ({error}). The last listing is shown.")
+            else:
+                self.repos_label.setText(f"Cannot list repos: {error}")
             return
         listing = self.controller.repos
         total, shown = len(listing.get("repos", [])), self.repo_model.total_repos()
