@@ -277,7 +277,6 @@ def test_while_the_cluster_does_not_answer_the_actions_that_need_it_wait(make_ap
     d.put("/_mount", {"mounts": [{"name": "kept", "repo": "kept", "mode": "rw"}]}).raise_for_status()
     (d.mount_dir / "kept" / "a.txt").write_text("a")
     d.put("/pachtray/v1/_commit", {"mount": "kept"}).raise_for_status()
-    d.put("/_unmount_all", {}).raise_for_status()
     app = make_app(d, show_window=True, wait_repos=False)
     tab = app.window.browser
     qtbot.waitUntil(lambda: tab.new_repo_button.isEnabled(), timeout=30000)
@@ -299,12 +298,17 @@ def test_while_the_cluster_does_not_answer_the_actions_that_need_it_wait(make_ap
         assert tab.repos_label.text().endswith("The last listing is shown.")
         assert tab._repo["repo"] == "kept" and tab._branch == "master" and tab._commit is not None
         assert tab.branches_model.rowCount() == 1 and tab.files_model.rowCount() == 1
+        assert app.window.select_mount("kept")
+        qtbot.waitUntil(lambda: app.window.mount_status.text().endswith(
+            "(as last seen: the cluster does not answer)"), timeout=10000)
     finally:
         os.kill(server, signal.SIGCONT)
     qtbot.waitUntil(lambda: tab.new_repo_button.isEnabled(), timeout=40000)
     assert tab.new_repo_button.toolTip() == ""
     qtbot.waitUntil(lambda: tab.repos_label.text() == "1 repo in 1 project", timeout=40000)
     assert tab._repo["repo"] == "kept" and tab._branch == "master"
+    qtbot.waitUntil(lambda: "the cluster does not answer" not in app.window.mount_status.text(), timeout=10000)
+    d.put("/_unmount_all", {}).raise_for_status()
 
 
 def _parent_of(pid: str) -> int:

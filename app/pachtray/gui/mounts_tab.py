@@ -74,7 +74,10 @@ class MountsTab(QWidget):
         self.buttons["discard"].setEnabled(m is not None and m.can_discard)
         self.buttons["unmount"].setEnabled(m is not None and m.can_unmount)
         self.buttons["open"].setEnabled(m is not None and m.can_open)
-        self.status_label.setText(m.message if m else "")
+        text = m.message if m else ""
+        if text and self.controller.status.reachable and self.controller.status.connection != "connected":
+            text += " (as last seen: the cluster does not answer)"
+        self.status_label.setText(text)
 
     def action(self, key: str):
         """Run a button's action on the selected mount (a confirmation dialog where it asks one)."""
