@@ -7,10 +7,11 @@ from __future__ import annotations
 import itertools
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import grpc
 from conftest import RpcFailure as Rpc
-from pachyderm_sdk.api import auth, pfs
+from pachyderm_sdk.api import admin, auth, pfs
 
 from pachtray.pfs.auth import READ_PERMISSIONS
 
@@ -31,6 +32,9 @@ class FakeCluster:
         self.calls = 0
         self.pfs = _Pfs(self)
         self.auth = _Auth(self)
+        self.admin = _Admin(self)
+        self.cluster_id = new_id()
+        self.pachd_address = SimpleNamespace(url=f"grpc://{self.cluster_id[:8]}.example:30650")
 
     def add_repo(self, repo: str, project: str = "default", access: str = "write") -> None:
         self.repos[(project, repo)] = {}
@@ -49,6 +53,15 @@ class FakeCluster:
         self.calls += 1
         if self.down:
             raise Rpc(grpc.StatusCode.UNAVAILABLE, "connection refused")
+
+
+class _Admin:
+    def __init__(self, cluster: FakeCluster):
+        self.c = cluster
+
+    def inspect_cluster(self):
+        self.c._rpc()
+        return admin.ClusterInfo(id=self.c.cluster_id)
 
 
 class _Auth:

@@ -224,6 +224,37 @@ def test_changes_staged_before_a_restart_are_recovered_and_committed(make, clust
     assert len(cluster.repos[("default", "images")]["master"]) == 2
 
 
+def test_recovered_changes_go_only_to_the_cluster_they_were_staged_on(make, cluster, tmp_path):
+    """A restart with other settings (Local -> a cluster with a repo of the same name) used to put
+    the changes back and commit them there, over that cluster's files."""
+    first = make(tmp_path / "data")
+    first.mount([MountRequest(name="w", repo="images", mode="rw")])
+    first.parts.fs.views["w"].write(2)
+    first.stop()
+
+    other = FakeCluster()
+    other.add_repo("images")
+    other.commit("images")
+    again = make(tmp_path / "data", connected=False)
+    again.set_client(other)
+    e = error_of(again.mount, [MountRequest(name="w", repo="images", mode="rw")])
+    assert e.status == 500 and f"were staged on cluster {cluster.pachd_address.url} (id {cluster.cluster_id})" in e.message
+    assert f"not on {other.pachd_address.url}" in e.message and "w" not in again.parts.fs.views
+    (s,) = again.all_mounts()
+    assert s["status"] == (f"2 uncommitted changes staged on {cluster.pachd_address.url}: connect to it to commit "
+                           "them, or discard them")
+    assert s["error"].startswith("2 uncommitted changes of default/images@master were staged on cluster")
+    e = error_of(again.commit, "w", recovered=True)
+    assert e.status == 409 and "connect to that cluster to commit them" in e.message
+    assert len(other.repos[("default", "images")]["master"]) == 1  # nothing went there
+
+    again.set_client(cluster)  # back on the cluster they belong to
+    again.mount([MountRequest(name="w", repo="images", mode="rw")])
+    assert view(again, "w")["pending_changes"] == 2 and view(again, "w")["error"] == ""
+    again.commit("w")
+    assert len(cluster.repos[("default", "images")]["master"]) == 2
+
+
 def test_mounting_the_source_of_recovered_changes_puts_them_back(make, cluster, tmp_path):
     first = make(tmp_path / "data")
     first.mount([MountRequest(name="w", repo="images", mode="rw")])

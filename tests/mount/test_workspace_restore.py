@@ -112,6 +112,36 @@ def test_clean_stop_keeps_changes_and_workspace(make_manager, tmp_path, client, 
     assert [e["name"] for e in Workspace(tmp_path / "data" / "workspace.json").load()] == ["r"]
 
 
+def test_a_restart_on_another_cluster_keeps_the_changes_for_theirs(make_manager, local_pachd_factory, tmp_path,
+                                                                    client, unique_name):
+    """Staged on one cluster, restarted against another with a repo of the same name (Settings: Local
+    -> Cluster): the changes stay pending, are not committed there, and go where they belong later."""
+    repo = unique_name()
+    put_files(client, repo, {"/a.txt": b"here"})
+    first = make_manager(data_dir=tmp_path / "data")
+    first.mount([MountRequest(name="w", repo=repo, mode="rw")])
+    (first.mount_dir / "w" / "a.txt").write_bytes(b"changed here")
+    first.stop()
+
+    other = local_pachd_factory()
+    put_files(other.client(), repo, {"/a.txt": b"theirs"})
+    second = make_manager(data_dir=tmp_path / "data", client=connect(other.address, rpc_timeout=5))
+    second.restore()
+    listing = state(second, "w")
+    assert listing["state"] == "pending" and "were staged on cluster" in listing["error"], listing
+    with pytest.raises(Exception) as refused:
+        second.commit("w", recovered=True)
+    assert refused.value.status == 409
+    assert file_at(other.client(), repo, "master", "/a.txt") == b"theirs"
+    second.stop()
+
+    third = make_manager(data_dir=tmp_path / "data")  # back on the cluster they were staged on
+    third.restore()
+    assert state(third, "w")["state"] == "mounted"
+    third.unmount(["w"])  # commits first
+    assert file_at(client, repo, "master", "/a.txt") == b"changed here"
+
+
 def test_restore_waits_for_an_unreachable_cluster(make_manager, tmp_path, pachd, client, unique_name):
     repo, deleted = unique_name(), unique_name()
     put_files(client, repo, {"/a": b"a"})

@@ -33,16 +33,18 @@ from pachtray.mount.reads import ReadTracker
 from pachtray.mount.records import StagingRecords
 from pachtray.mount.staging import ChangedSinceReview, CommitFailed
 from pachtray.mount.state import (MOUNT_STATE_FIELDS, Mount, MountRequest, MountState, Problem, ProblemKind,
-                                  Upstream)
+                                  StagedElsewhere, Upstream)
 from pachtray.mount.table import MountTable
 from pachtray.mount.workspace import Restorer, Workspace
 from pachtray.pfs import errors
 from pachtray.pfs.auth import AUTH_OFF, who_am_i
+from pachtray.pfs.client import short_deadline
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MOUNT_STATE_FIELDS", "MountManager", "MountRequest", "MountState", "NOT_CONNECTED"]
 NOT_CONNECTED = "not connected to a cluster"
+CLUSTER_ID_DEADLINE = 5.0  # seconds for InspectCluster (asked once per connection)
 
 
 class MountManager:
@@ -76,6 +78,7 @@ class MountManager:
         self._quiet = threading.local()  # set while one action is recorded as a whole (update_to_head)
         self._mode_lock = threading.RLock()
         self._client = None
+        self._identity: tuple[object, dict] | None = None  # (client, {"id", "address"} of its cluster)
         self._reachable = True  # False while the daemon's health checks say pachd does not answer
         self.fs = None
 
@@ -124,6 +127,34 @@ class MountManager:
     def client(self):
         """The current client or None; the views call this on every RPC (it changes on PUT /config)."""
         return self._client if self._reachable else None
+
+    def _cluster(self) -> dict | None:
+        """{"id", "address"} of the cluster in use (asked once per client), None if it does not say."""
+        client, known = self._client, self._identity
+        if client is None:
+            return None
+        if known is not None and known[0] is client:
+            return known[1]
+        try:
+            with short_deadline(CLUSTER_ID_DEADLINE):
+                identity = {"id": client.admin.inspect_cluster().id, "address": client.pachd_address.url}
+        except errors.RPC_ERRORS as e:
+            log.warning("cannot ask the cluster for its id: %s", errors.details(e))
+            return None
+        self._identity = (client, identity)
+        return identity
+
+    def _other_cluster(self, m: Mount) -> str | None:
+        """Why recovered changes must not go to the cluster in use: they were staged on another one
+        (a restart with other settings). None when they may (same cluster, or either is unknown)."""
+        here = self._cluster() if m.cluster else None
+        if not m.cluster or not here or m.cluster.get("id") in ("", here["id"]):
+            return None
+        why = (f"{m.pending} uncommitted changes of {m.project}/{m.repo}@{m.branch} were staged on cluster "
+               f"{m.cluster.get('address')} (id {m.cluster.get('id')}), not on {here['address']} (id {here['id']}) "
+               "in use now: connect to that cluster to commit them, or discard them")
+        self.table.set(m, problem=Problem(ProblemKind.OTHER_CLUSTER, why))
+        return why
 
     def need_client(self):
         c = self._client
@@ -282,6 +313,7 @@ class MountManager:
             self._adopt_or_reject(existing, m)
             return
         if m.mode == "rw":
+            m.cluster = self._cluster()
             self.records.write(m)
             m.view = self.parts.rw_view(self.client, self.records.staging_dir(m.name), m)
             m.pending = m.view.pending_count()
@@ -322,6 +354,8 @@ class MountManager:
                                 f"@{existing.branch or existing.commit} ({existing.mode})")
         if not existing.recovered:
             return
+        if (why := self._other_cluster(existing)) is not None:
+            raise StagedElsewhere(500, f"mount at '{m.name}' refused: {why}")
         # Mounting the source of recovered changes again puts them back in the mount dir.
         with existing.op:
             self._note_source(existing)
@@ -403,6 +437,8 @@ class MountManager:
             if read_only_ok:
                 return
             raise ApiError(500, f"can't commit {name!r}: it is mounted read-only")
+        if m.recovered and (why := self._other_cluster(m)) is not None:
+            raise StagedElsewhere(409, f"can't commit {name!r}: {why}")
         with m.op:
             self._commit_locked(m, description, review)
             if m.recovered:
@@ -431,6 +467,7 @@ class MountManager:
                         mount=m.name)
         self._note_source(m)
         if not m.recovered:
+            m.cluster = m.cluster or self._cluster()
             self.records.write(m)
         self._update_pending(m)
 

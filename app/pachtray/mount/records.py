@@ -59,7 +59,8 @@ class StagingRecords:
                 meta = json.loads(meta_file.read_text())
                 m = Mount(name=meta["name"], project=meta["project"], repo=meta["repo"], branch=meta["branch"],
                           commit=meta.get("base") or "", paths=meta.get("paths") or ["/"], mode="rw", view=None,
-                          state=MountState.RECOVERED)
+                          state=MountState.RECOVERED,
+                          cluster=meta["cluster"] if isinstance(meta.get("cluster"), dict) else None)
             except (OSError, ValueError, KeyError, TypeError) as e:
                 log.warning("ignoring unreadable mount record %s: %s", meta_file, e)
                 continue

@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pachtray.errors import ApiError
+
 MODES = ("ro", "rw")
 # The reference's MountState, exactly: GET /mounts's `mounted` entries carry these keys and no others.
 MOUNT_STATE_FIELDS = ("name", "project", "repo", "branch", "commit", "paths", "mode", "state", "status",
@@ -33,6 +35,12 @@ BUSY_STATES = frozenset({MountState.MOUNTING, MountState.COMMITTING, MountState.
 class ProblemKind(enum.Enum):
     COMMIT_FAILED = "commit failed"  # every change kept, the mount usable
     DELETED_UPSTREAM = "deleted upstream"  # the repo went; the changes are kept as RECOVERED
+    OTHER_CLUSTER = "other cluster"  # recovered changes staged on another cluster than the one in use
+
+
+class StagedElsewhere(ApiError):
+    """Recovered rw changes belong to another cluster than the one in use: not mounted or committed
+    here (the workspace keeps their entry, to restore it on their cluster)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,7 @@ class Mount:
     latest_commit: str = ""
     behind: int = 0
     pending: int = 0  # last pending count seen (the change feed compares against it)
+    cluster: dict | None = None  # rw: {"id", "address"} of the cluster its changes are staged for
     op: threading.Lock = field(default_factory=threading.Lock)  # one commit/discard/unmount at a time
 
     @property
@@ -94,6 +103,8 @@ class Mount:
         """Why a RECOVERED mount's changes wait outside the mount dir (its status and refusals say it)."""
         if self.problem is not None and self.problem.kind is ProblemKind.DELETED_UPSTREAM:
             return "kept when the repo was deleted upstream"
+        if self.problem is not None and self.problem.kind is ProblemKind.OTHER_CLUSTER:
+            return f"staged on {(self.cluster or {}).get('address') or 'another cluster'}"
         return "recovered from an earlier run"
 
     def source(self) -> tuple:
@@ -109,7 +120,7 @@ class Mount:
     def record(self) -> dict:
         """What a staging dir belongs to (mount.records keeps it beside the staged changes)."""
         return {"name": self.name, "project": self.project, "repo": self.repo, "branch": self.branch,
-                "base": self.commit, "paths": list(self.paths)}
+                "base": self.commit, "paths": list(self.paths), "cluster": self.cluster}
 
     def reference_state(self) -> dict:
         """The reference's MountState (MOUNT_STATE_FIELDS); its `mountpoint` is always "" (declared, never set)."""
@@ -125,7 +136,10 @@ class Mount:
         out["mountpoint"] = str(mount_dir / self.name)
         out["pinned"] = self.pinned
         if self.recovered:
-            out["status"] = f"{pending} uncommitted changes {self.kept_because}: commit or discard them"
+            todo = ("connect to it to commit them, or discard them"
+                    if self.problem is not None and self.problem.kind is ProblemKind.OTHER_CLUSTER
+                    else "commit or discard them")
+            out["status"] = f"{pending} uncommitted changes {self.kept_because}: {todo}"
         out["pending_changes"] = pending
         out["error"] = self.problem.message if self.problem is not None else ""
         return out

@@ -12,7 +12,7 @@ from typing import Callable
 
 from pachtray.errors import ApiError
 from pachtray.files import write_json
-from pachtray.mount.state import MountRequest
+from pachtray.mount.state import MountRequest, StagedElsewhere
 from pachtray.pfs.errors import ClusterUnreachable
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,9 @@ class Restorer:
             try:
                 self._mount([MountRequest.from_entry(entry)])
                 self._waiting_for = ""
+            except StagedElsewhere as e:  # kept: restored when the daemon runs on their cluster again
+                log.warning("not restoring mount %s here: %s", entry["name"], e.message)
+                continue
             except ClusterUnreachable as e:
                 if e.message != self._waiting_for:  # once per reason, not at every retry
                     log.info("workspace restore waits for the cluster: %s", e.message)
