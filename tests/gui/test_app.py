@@ -81,7 +81,7 @@ def test_single_instance_second_launch_raises_first(qapp, qtbot):
         first.release()
 
 
-def test_foreign_server_on_port_is_reported_and_app_quits(qapp, qtbot, go_mount_server):
+def test_foreign_server_on_port_is_reported_and_settings_offered_else_the_app_quits(qapp, qtbot, go_mount_server):
     from pachtray.gui.app import PachtrayApp
 
     found = daemon_process.probe(go_mount_server.port)
@@ -97,11 +97,45 @@ def test_foreign_server_on_port_is_reported_and_app_quits(qapp, qtbot, go_mount_
                         timeout=20000)
         box = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Another server is in the way")
         assert "HTTP 404" in box.text()
+        box.done(0)
+        qtbot.waitUntil(lambda: app.settings_dialog is not None and app.settings_dialog.isVisible(), timeout=5000)
         with qtbot.waitSignal(app.quit_requested, timeout=5000) as code:
-            box.done(0)
+            app.settings_dialog.reject()  # closed without another port: nothing can start
         assert code.args == [1]
         assert "/pachtray/v1/info" in go_mount_server.hits
     finally:
+        app.dispose()
+
+
+def test_other_ports_chosen_after_a_foreign_server_start_the_daemon_there(qapp, qtbot, go_mount_server, pachd,
+                                                                           tmp_path):
+    from pachtray.gui.app import PachtrayApp
+
+    config.Settings(api_port=go_mount_server.port, sock_path="").save()
+    app = PachtrayApp(config.Settings.load())
+    port = free_port()
+    try:
+        app.start()
+        qtbot.waitUntil(lambda: any(d.windowTitle() == "Another server is in the way" for d in dialogs.open_dialogs()),
+                        timeout=20000)
+        next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Another server is in the way").done(0)
+        qtbot.waitUntil(lambda: app.settings_dialog is not None and app.settings_dialog.isVisible(), timeout=5000)
+        dialog = app.settings_dialog
+        dialog.port_edit.setText(str(port))
+        dialog.cluster_radio.setChecked(True)
+        dialog.cluster_edit.setText(pachd.address)
+        dialog.mount_edit.setText(str(tmp_path / "pfs"))
+        dialog.restore_check.setChecked(False)
+        dialog.save()
+        qtbot.waitUntil(lambda: app.attached == "started" and app.controller.status.connection == "connected",
+                        timeout=90000)
+        assert app.controller.client.port == port and config.Settings.load().api_port == port
+        assert not any(d.windowTitle() == "Restart the daemon?" for d in dialogs.open_dialogs())
+    finally:
+        if daemon_process.probe(port).state == daemon_process.OURS:
+            requests.put(f"http://127.0.0.1:{port}/pachtray/v1/_shutdown", json={}, timeout=30)
+            daemon_process.wait_stopped(port)
+        force_unmount(tmp_path / "pfs")
         app.dispose()
 
 
@@ -324,15 +358,42 @@ def test_starts_daemon_when_none_is_running_and_stops_it_on_quit(qapp, qtbot, pa
         assert os.path.ismount(tmp_path / "pfs")
         assert (config.data_dir() / "daemon.log").exists()
 
-        # a new API port in Settings restarts the daemon there
+        def ask_restart(port: int):
+            dialog = app.open_settings()
+            dialog.port_edit.setText(str(port))
+            dialog.restore_check.setChecked(True)  # (a change that needs no restart, kept either way)
+            dialog.save()
+            qtbot.waitUntil(lambda: any(d.windowTitle() == "Restart the daemon?" for d in dialogs.open_dialogs()),
+                            timeout=20000)
+            return next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Restart the daemon?")
+
+        # declined: the settings the daemon runs with stay saved (else the next start looks elsewhere)
         old_port, new_port = settings.api_port, free_port()
-        dialog = app.open_settings()
-        dialog.port_edit.setText(str(new_port))
-        dialog.save()
-        qtbot.waitUntil(lambda: any(d.windowTitle() == "Restart the daemon?" for d in dialogs.open_dialogs()),
+        confirm = ask_restart(new_port)
+        with qtbot.waitSignal(app.controller.notify, timeout=20000,
+                              check_params_cb=lambda title, message, _e: "kept as it runs them" in message):
+            next(b for b in confirm.buttons() if b.text() == "Keep the daemon as it runs").click()
+        saved = config.Settings.load()
+        assert (saved.api_port, saved.restore_mounts) == (old_port, True) and app.settings.api_port == old_port
+
+        # a port another program holds: nothing is stopped, the settings stay the daemon's
+        squatter = FakeServer({})
+        try:
+            next(b for b in ask_restart(squatter.port).buttons() if b.text() == "Restart now").click()
+            qtbot.waitUntil(lambda: any(d.windowTitle() == "API port in use" for d in dialogs.open_dialogs()),
+                            timeout=30000)
+            refused = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "API port in use")
+            assert f"127.0.0.1:{squatter.port}" in refused.text() and "runs as before" in refused.text()
+            refused.done(0)
+        finally:
+            squatter.close()
+        qtbot.waitUntil(lambda: app.settings.api_port == old_port and config.Settings.load().api_port == old_port,
                         timeout=20000)
-        confirm = next(d for d in dialogs.open_dialogs() if d.windowTitle() == "Restart the daemon?")
-        next(b for b in confirm.buttons() if b.text() == "Restart now").click()
+        qtbot.waitUntil(lambda: app.controller.status.connection == "connected", timeout=30000)
+        assert daemon_process.probe(old_port).state == daemon_process.OURS
+
+        # a new API port in Settings restarts the daemon there
+        next(b for b in ask_restart(new_port).buttons() if b.text() == "Restart now").click()
         qtbot.waitUntil(lambda: app.controller.client.port == new_port and
                         app.controller.status.connection == "connected", timeout=90000)
         assert config.Settings.load().api_port == new_port

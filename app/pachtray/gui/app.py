@@ -7,6 +7,7 @@ stderr. A second launch asks the first to show its window and exits.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from pachtray.gui.jupyter import JupyterOpener
 from pachtray.gui.login import LoginFlow, open_in_browser
 from pachtray.gui.notices import Notices
 from pachtray.gui.notebooks import Notebooks, NotebooksPanel
-from pachtray.gui.settings_dialog import SettingsDialog, needs_restart
+from pachtray.gui.settings_dialog import RESTART_FIELDS, SettingsDialog, needs_restart, save_settings
 from pachtray.gui.tray import Tray
 from pachtray.gui.window import MainWindow
 
@@ -63,6 +64,7 @@ class PachtrayApp(QObject):
             "start": self._qaction("Start the daemon", self.start_daemon),
         }
         self._starting = False  # a find-or-start of the daemon is on its way
+        self._start_after_settings = False  # Settings opened because no daemon could start
         self.notebooks = Notebooks(self.controller, self)
         self.tray = Tray(self.controller, icons.tray_icons(), {
             "window": self.show_window, "jupyter": self.open_jupyterlab, "login": self.start_login,
@@ -124,8 +126,8 @@ class PachtrayApp(QObject):
         self._starting = False
         self._sync_start_action()
         box = dialogs.error(self.window, getattr(error, "title", "Pachtray"), str(error))
-        if isinstance(error, ForeignServer):
-            box.finished.connect(lambda _r: self.quit_requested.emit(1))
+        if isinstance(error, ForeignServer):  # the way out is another port: Settings, or quit
+            box.finished.connect(lambda _r: self._settings_instead_of_daemon())
         else:
             self.controller.start()  # keep trying: the user may start the daemon or fix Settings
 
@@ -190,6 +192,13 @@ class PachtrayApp(QObject):
 
     # ------------------------------------------------------------- settings
 
+    def _settings_instead_of_daemon(self) -> None:
+        """No daemon could start where the settings say: the user picks other ports (the daemon then
+        starts with them), or closes Settings and the app quits."""
+        self._start_after_settings = True
+        dialog = self.open_settings()
+        dialog.rejected.connect(lambda: self.quit_requested.emit(1))
+
     def open_settings(self) -> SettingsDialog:
         if self.settings_dialog is not None and self.settings_dialog.isVisible():
             self.settings_dialog.raise_()
@@ -200,27 +209,50 @@ class PachtrayApp(QObject):
 
     def _settings_saved(self, old: config.Settings, new: config.Settings) -> None:
         self.settings = new
+        if self._start_after_settings:  # no daemon runs: nothing to restart, start one with them
+            self._start_after_settings = False
+            self.controller.set_client(DaemonClient(new.api_port))
+            self.start_daemon()
+            return
         if not needs_restart(old, new):
             self.controller.notify.emit("Settings saved", "Your settings are saved.", False)
             return
         dialogs.confirm(self.window, "Restart the daemon?",
                         "The new cluster, folder, port or cache settings take effect when the daemon restarts.",
-                        lambda: self.restart_daemon(old.api_port), yes="Restart now",
-                        informative="Mounts are unmounted; uncommitted read-write changes stay staged and are "
-                                    "offered again after the restart.")
+                        lambda: self.restart_daemon(old), yes="Restart now",
+                        no="Keep the daemon as it runs", on_no=lambda: self._keep_daemon_settings(old, "kept"),
+                        informative="Mounts are unmounted and mounted again; uncommitted read-write changes stay "
+                                    "staged and come back with them (changes made on one cluster wait for it: "
+                                    "they are never committed to another).")
 
-    def restart_daemon(self, old_port: int) -> None:
+    def _keep_daemon_settings(self, running: config.Settings, why: str) -> None:
+        """The daemon goes on as it runs: the settings only a restart applies go back to its values
+        (else the next start of the app would look for it where it is not)."""
+        kept = dataclasses.replace(self.settings, **{f: getattr(running, f) for f in RESTART_FIELDS})
+        self.settings = kept
+        said = ("The daemon's cluster, folder, port and cache settings are kept as it runs them; your other "
+                "changes are saved.")
+        self.controller.tasks.run(
+            lambda: save_settings(kept),
+            lambda _: self.controller.notify.emit("Settings saved", said, False) if why == "kept" else None,
+            lambda e: self.controller.notify.emit("Settings not saved", str(e), True))
+
+    def restart_daemon(self, running: config.Settings) -> None:
+        """Stop the daemon that runs with ``running`` and start one with the settings saved now; nothing
+        is stopped when what the new one needs (its ports) is taken."""
         settings, client = self.settings, self.controller.client
         self.controller.stop()  # the daemon is away on purpose for a moment
 
         def restart():
-            try:
-                client.put("/pachtray/v1/_shutdown", {})
-            except PachtrayError:
-                pass  # already gone
-            if not daemon_process.wait_stopped(old_port):
-                raise PachtrayError(f"The daemon on port {old_port} did not stop within a minute.",
-                                    title="Restart failed")
+            daemon_process.check_ports_free(running, settings)
+            if daemon_process.probe(running.api_port, timeout=2.0).state in (OURS, HUNG):  # (else none runs)
+                try:
+                    client.put("/pachtray/v1/_shutdown", {})
+                except PachtrayError:
+                    pass  # already gone
+                if not daemon_process.wait_stopped(running.api_port):
+                    raise PachtrayError(f"The daemon on port {running.api_port} did not stop within a minute.",
+                                        title="Restart failed")
             daemon_process.start_daemon(settings)
 
         def restarted(_):
@@ -229,7 +261,9 @@ class PachtrayApp(QObject):
             self.controller.notify.emit("Daemon restarted", "The daemon runs with your new settings.", False)
 
         def failed(error):
-            self.controller.start()  # shows what is there now (probably the error state)
+            if isinstance(error, daemon_process.PortTaken):  # the old daemon runs on, as before
+                self._keep_daemon_settings(running, "refused")
+            self.controller.start()  # shows what is there now
             self.controller.notify.emit(getattr(error, "title", "Restart failed"), str(error), True)
 
         self.controller.tasks.run(restart, restarted, failed, busy=True)

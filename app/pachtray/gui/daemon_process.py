@@ -123,6 +123,34 @@ def foreign_message(found: Probe) -> str:
             "Pachtray again.")
 
 
+class PortTaken(PachtrayError):
+    """A port the restarted daemon needs is held by another program (the running daemon is kept)."""
+
+
+def check_ports_free(running: config.Settings, wanted: config.Settings) -> None:
+    """Before a restart stops anything: the API port and the embedded server's port the new daemon
+    takes, where they change, must be free (PortTaken says which is not, and by what)."""
+    if wanted.api_port != running.api_port:
+        found = probe(wanted.api_port, timeout=2.0)
+        if found.state != ABSENT:
+            what = found.detail or ("another Pachtray daemon" if found.state == OURS else found.state)
+            raise PortTaken(f"Something already listens on 127.0.0.1:{wanted.api_port} ({what}), "
+                            "the API port in your settings. The daemon was not restarted and runs as before; choose "
+                            "another API port in Settings.", title="API port in use")
+    if not wanted.cluster_address and wanted.local_port != running.local_port and _listening(wanted.local_port):
+        raise PortTaken(f"Something already listens on 127.0.0.1:{wanted.local_port}, the embedded server's port in "
+                        "your settings. The daemon was not restarted and runs as before; choose another embedded "
+                        "server port in Settings.", title="Embedded server port in use")
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2.0):
+            return True
+    except OSError:
+        return False
+
+
 def daemon_command(settings: config.Settings) -> list[str]:
     """`pachtray daemon` with the settings that decide where it listens and mounts."""
     cmd = frozen.pachtray_command("daemon", "--port", str(settings.api_port), "--mount-dir",

@@ -37,16 +37,24 @@ def open_dialogs() -> list[QWidget]:
 
 
 def confirm(parent: QWidget | None, title: str, text: str, on_yes: Callable[[], None], *,
-            yes: str = "OK", informative: str = "", icon=QMessageBox.Icon.Question) -> QMessageBox:
+            yes: str = "OK", informative: str = "", icon=QMessageBox.Icon.Question,
+            no: str = "", on_no: Callable[[], None] | None = None) -> QMessageBox:
+    """Ask; `on_yes` runs on `yes`. With `no` that button replaces Cancel, and `on_no` runs on any
+    answer but yes (the window closed too)."""
     box = QMessageBox(icon, title, fit_words(text), QMessageBox.StandardButton.NoButton, parent)
     box.setInformativeText(fit_words(informative))
     ok = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
-    box.addButton(QMessageBox.StandardButton.Cancel)
+    if no:
+        box.addButton(no, QMessageBox.ButtonRole.RejectRole)
+    else:
+        box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(ok)
 
     def done(_result):
         if box.clickedButton() is ok:
             on_yes()
+        elif on_no is not None:
+            on_no()
 
     box.finished.connect(done)
     keep_until_closed(box)
