@@ -302,9 +302,7 @@ class ChunkReader:
                 self._unwritten.discard((key, idx))
                 self._trim_hot()
                 self._written.notify_all()
-                idle = not self._unwritten and not self._inflight and not self._parked
-                if idle:
-                    self._drop_hot_on_disk()
+                idle = self._release_if_idle()
             if idle:  # the last chunk of a burst is on disk: hand the buffers' memory back
                 malloc.trim()
 
@@ -313,6 +311,16 @@ class ChunkReader:
         excess = len(self._hot) - HOT_CHUNKS
         for k in [k for k in self._hot if k not in self._unwritten][:max(0, excess)]:
             del self._hot[k]
+
+    def _release_if_idle(self) -> bool:
+        """When nothing is fetched, written or parked any more, drop the chunks already on disk and
+        say so (the caller then trims malloc outside the lock); caller holds the lock. Each end of
+        work calls it: the last write, the end of a run, and the last parked call going (a run that
+        parked a call its reader never used left 32 MiB in memory until the next read)."""
+        idle = not self._unwritten and not self._inflight and not self._parked
+        if idle:
+            self._drop_hot_on_disk()
+        return idle
 
     def _drop_hot_on_disk(self) -> None:
         """Idle: the chunks already on disk need no copy in memory (they are in the disk cache, and
@@ -405,9 +413,7 @@ class ChunkReader:
             if pieces is not None:
                 pieces.close()  # (cancels the call)
             with self._lock:
-                idle = not self._inflight and not self._parked
-                if idle:
-                    self._drop_hot_on_disk()
+                idle = self._release_if_idle()
             if idle:  # the end of a burst of 1-4 MiB buffers: hand their memory back
                 malloc.trim()
 
@@ -440,8 +446,11 @@ class ChunkReader:
                 last = not self._parked
                 if last:
                     self._janitor = None
+                idle = last and self._release_if_idle()
             for p in done:
                 p.close()
+            if idle:
+                malloc.trim()
             if last:
                 return
 
@@ -453,8 +462,11 @@ class ChunkReader:
             done = [self._parked.pop(k)[0] for k in [k for k in self._parked if k[0] == key]]
             if key in self._runs:
                 self._runs[key].park = False
+            idle = bool(done) and self._release_if_idle()
         for p in done:
             p.close()
+        if idle:
+            malloc.trim()
 
     def _done(self, key: str, idx: int, fut: Future, result: Buffer | None = None,
               error: BaseException | None = None) -> None:
