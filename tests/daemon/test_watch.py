@@ -147,3 +147,31 @@ def test_no_listener_no_rpcs_and_a_dead_cluster_is_not_polled_in_a_loop():
     finally:
         stop.set()
         thread.join(5)
+
+
+def test_one_slow_look_does_not_put_the_next_ones_far_off():
+    """The rounds are spaced by what a look costs (DUTY); one look slowed by a busy machine (0.3 s:
+    6 s at DUTY 0.05) put the next one that far off, and a repo made meanwhile waited for it."""
+    c = Cluster()
+    c.heads[("images", "master")] = ("c1", True)
+    looks = []
+
+    def heads(client, repo=None):
+        looks.append(time.monotonic())
+        if len(looks) == 3:
+            time.sleep(0.3)
+        return c.list_branch_heads(client, repo)
+
+    w = ClusterWatch(lambda: c, lambda: None, interval=0.05, linger=5, heads=heads)
+    stop = threading.Event()
+    thread = threading.Thread(target=w.run, args=(stop,), daemon=True)
+    try:
+        with w.listening():
+            thread.start()
+            deadline = time.monotonic() + 4
+            while len(looks) < 6 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert len(looks) >= 6, f"{len(looks)} looks in 4 s after a slow one"
+    finally:
+        stop.set()
+        thread.join(5)

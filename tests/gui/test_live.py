@@ -97,7 +97,9 @@ def test_an_open_tray_menu_follows_a_repo_made_elsewhere(make_app, shared_daemon
     tray.menu.aboutToShow.emit()  # the menu is open: the cluster is followed (the 30-s repo timer is not needed)
     repo = unique_name("0made")  # sorts first: the menu lists the first MENU_LIMIT repos
     make_repo(sdk, repo, {"/a.txt": b"a"})
-    qtbot.waitUntil(lambda: any(r["repo"] == repo for r in app.controller.repos["repos"]), timeout=15000)
+    # (with its branch: a listing taken between CreateRepo and the commit has the repo alone)
+    qtbot.waitUntil(lambda: any(r["repo"] == repo and "master" in (r.get("branches") or [])
+                                for r in app.controller.repos["repos"]), timeout=15000)
     tray.mount_menu.aboutToShow.emit()
     assert find_action(tray.menu, ["Mount", "default", repo, "master", "Read-only"]) is not None
     tray.menu.aboutToHide.emit()

@@ -264,3 +264,58 @@ def test_a_listing_that_fails_keeps_the_last_one_of_the_same_cluster_and_user_on
     finally:
         controller.stop()
         controller.tasks.close()
+
+
+def test_an_older_repo_listing_that_answers_last_does_not_replace_a_newer_one(qapp, qtbot):
+    """Listings run on four workers: the first answer may come last, and it must not undo the second
+    (a repo made meanwhile vanished from the tray until the 30-s timer)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from conftest import free_port
+    from pachtray.gui.client import DaemonClient
+    from pachtray.gui.controller import Controller
+
+    listings = [{"projects": [{"name": "default"}], "repos": []},
+                {"projects": [{"name": "default"}], "repos": [{"project": "default", "repo": "new"}]}]
+    second_answered = threading.Event()
+    asked = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            with lock:
+                n = len(asked)
+                asked.append(n)
+            if n == 0:
+                second_answered.wait(10)  # the first asked answers after the second
+            body = json.dumps(listings[n]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            if n == 1:
+                second_answered.set()
+
+        def log_message(self, *args):
+            pass
+
+    lock = threading.Lock()
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    controller = Controller(DaemonClient(port))
+    try:
+        controller.refresh_repos()
+        qtbot.waitUntil(lambda: len(asked) == 1, timeout=5000)
+        controller.refresh_repos()
+        qtbot.waitUntil(lambda: controller.repos == listings[1], timeout=10000)
+        qtbot.waitUntil(lambda: controller.tasks.pending == 0, timeout=15000)  # the older answer too
+        qtbot.wait(200)
+        assert controller.repos == listings[1]
+    finally:
+        controller.stop()
+        controller.tasks.close()
+        server.shutdown()
+        server.server_close()

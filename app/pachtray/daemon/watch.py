@@ -17,6 +17,7 @@ time goes to them (100 branches: every 1.7 s).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -127,6 +128,7 @@ class ClusterWatch:
         self._cond = threading.Condition()
         self._listeners = 0
         self._last_left = float("-inf")
+        self._costs: collections.deque[float] = collections.deque(maxlen=3)  # seconds the last looks took
         self._generation = 0
         self._last: Fingerprint | None = None
         self._fingerprinter = Fingerprinter(heads=heads)
@@ -161,7 +163,9 @@ class ClusterWatch:
                     continue
             started = time.monotonic()
             self.check()
-            stopping.wait(max(self.interval, (time.monotonic() - started) / DUTY))
+            self._costs.append(time.monotonic() - started)
+            # the cheapest of the last looks: one slowed by a busy machine must not put the next 20x off
+            stopping.wait(max(self.interval, min(self._costs) / DUTY))
 
     def check(self) -> bool:
         """Take one fingerprint; True (and the generation moved) when it differs from the last."""

@@ -111,6 +111,7 @@ class Controller(QObject):
         self.status = Status()
         self.repos: dict = {"projects": [], "repos": []}
         self.repos_error = ""
+        self._repos_asked = self._repos_shown = 0  # refresh_repos calls made, and the newest one shown
         self.repos_loaded = False  # a listing of the cluster arrived (until then the tray says "Loading…")
         self._listing_of: tuple[str, str] | None = None  # (cluster, user) of the last status answered
         self._refreshing = False
@@ -256,7 +257,21 @@ class Controller(QObject):
             self.refresh()
 
     def refresh_repos(self) -> None:
-        self.tasks.run(lambda: self.client.get(EXTRAS + "/repos"), self._apply_repos, self._repos_failed)
+        """List the repos on a worker; of answers that cross (four workers), an older one never
+        replaces a newer one."""
+        self._repos_asked += 1
+        asked = self._repos_asked
+
+        def answered(repos: dict) -> None:
+            if asked >= self._repos_shown:
+                self._repos_shown = asked
+                self._apply_repos(repos)
+
+        def failed(error: Exception) -> None:
+            if asked >= self._repos_shown:
+                self._repos_shown = asked
+                self._repos_failed(error)
+        self.tasks.run(lambda: self.client.get(EXTRAS + "/repos"), answered, failed)
 
     def _apply_repos(self, repos: dict) -> None:
         loaded, self.repos_loaded = self.repos_loaded, True
