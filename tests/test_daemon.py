@@ -117,6 +117,24 @@ def test_a_stale_fuse_mount_at_the_mount_dir_is_cleaned_at_start(tmp_path, pachd
     assert daemon_proc.returncode == 0
 
 
+def test_a_local_port_another_program_holds_is_said_plainly(daemon_factory):
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        port = holder.getsockname()[1]
+        d = daemon_factory(None, extra=["--local-pachd-port", str(port)])
+        info = wait_for(lambda: (i := d.get("/pachtray/v1/info").json())["connection_error"] and i, 90,
+                        what="the embedded server's failure")
+        assert info["connection_error"] == (
+            f"the embedded local server cannot listen on 127.0.0.1:{port}: another program uses that port; stop "
+            "it, or choose another embedded server port in Settings"), info["connection_error"]
+    finally:
+        holder.close()
+
+
 def test_another_server_on_the_local_port_is_never_taken_for_the_embedded_one(daemon_factory, pachd):
     """A `pachctl port-forward` to a real cluster listens on 30650 too: the daemon must not use it as
     its embedded server (Pachtray would create and delete repos there as if they were local)."""
@@ -125,5 +143,6 @@ def test_another_server_on_the_local_port_is_never_taken_for_the_embedded_one(da
              what="the refusal in the daemon's log")
     info = d.get("/pachtray/v1/info").json()
     assert info["connection"] != "connected" and info["local"] is False
+    assert "another Pachyderm server answers" in info["connection_error"]  # the GUI tells it once
     repos = d.get("/repos")  # what the window shows in place of the repos
     assert repos.status_code == 404 and "another Pachyderm server answers" in repos.text, repos.text

@@ -319,3 +319,22 @@ def test_an_older_repo_listing_that_answers_last_does_not_replace_a_newer_one(qa
         controller.tasks.close()
         server.shutdown()
         server.server_close()
+
+
+def test_why_the_daemon_has_no_cluster_is_told_once(qapp):
+    """The embedded server could not start (its port taken): said in a dialog or notification, not
+    only in the Repositories tab's footer."""
+    from pachtray.gui.client import DaemonClient
+    from pachtray.gui.controller import Controller, Status
+
+    controller = Controller(DaemonClient(1))
+    told = []
+    controller.notify.connect(lambda *args: told.append(args))
+    why = "the embedded local server cannot listen on 127.0.0.1:30650: another program uses that port"
+    try:
+        for _ in range(2):
+            controller._apply_status(Status(reachable=True, info={"connection": "unconnected", "connection_error": why}))
+        assert told == [("Not connected to a cluster", why, True)]
+    finally:
+        controller.stop()
+        controller.tasks.close()

@@ -31,6 +31,7 @@ def info(req, app):
         "mount_dir": str(app.mount_dir),
         "token_storage": tokens.storage(app.settings.token_storage),
         "token_problem": app.connection.token_problem,  # e.g. a locked keychain: the GUI shows it
+        "connection_error": app.connection.error,  # why there is no cluster (the GUI shows it once)
         "generation": -1,
         "mount_engine": "",
         "auth": AUTH_OFF,

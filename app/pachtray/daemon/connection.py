@@ -116,6 +116,12 @@ class Connection:
             return self._state
 
     @property
+    def error(self) -> str:
+        """Why the daemon has no cluster ("" when it has one, or none was tried)."""
+        with self._lock:
+            return self._error if self._client is None else ""
+
+    @property
     def address(self) -> Address:
         self.client()  # 404 when there is none
         return self._address

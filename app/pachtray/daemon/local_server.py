@@ -54,8 +54,12 @@ class LocalPachd:
         deadline = time.monotonic() + LOCAL_START_TIMEOUT
         while not stop.is_set():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the embedded local server exited with code {self.proc.returncode}: "
-                                   f"{self._log_tail()}")
+                tail = self._log_tail()
+                if "Address already in use" in tail or "Failed to add port" in tail:
+                    raise RuntimeError(f"the embedded local server cannot listen on 127.0.0.1:{self.port}: another "
+                                       "program uses that port; stop it, or choose another embedded server port in "
+                                       "Settings")
+                raise RuntimeError(f"the embedded local server exited with code {self.proc.returncode}: {tail}")
             if probe(self.address, None, timeout=1.0):
                 return
             if time.monotonic() > deadline:

@@ -70,6 +70,11 @@ class Status:
         return bool(self.info.get("local"))
 
     @property
+    def connection_error(self) -> str:
+        """Why the daemon has no cluster (the embedded server could not start, ...); "" when none."""
+        return self.info.get("connection_error", "")
+
+    @property
     def token_problem(self) -> str:
         """Why the daemon could not read the stored login token (a locked keychain); "" when none."""
         return self.info.get("token_problem", "")
@@ -226,6 +231,8 @@ class Controller(QObject):
         was_connected = self.status.connection == "connected"
         if status.token_problem and status.token_problem != self.status.token_problem:
             self.notify.emit("Keychain locked", status.token_problem, True)
+        if status.connection_error and status.connection_error != self.status.connection_error:
+            self.notify.emit("Not connected to a cluster", status.connection_error, True)
         if status.reachable:
             whose = (status.cluster, status.user)
             if self._listing_of not in (None, whose):  # another cluster's or user's listing: not kept
