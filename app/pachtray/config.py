@@ -228,7 +228,7 @@ class Settings:
             errs["api_port"] = "must be a port number between 1 and 65535"
         if not isinstance(self.local_port, int) or not 1 <= self.local_port <= 65535:
             errs["local_port"] = "must be a port number between 1 and 65535"
-        elif self.local_port == self.api_port:
+        elif self.local_port == self.api_port and not self.cluster_address:  # (unused with a cluster)
             errs["local_port"] = "must differ from the API port"
         if self.sock_path and not Path(self.sock_path).is_absolute():
             errs["sock_path"] = "must be an absolute path (or empty for no socket)"

@@ -279,6 +279,7 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
     dialog.port_edit.setText("nine")
     dialog.cluster_radio.setChecked(True)
     assert not dialog.local_port_edit.isEnabled()  # (a cluster is chosen: no embedded server)
+    assert dialog.edited()[0].local_port == 30650  # what the field off holds is not taken (nor checked)
     dialog.cluster_edit.setText("grpc://bad host:port")
     dialog.ca_edit.setText(str(tmp_path / "missing-ca.pem"))
     dialog.sock_edit.setText("relative.sock")
@@ -304,9 +305,7 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
     stored = json.loads(config.settings_path().read_text())
     assert stored["token_storage"] == "session"
     assert stored["api_port"] == 9123 and stored["cluster_address"] == "grpcs://pachd.example.com:31400"
-    assert stored["local_port"] == 31112
-    command = daemon_process.daemon_command(config.Settings.load())
-    assert command[command.index("--local-pachd-port") + 1] == "31112"
+    assert stored["local_port"] == 30650  # (typed while Local was chosen, then Cluster: not taken)
     assert stored["tls_ca_file"] == str(ca) and stored["start_at_login"] is True
     entry = autostart_path().read_text()
     assert "Exec=" in entry and "pachtray" in entry
@@ -315,9 +314,12 @@ def test_settings_dialog_validates_and_saves(qapp, qtbot, tmp_path):
     assert dialog.cluster_radio.isChecked() and dialog.port_edit.text() == "9123"
     assert dialog.token_combo.currentData() == "session"
     dialog.local_radio.setChecked(True)
+    dialog.local_port_edit.setText("31112")
     dialog.login_check.setChecked(False)
     dialog.save()
-    assert config.Settings.load().cluster_address == ""
+    assert config.Settings.load().cluster_address == "" and config.Settings.load().local_port == 31112
+    command = daemon_process.daemon_command(config.Settings.load())
+    assert command[command.index("--local-pachd-port") + 1] == "31112"
     assert not autostart_path().exists()
     from pachtray.gui.settings_dialog import needs_restart
 

@@ -221,9 +221,10 @@ class PachtrayApp(QObject):
                         "The new cluster, folder, port or cache settings take effect when the daemon restarts.",
                         lambda: self.restart_daemon(old), yes="Restart now",
                         no="Keep the daemon as it runs", on_no=lambda: self._keep_daemon_settings(old, "kept"),
-                        informative="Mounts are unmounted and mounted again; uncommitted read-write changes stay "
-                                    "staged and come back with them (changes made on one cluster wait for it: "
-                                    "they are never committed to another).")
+                        informative=("Mounts are unmounted and mounted again" if new.restore_mounts else
+                                     "Mounts are unmounted") + "; uncommitted read-write changes stay staged and "
+                                    "come back (changes made on one cluster wait for it: they are never committed "
+                                    "to another).")
 
     def _keep_daemon_settings(self, running: config.Settings, why: str) -> None:
         """The daemon goes on as it runs: the settings only a restart applies go back to its values

@@ -76,6 +76,8 @@ class SettingsDialog(QDialog):
         outer.addLayout(form)
 
         self.local_radio = QRadioButton("Local (embedded)", self)
+        self.local_radio.setToolTip("The embedded server on this computer; when pachctl has an active context, "
+                                    "its cluster is used instead")
         self.cluster_radio = QRadioButton("Cluster:", self)
         group = QButtonGroup(self)
         group.addButton(self.local_radio)
@@ -260,7 +262,9 @@ class SettingsDialog(QDialog):
         """The settings as edited, and what is wrong with them (field -> message)."""
         problems: dict[str, str] = {}
         port = _port(self.port_edit, "api_port", problems)
-        local_port = _port(self.local_port_edit, "local_port", problems)
+        # (with a cluster chosen the field is off: what it holds is kept as it was)
+        local_port = (_port(self.local_port_edit, "local_port", problems) if self.local_radio.isChecked()
+                      else self._original.local_port)
         cluster = self.cluster_edit.text().strip() if self.cluster_radio.isChecked() else ""
         if self.cluster_radio.isChecked() and not cluster:
             problems["cluster_address"] = "enter the cluster's address (grpc://host:port), or choose Local"
