@@ -246,6 +246,8 @@ def test_recovered_changes_go_only_to_the_cluster_they_were_staged_on(make, clus
     assert s["error"].startswith("2 uncommitted changes of default/images@master were staged on cluster")
     e = error_of(again.commit, "w", recovered=True)
     assert e.status == 409 and "connect to that cluster to commit them" in e.message
+    assert error_of(again.changes, "w").status == 409  # their base is on the other cluster
+    assert error_of(again.discard_paths, "w", ["/f0"]).status == 409
     assert len(other.repos[("default", "images")]["master"]) == 1  # nothing went there
 
     again.set_client(cluster)  # back on the cluster they belong to

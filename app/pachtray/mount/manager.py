@@ -499,6 +499,8 @@ class MountManager:
         cluster could not be asked (not connected, unreachable, repo gone). `review`: the token a
         commit of exactly these changes is given."""
         m = self._rw(name, "list changes of")
+        if m.recovered and (why := self._other_cluster(m)) is not None:  # (their base is on that cluster)
+            raise StagedElsewhere(409, f"can't list the changes of {name!r} here: {why}")
         try:
             review = m.view.review_token()  # first: a change made while listing makes the token stale, not wrong
             found = m.view.changes()
@@ -518,6 +520,9 @@ class MountManager:
         """Revert those paths of rw mount ``name`` (mounted or recovered) to the base; recovered
         changes with nothing left leave the table."""
         m = self._rw(name, "discard changes of")
+        if m.recovered and (why := self._other_cluster(m)) is not None:
+            raise StagedElsewhere(409, f"can't discard single changes of {name!r} here (discard them all, or "
+                                       f"connect to their cluster): {why}")
         with m.op:
             try:
                 m.view.discard_paths(paths)
