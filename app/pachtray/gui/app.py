@@ -220,13 +220,13 @@ class PachtrayApp(QObject):
         dialogs.confirm(self.window, "Restart the daemon?",
                         "The new cluster, folder, port or cache settings take effect when the daemon restarts.",
                         lambda: self.restart_daemon(old), yes="Restart now",
-                        no="Keep the daemon as it runs", on_no=lambda: self._keep_daemon_settings(old, "kept"),
+                        no="Keep the daemon as it runs", on_no=lambda: self._keep_daemon_settings(old, tell=True),
                         informative=("Mounts are unmounted and mounted again" if new.restore_mounts else
                                      "Mounts are unmounted") + "; uncommitted read-write changes stay staged and "
                                     "come back (changes made on one cluster wait for it: they are never committed "
                                     "to another).")
 
-    def _keep_daemon_settings(self, running: config.Settings, why: str) -> None:
+    def _keep_daemon_settings(self, running: config.Settings, *, tell: bool) -> None:
         """The daemon goes on as it runs: the settings only a restart applies go back to its values
         (else the next start of the app would look for it where it is not)."""
         kept = dataclasses.replace(self.settings, **{f: getattr(running, f) for f in RESTART_FIELDS})
@@ -235,7 +235,7 @@ class PachtrayApp(QObject):
                 "changes are saved.")
         self.controller.tasks.run(
             lambda: save_settings(kept),
-            lambda _: self.controller.notify.emit("Settings saved", said, False) if why == "kept" else None,
+            lambda _: self.controller.notify.emit("Settings saved", said, False) if tell else None,
             lambda e: self.controller.notify.emit("Settings not saved", str(e), True))
 
     def restart_daemon(self, running: config.Settings) -> None:
@@ -263,7 +263,7 @@ class PachtrayApp(QObject):
 
         def failed(error):
             if isinstance(error, daemon_process.PortTaken):  # the old daemon runs on, as before
-                self._keep_daemon_settings(running, "refused")
+                self._keep_daemon_settings(running, tell=False)  # (the refusal says why)
             self.controller.start()  # shows what is there now
             self.controller.notify.emit(getattr(error, "title", "Restart failed"), str(error), True)
 
