@@ -133,6 +133,10 @@ def test_a_local_port_another_program_holds_is_said_plainly(daemon_factory):
             "it, or choose another embedded server port in Settings"), info["connection_error"]
     finally:
         holder.close()
+    # what held it stopped: the daemon starts its embedded server there by itself
+    info = wait_for(lambda: (i := d.get("/pachtray/v1/info").json())["connection"] == "connected" and i, 90,
+                    what="the embedded server once its port is free")
+    assert info["local"] is True and info["connection_error"] == ""
 
 
 def test_another_server_on_the_local_port_is_never_taken_for_the_embedded_one(daemon_factory, pachd):

@@ -3,6 +3,7 @@ and settings (Open JupyterLab: test_jupyter_gui.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -494,3 +495,31 @@ def test_cli_window_attaches_and_exits_cleanly_on_sigterm(qapp, tmp_path):
                                                                for h in server.hits)
     finally:
         server.close()
+
+
+def test_a_restart_is_refused_before_anything_stops_when_what_it_needs_is_held(tmp_path):
+    """check_ports_free: the embedded port when going back to Local (unchanged, but no embedded
+    server of ours held it while a cluster was used), and the socket path."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    sock = str(tmp_path / "other.sock")
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(sock)
+    unix.listen()
+    try:
+        port = holder.getsockname()[1]
+        on_cluster = config.Settings(cluster_address="grpc://pachd.example.com:30650", local_port=port)
+        with pytest.raises(daemon_process.PortTaken) as taken:
+            daemon_process.check_ports_free(on_cluster, dataclasses.replace(on_cluster, cluster_address=""))
+        assert taken.value.title == "Embedded server port in use" and f"127.0.0.1:{port}" in str(taken.value)
+        local = config.Settings(local_port=port)
+        daemon_process.check_ports_free(local, local)  # our own embedded server holds it: nothing to refuse
+        with pytest.raises(daemon_process.PortTaken) as taken:
+            daemon_process.check_ports_free(on_cluster, dataclasses.replace(on_cluster, sock_path=sock))
+        assert taken.value.title == "API socket in use" and sock in str(taken.value)
+    finally:
+        holder.close()
+        unix.close()

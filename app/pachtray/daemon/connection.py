@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
@@ -90,6 +91,7 @@ class Connection:
         self.on_reachable: Callable[[bool], None] = lambda reachable: None
         self.started = threading.Event()  # the start-up connection attempt is over
         self.token_problem = ""  # why no stored token could be read (a locked keychain), "" when none
+        self._embedded_failed = False  # the embedded server could not start at start-up (its port held)
         self._lock = threading.RLock()  # guards the fields below
         self.switch_lock = threading.Lock()  # one PUT /config or login at a time
         self._client = None
@@ -233,7 +235,9 @@ class Connection:
             if target is None and self.mode == "daemon":
                 self.local_pachd = LocalPachd(self.local_port, self.data_dir / "local-pachd",
                                               self.data_dir / "local-pachd.log")
+                self._embedded_failed = True  # until it runs: the watcher starts it once its port is free
                 self.local_pachd.start(self.stopping)
+                self._embedded_failed = False
                 target = (self.local_pachd.address, None, "")
             if target is not None and self.mode != "daemon" and not pachd_address:
                 # The reference dials the pachctl context's cluster for 5 s and, if it does not answer,
@@ -291,6 +295,7 @@ class Connection:
                 client, address, certs = self._client, self._address, self._root_certs
                 was = self._state
             if client is None:
+                self._retry_embedded()
                 continue
             ok = probe(address, certs)
             if ok and was == DISCONNECTED:
@@ -317,6 +322,27 @@ class Connection:
                 if self.is_local:
                     self.local_pachd.restart_if_dead(self.stopping)
 
+    def _retry_embedded(self) -> None:
+        """The embedded server could not start because its port was held: start it once the port is
+        free (the user stopped what held it), without a restart of the daemon."""
+        pachd = self.local_pachd
+        if not self._embedded_failed or pachd is None or _listening(pachd.address):
+            return
+        with self.switch_lock:
+            with self._lock:
+                if self._client is not None:
+                    return
+            try:
+                pachd.start(self.stopping)
+            except RuntimeError as e:
+                log.error("not connected to a cluster: %s", e)
+                with self._lock:
+                    self._error = str(e)
+                return
+            self._embedded_failed = False
+            log.info("the embedded local server's port is free again; it runs now")
+            self.use(pachd.address, token=self.token_for(pachd.address))
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
@@ -324,3 +350,12 @@ class Connection:
             client.close()
         if self.local_pachd is not None:
             self.local_pachd.stop()
+
+
+def _listening(address: Address) -> bool:
+    """Whether something takes connections at ``address`` (a port held, whatever holds it)."""
+    try:
+        with socket.create_connection((address.host, address.port), timeout=1.0):
+            return True
+    except OSError:
+        return False

@@ -119,8 +119,8 @@ def foreign_message(found: Probe) -> str:
     return (f"Something that is not a Pachtray daemon is listening on {found.where}: {found.detail}.\n\n"
             "This is usually an old Pachyderm mount-server (for example one started by jupyterlab-pachyderm "
             "before Pachtray was installed). Stop it (its mounts are under its --mount-dir; unmount them with "
-            "`fusermount -u DIR`), or choose another API port and socket path in Settings, then start "
-            "Pachtray again.")
+            "`fusermount -u DIR`) and start Pachtray again, or choose another API port and socket path in "
+            "Settings (they open next).")
 
 
 class PortTaken(PachtrayError):
@@ -137,7 +137,15 @@ def check_ports_free(running: config.Settings, wanted: config.Settings) -> None:
             raise PortTaken(f"Something already listens on 127.0.0.1:{wanted.api_port} ({what}), "
                             "the API port in your settings. The daemon was not restarted and runs as before; choose "
                             "another API port in Settings.", title="API port in use")
-    if not wanted.cluster_address and wanted.local_port != running.local_port and _listening(wanted.local_port):
+    if wanted.sock_path and wanted.sock_path != running.sock_path and (
+            (found := probe(0, wanted.sock_path, timeout=2.0)).state != ABSENT):  # (port 0: the socket only)
+        what = found.detail or ("another Pachtray daemon" if found.state == OURS else found.state)
+        raise PortTaken(f"Another server answers on the socket {wanted.sock_path} ({what}), the API socket in your "
+                        "settings. The daemon was not restarted and runs as before; choose another socket path in "
+                        "Settings.", title="API socket in use")
+    embedded_before = not running.cluster_address  # (else no embedded server of ours holds its port now)
+    if not wanted.cluster_address and (wanted.local_port != running.local_port or not embedded_before) \
+            and _listening(wanted.local_port):
         raise PortTaken(f"Something already listens on 127.0.0.1:{wanted.local_port}, the embedded server's port in "
                         "your settings. The daemon was not restarted and runs as before; choose another embedded "
                         "server port in Settings.", title="Embedded server port in use")
