@@ -114,6 +114,7 @@ def test_a_failed_listing_is_one_titled_error_dialog(make_app, shared_daemon, qt
     errors = [d for d in dialogs.open_dialogs() if d.windowTitle() == "Cannot list the changes"]
     assert len(errors) == 1 and "no mount named 'no_such_mount'" in errors[0].text()
     assert notes == [] and not dialog.commit_button.isEnabled()
+    assert dialog.summary.text().startswith("The changes could not be listed: ")  # not "Loading…" for ever
     for d in errors + [dialog]:
         d.reject()
 

@@ -86,7 +86,7 @@ class CommitDialog(QDialog):
 
     def load(self) -> None:
         self._set_working(True)
-        self.controller.changes(self.name, self._show, lambda e: self._failed("Cannot list the changes", e))
+        self.controller.changes(self.name, self._show, self._listing_failed)
 
     def _on_closed(self, _result=None) -> None:
         self._closed = True
@@ -121,6 +121,11 @@ class CommitDialog(QDialog):
         if not answer.get("upstream_checked", True):
             self.summary.setText(self.summary.text() + " (the cluster could not be asked what changed upstream)")
         self._set_working(False)
+
+    def _listing_failed(self, error: Exception) -> None:
+        if not self._closed:
+            self.summary.setText(f"The changes could not be listed: {dialogs.fit_words(str(error))}")
+        self._failed("Cannot list the changes", error)
 
     def _failed(self, title: str, error: Exception) -> None:
         if self._closed:
