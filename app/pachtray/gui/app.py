@@ -277,8 +277,9 @@ class PachtrayApp(QObject):
         box = QMessageBox(QMessageBox.Icon.Question, "Quit Pachtray", "Keep your mounts running after quitting?",
                           QMessageBox.StandardButton.NoButton, self.window)
         details = []
-        if status.mounted:
-            details.append(f"{len(status.mounted)} mount(s) are active in {status.info.get('mount_dir', 'the mount folder')}.")
+        active = [m for m in status.mounted if m.state != "pending"]  # (not kept changes waiting outside)
+        if active:
+            details.append(f"{len(active)} mount(s) are active in {status.info.get('mount_dir', 'the mount folder')}.")
         dirty = [m for m in status.mounted if m.dirty]
         if dirty:
             names = ", ".join(f"{m.name} ({m.pending})" for m in dirty)
