@@ -179,6 +179,9 @@ def test_recovered_changes_offer_commit_and_discard_not_unmount(make_app, daemon
     app.tray.menu.aboutToShow.emit()
     entry = next(a for a in app.tray.menu.actions() if a.text().startswith(f"{repo} (rw) — pending"))
     assert [a.text() for a in entry.menu().actions()] == ["Open folder", "Commit… (1 pending)", "Discard changes…"]
+    quit_box = app.request_quit()  # kept changes are not an active mount, but are uncommitted
+    assert "active" not in quit_box.informativeText() and f"{repo} (1)" in quit_box.informativeText()
+    quit_box.reject()
 
     commit_in_dialog(qtbot, window._mount_action("commit"))
     qtbot.waitUntil(lambda: not any(m.name == repo for m in controller.status.mounted), timeout=30000)
