@@ -83,6 +83,7 @@ BAD_BODIES = [
     ("PUT", "/_commit", {}, "no mount specified"),
     ("PUT", "/_commit", {"mount": "a/b"}, "invalid name"),
     ("PUT", "/pachtray/v1/_discard", {"mount": ""}, "no name specified"),
+    ("PUT", "/pachtray/v1/_discard", {"mount": "a", "paths": ["/x"]}, "discard single paths with PUT"),
     ("PUT", "/config", {"pachd_address": 5}, "'pachd_address' must be a string"),
     ("PUT", "/config", {"pachd_address": ""}, "either empty or poorly formatted cluster endpoint"),
     ("PUT", "/config", {"pachd_address": "ftp://host:1"}, "either empty or poorly formatted cluster endpoint"),

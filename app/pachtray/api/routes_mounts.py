@@ -156,6 +156,9 @@ def pachtray_commit(req, app):
 
 
 def discard(req, app):
+    if "paths" in req.json_object():  # every change would go, where the caller meant some
+        raise ApiError(400, 'this route discards every change of a mount; discard single paths with PUT '
+                            '/pachtray/v1/mounts/<name>/_discard {"paths": [...]}')
     app.manager.discard(models.single_mount(req))
     return {"mounted": app.manager.all_mounts()}
 
