@@ -170,8 +170,8 @@ class FakeRwView:
 
     _ids = itertools.count()
 
-    def __init__(self, cluster: FakeCluster, staging_dir: Path, m):
-        self.cluster, self.dir, self.m = cluster, Path(staging_dir), m
+    def __init__(self, cluster: FakeCluster, staging_dir: Path, m, client_fn=lambda: True):
+        self.cluster, self.dir, self.m, self.client_fn = cluster, Path(staging_dir), m, client_fn
         self.dir.mkdir(parents=True, exist_ok=True)
         self.base_commit_id = m.commit or None
         self.fail = ""
@@ -192,6 +192,8 @@ class FakeRwView:
 
     def commit(self, description: str = "", review: str | None = None):
         self.description = description
+        if self.client_fn() is None:  # as the real view's require_client: the health checks say it is away
+            raise OSError(5, "commit: cluster unreachable")
         if self.fail:
             raise Rpc(grpc.StatusCode.INTERNAL, self.fail)
         if not self.pending_count():
@@ -220,7 +222,7 @@ class FakeParts:
         return FakeRoView(m)
 
     def rw_view(self, client_fn, staging_dir, m):
-        return FakeRwView(self.cluster, staging_dir, m)
+        return FakeRwView(self.cluster, staging_dir, m, client_fn)
 
     def local_view(self, path):
         return object()

@@ -329,3 +329,17 @@ def test_a_mount_on_its_branch_head_costs_one_call_per_refresh_and_a_dropped_hea
     mgr.refresh()
     assert {s["name"] for s in mgr.mounted()} == {"old"}  # 'img' showed the dropped commit: gone with it
     assert view(mgr, "old")["status"] == f"up to date on latest commit {first[:8]}"
+
+
+def test_a_commit_right_after_the_cluster_came_back_asks_it_instead_of_the_last_health_check(make, cluster):
+    """The health checks run every 2 s; a commit in between used to fail with "unreachable"."""
+    mgr = make()
+    mgr.mount([MountRequest(name="w", repo="images", mode="rw")])
+    mgr.parts.fs.views["w"].write(1)
+    cluster.down = True
+    mgr.set_reachable(False)
+    assert error_of(mgr.commit, "w").status == 500  # away: it fails, changes kept
+    assert view(mgr, "w")["pending_changes"] == 1
+    cluster.down = False  # back, and the health checks have not seen it yet
+    mgr.commit("w")
+    assert view(mgr, "w")["pending_changes"] == 0 and len(cluster.repos[("default", "images")]["master"]) == 2

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MOUNT_STATE_FIELDS", "MountManager", "MountRequest", "MountState", "NOT_CONNECTED"]
 NOT_CONNECTED = "not connected to a cluster"
 CLUSTER_ID_DEADLINE = 5.0  # seconds for InspectCluster (asked once per connection)
+RECHECK_DEADLINE = 2.0  # seconds a commit gives a cluster the health checks last found away
 
 
 class MountManager:
@@ -445,7 +446,14 @@ class MountManager:
                 self.remove(m)
 
     def _commit_locked(self, m: Mount, description: str = "", review: str | None = None) -> None:
-        self.need_client()
+        client = self.need_client()
+        if not self._reachable:  # the health checks run every 2 s: a user's commit asks once itself
+            try:
+                with short_deadline(RECHECK_DEADLINE):
+                    client.admin.inspect_cluster()
+                self._reachable = True
+            except errors.RPC_ERRORS:
+                pass  # still away: the commit fails at once, saying so
         before = m.state
         self.table.set(m, state=MountState.COMMITTING)
         try:
