@@ -145,7 +145,7 @@ def test_a_hung_cluster_gives_eio_in_seconds_not_a_hung_process(daemon_factory, 
         wait_for(lambda: _connection(d) == "disconnected", 30, what="disconnected")
         started = time.monotonic()  # the mounts are local state: listed at once, without repos
         listing = d.get("/mounts")
-        assert listing.status_code == 200 and time.monotonic() - started < 1.5
+        assert listing.status_code == 200 and time.monotonic() - started < 5  # (it took 10-20 s when it waited)
         assert [m["name"] for m in listing.json()["mounted"]] == [name] and listing.json()["unmounted"] == []
 
         def fails_at_once() -> bool:
