@@ -8,6 +8,8 @@ from typing import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QMessageBox, QWidget
 
+from pachtray.pfs.names import cut
+
 _open: list[QWidget] = []  # keeps Python wrappers alive while a dialog is shown
 WORD_MAX = 80  # characters of one word in a dialog (see fit_words)
 
@@ -83,8 +85,7 @@ def confirm_discard(parent: QWidget | None, controller, name: str, pending: int)
 def fit_words(text: str) -> str:
     """``text`` with each word longer than WORD_MAX characters cut in the middle with "…": a label
     wraps only between words, and a 255-character name in a message widened dialogs past the screen."""
-    half = WORD_MAX // 2
-    return " ".join(w if len(w) <= WORD_MAX else w[:half - 1] + "…" + w[-half:] for w in text.split(" "))
+    return " ".join(cut(w, WORD_MAX) for w in text.split(" "))
 
 
 def error(parent: QWidget | None, title: str, message: str) -> QMessageBox:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 from pachtray.gui import desktop_open, dialogs
 from pachtray.gui.commit_dialog import open_commit_dialog
 from pachtray.gui.controller import Controller
+from pachtray.pfs.names import cut
 
 MENU_LIMIT = 50  # projects, and repos per project; the window lists the rest
 MENU_TEXT_MAX = 60  # characters of a submenu's title (names may be 255): the middle is cut, the tooltip whole
@@ -93,7 +94,7 @@ class Tray(QObject):
     # ------------------------------------------------------------- menu
 
     def _submenu(self, parent: QMenu, title: str) -> QMenu:
-        shown = _elided(title)
+        shown = cut(title, MENU_TEXT_MAX)
         sub = QMenu(shown, parent)
         if shown != title:
             sub.menuAction().setToolTip(title)
@@ -167,7 +168,7 @@ class Tray(QObject):
                 title += f" • {pending} uncommitted"
             sub = self._submenu(m, title)
             if mount.error:
-                problem = sub.addAction(_elided("⚠ " + mount.error))
+                problem = sub.addAction(cut("⚠ " + mount.error, MENU_TEXT_MAX))
                 problem.setToolTip(mount.error)
                 problem.setEnabled(False)
             opener = self._action(sub, "Open folder", lambda p=mount.mountpoint: desktop_open.open_folder(None, p))
@@ -256,10 +257,3 @@ class Tray(QObject):
 
     def review_commit(self, name: str, parent: QWidget | None = None):
         return open_commit_dialog(self.controller, name, parent)
-
-
-def _elided(text: str) -> str:
-    """`text` with its middle cut to MENU_TEXT_MAX characters (names may be 255; the tooltip is whole)."""
-    return text if len(text) <= MENU_TEXT_MAX else text[:MENU_TEXT_MAX // 2 - 1] + "…" + text[-(MENU_TEXT_MAX // 2):]
-
-
